@@ -1,0 +1,119 @@
+# BFIA interconnect gateway - one non-recursive GNU Makefile.
+#
+#   make            build/gateway and build/bfiactl (-Wall -Wextra clean)
+#   make WERROR=1   the same with -Werror (CI)
+#   make SAN=1      ASan+UBSan build under build/san/
+#   make deps       install every Debian package the project needs (idempotent)
+#   make test       unit + integration tests under ASan+UBSan (test/run.sh)
+#   make run/stop   embedded default: private PostgreSQL under var/ + one gateway
+#   make bench      wrk benchmarks, prints figures
+#   make check      test plus static checks (banned calls on the loop, cppcheck)
+
+PKGS     := libevent libcurl libcjson libpq openssl yaml-0.1
+CC       ?= cc
+VERSION  := 0.1.0
+GIT_REV  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+ifeq ($(SAN),1)
+  OUT      := build/san
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  OPT      := -O1 -g
+else
+  OUT      := build
+  SANFLAGS :=
+  OPT      ?= -O2 -g
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
+        -fno-common -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+  WARN += -Werror
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl
+
+CPPFLAGS += -D_GNU_SOURCE -I. -DGW_VERSION='"$(VERSION)"' -DGW_GIT_REV='"$(GIT_REV)"'
+CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP $(PKG_CFLAGS)
+LDFLAGS  += $(SANFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm
+
+# Everything except the two mains goes into one static library that the
+# binaries and the unit tests link.
+LIB_SRC := $(filter-out gateway/main.c gateway/ctl.c, \
+             $(wildcard gateway/*.c routes/*.c scheduler/*.c container/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
+LIB     := $(OUT)/libgw.a
+
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(OUT)/test/%)
+
+FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=$(OUT)/test/replay_%)
+
+TOOL_SRC := $(wildcard test/support/*.c)
+TOOL_BIN := $(TOOL_SRC:test/support/%.c=$(OUT)/tools/%)
+
+.PHONY: all build deps test check bench run stop demo clean fuzz unit providers
+.DEFAULT_GOAL := all
+
+all build: $(OUT)/gateway $(OUT)/bfiactl
+
+$(OUT)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(OUT)/gateway: $(OUT)/obj/gateway/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/bfiactl: $(OUT)/obj/gateway/ctl.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/test/test_%: $(OUT)/obj/test/unit/test_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# A fuzz target built with the standalone replay main (gcc + ASan), so every
+# committed corpus is a regression test in `make test`.
+$(OUT)/test/replay_%: $(OUT)/obj/test/fuzz/%.o $(OUT)/obj/test/fuzz/replay_main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/tools/%: $(OUT)/obj/test/support/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BIN) $(FUZZ_REPLAY) $(TOOL_BIN)
+
+# Installation of Debian packages; does nothing when all are present.
+deps:
+	@sh deploy/deps.sh
+
+test: deps
+	$(MAKE) SAN=1 all unit
+	sh test/run.sh
+
+check: test
+	sh test/support/banned.sh
+
+bench: deps
+	$(MAKE) all $(TOOL_BIN)
+	sh test/bench/run.sh
+
+run: deps all
+	sh deploy/run.sh start
+
+stop:
+	sh deploy/run.sh stop
+
+fuzz:
+	@echo "fuzzing needs clang with libFuzzer: see test/fuzz/README"
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,77 @@
+/*
+ * cfg.h - the gateway's configuration: one key table, YAML file, environment.
+ *
+ * Precedence: built-in default < YAML file < environment variable.  The YAML
+ * file is a mapping of sections (http:, db:, ...) or top-level scalars; a
+ * key's environment name is GW_ followed by its dotted path upper-cased with
+ * '.' as '_': http.port -> GW_HTTP_PORT, node_id -> GW_NODE_ID.
+ *
+ * Unknown keys, wrong types and out-of-range values are errors that name
+ * file:line (or the environment variable).  Parsing builds a fresh struct, so
+ * a SIGHUP reload can validate a new file completely before swapping it in.
+ */
+#ifndef GW_GATEWAY_CFG_H
+#define GW_GATEWAY_CFG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "compat.h"
+#include "err.h"
+
+struct gw_cfg {
+    char *node_id;         /* node_id: this node's BFIA id, e.g. JG0100001100000010 */
+    char *http_host;       /* http.host: listen address */
+    int http_port;         /* http.port */
+    long long http_body_max;  /* http.body_max: request body cap in bytes */
+    int http_header_max;   /* http.header_max: request header block cap in bytes */
+    int http_timeout_s;    /* http.timeout_s: header/body/idle timeout per connection */
+    int http_max_conns;    /* http.max_conns: in-flight request cap (503 beyond it) */
+    char *db_dsn;          /* db.dsn: libpq conninfo (secret) */
+    int db_pool_size;      /* db.pool_size: connections kept open */
+    int db_queue_max;      /* db.queue_max: queries waiting for a connection */
+    int db_statement_timeout_ms; /* db.statement_timeout_ms: server-side query deadline */
+    int db_connect_timeout_s;    /* db.connect_timeout_s: per connection attempt */
+    int db_startup_wait_s; /* db.startup_wait_s: how long start-up waits for PostgreSQL */
+    char *docker_host;     /* docker.host: unix:///path or tcp://host:port */
+    int docker_timeout_s;  /* docker.timeout_s: per Engine API call (not waits) */
+    char *routes_file;     /* routes_file: the peer route table (YAML) */
+    char *data_dir;        /* data_dir: keys, datasets, logs of this node */
+    char *migrations_dir;  /* migrations_dir: where NNNN_*.sql live */
+    char *log_level;       /* log.level: error|warn|info|debug */
+    int shutdown_timeout_s; /* shutdown_timeout_s: SIGTERM drain deadline */
+    int peer_timeout_ms;   /* peer.timeout_ms: per attempt to a peer node */
+    int peer_retries;      /* peer.retries: attempts after the first */
+    long long peer_body_max; /* peer.body_max: response size cap for peer calls */
+};
+
+/** Allocate a config holding every default.  Free with cfg_free(). */
+struct gw_cfg *cfg_new_defaults(void);
+
+/** Free a config (NULL-safe). */
+void cfg_free(struct gw_cfg *cfg);
+
+/**
+ * Load path (may be NULL: defaults only) then apply the environment (envp, a
+ * NULL-terminated "NAME=value" array; pass `environ`).  Returns a new config
+ * or NULL with eb->msg naming "file:line: ..." or "GW_X: ..." and the
+ * problem.  Validates cross-key rules too (node_id present, ...).
+ */
+struct gw_cfg *cfg_load(const char *path, char *const *envp, struct gw_errbuf *eb);
+
+/** Parse YAML text from memory (for tests); name is used in messages. */
+struct gw_cfg *cfg_load_string(const char *yaml, size_t len, const char *name, char *const *envp,
+                               struct gw_errbuf *eb);
+
+/**
+ * Compare old and new: for every key whose value changed, call cb with its
+ * dotted name and whether it is reloadable.  Used on SIGHUP to apply what can
+ * change and warn about what needs a restart.
+ */
+void cfg_diff(const struct gw_cfg *oldc, const struct gw_cfg *newc,
+              void (*cb)(void *arg, const char *key, bool reloadable), void *arg);
+
+/** Print the effective config as YAML with secrets as "***". */
+void cfg_print(const struct gw_cfg *cfg, FILE *out);
+
+#endif

@@ -52,6 +52,17 @@ int json_get_obj(const struct cJSON *obj, const char *key, bool required,
 int json_get_arr(const struct cJSON *obj, const char *key, bool required,
                  const struct cJSON **out, struct gw_errbuf *eb) GW_MUSTCHECK;
 
+/**
+ * An identifier (node, job, task, provider...): a string of 1..maxlen bytes
+ * from [A-Za-z0-9_.:#-] that does not start with '.' (so it can never name a
+ * path outside a directory or smuggle control characters into a log).
+ */
+int json_get_id(const struct cJSON *obj, const char *key, bool required, size_t maxlen,
+                const char **out, struct gw_errbuf *eb) GW_MUSTCHECK;
+
+/** True when s is a valid identifier in the sense of json_get_id(). */
+bool json_is_id(const char *s, size_t maxlen);
+
 /** Add a string member, turning NULL into "" (peers reject JSON null). */
 void json_add_str(struct cJSON *obj, const char *key, const char *val);
 /** Add an integer member. */

@@ -1,0 +1,452 @@
+/*
+ * bfia_demo.c - the component side of the BFIA container contract, as a
+ * small static program for the demo provider image "bfia-demo".
+ *
+ * Components (runtime.component.name):
+ *   hash_ids   reads input "data" (CSV, first column is the id), normalises
+ *              each id (trim, lower-case), salts and hashes it with SHA-256,
+ *              writes output "hashed" as CSV "id_hash,<other columns>".  Both
+ *              parties with the same salt get comparable hashes: the first
+ *              step of a hashed-ID intersection.
+ *   col_stats  reads input "data" (CSV with a header), writes output
+ *              "report": JSON with count/min/max/mean of each numeric column.
+ *
+ * Contract (spec bfia-control-layer.md §6): configuration comes only from
+ * environment variables system.*, config.*, runtime.component.*; inputs and
+ * outputs are {"namespace","name"} addresses under system.storage
+ * (file:///root -> root/<namespace>/<name>/data); status is reported once to
+ * system.callback and the exit code is the outcome.
+ *
+ * Test switches (runtime.component.parameter.*): fail=true exits 3 after
+ * reporting FAILED, sleep_ms=N sleeps first, alloc_mb=N touches N MiB (for
+ * OOM tests), no_callback=true skips the report, exit_code=N forces an exit
+ * status without reporting.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- SHA-256 (FIPS 180-4), small and self-contained for a static binary ---- */
+struct sha256 {
+    uint32_t h[8];
+    uint64_t len;
+    unsigned char buf[64];
+    size_t n;
+};
+
+static const uint32_t K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha_block(struct sha256 *s, const unsigned char *p)
+{
+    uint32_t w[64], a, b, c, d, e, f, g, h;
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+               p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4], f = s->h[5], g = s->h[6],
+    h = s->h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        h = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d, s->h[4] += e, s->h[5] += f,
+        s->h[6] += g, s->h[7] += h;
+}
+
+static void sha_init(struct sha256 *s)
+{
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, iv, sizeof(iv));
+    s->len = 0;
+    s->n = 0;
+}
+
+static void sha_update(struct sha256 *s, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    s->len += len;
+    while (len--) {
+        s->buf[s->n++] = *p++;
+        if (s->n == 64) {
+            sha_block(s, s->buf);
+            s->n = 0;
+        }
+    }
+}
+
+static void sha_hex(struct sha256 *s, char out[65])
+{
+    uint64_t bits = s->len * 8;
+    unsigned char pad = 0x80;
+    sha_update(s, &pad, 1);
+    pad = 0;
+    while (s->n != 56)
+        sha_update(s, &pad, 1);
+    unsigned char L[8];
+    for (int i = 0; i < 8; i++)
+        L[i] = (unsigned char)(bits >> (56 - 8 * i));
+    sha_update(s, L, 8);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 8 * i, 9, "%08x", s->h[i]);
+}
+
+/* ---- environment and addresses ------------------------------------------ */
+static const char *env(const char *key)
+{
+    const char *v = getenv(key);
+    return v ? v : "";
+}
+
+static const char *param(const char *name)
+{
+    char key[256];
+    snprintf(key, sizeof(key), "runtime.component.parameter.%s", name);
+    return getenv(key);
+}
+
+static int param_true(const char *name)
+{
+    const char *v = param(name);
+    return v && (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+/* Pull "key":"value" out of a flat JSON object (addresses are tiny and
+ * written by the launcher; a full parser would be overkill here). */
+static int json_field(const char *json, const char *key, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\"", key);
+    const char *p = strstr(json, pat);
+    if (!p)
+        return -1;
+    p = strchr(p + strlen(pat), ':');
+    if (!p)
+        return -1;
+    p++;
+    while (*p == ' ')
+        p++;
+    if (*p != '"')
+        return -1;
+    p++;
+    size_t n = 0;
+    while (*p && *p != '"' && n + 1 < cap)
+        out[n++] = *p++;
+    out[n] = '\0';
+    return *p == '"' ? 0 : -1;
+}
+
+static int safe_part(const char *s)
+{
+    if (!*s || s[0] == '.')
+        return 0;
+    for (; *s; s++)
+        if (*s == '/' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+/* Path of an input or output address under file:// storage. */
+static int address_path(const char *kind, const char *name, char *out, size_t cap, int mkdirs)
+{
+    const char *st = env("system.storage");
+    if (strncmp(st, "file://", 7) != 0) {
+        say("error: only file:// storage is supported by this demo, got '%s'", st);
+        return -1;
+    }
+    char key[256], ns[256], nm[256];
+    snprintf(key, sizeof(key), "runtime.component.%s.%s", kind, name);
+    const char *addr = getenv(key);
+    if (!addr || json_field(addr, "namespace", ns, sizeof(ns)) ||
+        json_field(addr, "name", nm, sizeof(nm))) {
+        say("error: %s is missing or not {\"namespace\",\"name\"}", key);
+        return -1;
+    }
+    if (!safe_part(ns) || !safe_part(nm)) {
+        say("error: %s names a path outside the storage root", key);
+        return -1;
+    }
+    const char *root = st + 7;
+    if (mkdirs) {
+        char d[1024];
+        snprintf(d, sizeof(d), "%s/%s", root, ns);
+        mkdir(d, 0777);
+        snprintf(d, sizeof(d), "%s/%s/%s", root, ns, nm);
+        mkdir(d, 0777);
+    }
+    snprintf(out, cap, "%s/%s/%s/data", root, ns, nm);
+    return 0;
+}
+
+/* ---- callback ------------------------------------------------------------- */
+/* POST {"task_id","role","status"} to system.callback (http://IP:PORT/path).
+ * Static glibc cannot resolve names, so the launcher passes an IP address. */
+static void callback(const char *status)
+{
+    const char *url = env("system.callback");
+    if (param_true("no_callback") || strncmp(url, "http://", 7) != 0)
+        return;
+    char host[64] = "", path[512] = "/v1/platform/schedule/task/callback";
+    int port = 80;
+    const char *h = url + 7;
+    const char *slash = strchr(h, '/');
+    const char *colon = strchr(h, ':');
+    size_t hl = (size_t)((colon && (!slash || colon < slash)) ? colon - h : (slash ? slash - h : (long)strlen(h)));
+    if (hl >= sizeof(host))
+        return;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (colon && (!slash || colon < slash))
+        port = atoi(colon + 1);
+    if (slash)
+        snprintf(path, sizeof(path), "%s", slash);
+    char body[1024];
+    int bl = snprintf(body, sizeof(body), "{\"task_id\":\"%s\",\"role\":\"%s\",\"status\":\"%s\"}",
+                      env("config.task_id"), env("config.self_role"), status);
+    const char *tok = env("config.attest.token");
+    char req[4096];
+    int rl = snprintf(req, sizeof(req),
+                      "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n%s%s%sConnection: close\r\n\r\n%s",
+                      path, host, port, bl, *tok ? "Authorization: Bearer " : "", tok,
+                      *tok ? "\r\n" : "", body);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        say("callback: '%s' is not an IPv4 address; skipped", host);
+        return;
+    }
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+            write(fd, req, (size_t)rl) == rl) {
+            char resp[256];
+            ssize_t n = read(fd, resp, sizeof(resp) - 1);
+            close(fd);
+            if (n > 12 && strncmp(resp + 9, "200", 3) == 0) {
+                say("callback %s sent", status);
+                return;
+            }
+        } else {
+            close(fd);
+        }
+        usleep(200 * 1000);
+    }
+    say("callback %s could not be delivered", status);
+}
+
+/* ---- components ------------------------------------------------------------ */
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static int hash_ids(void)
+{
+    char in[1024], out[1024];
+    if (address_path("input", "data", in, sizeof(in), 0) ||
+        address_path("output", "hashed", out, sizeof(out), 1))
+        return -1;
+    const char *salt = param("salt") ? param("salt") : "";
+    FILE *fi = fopen(in, "r");
+    if (!fi) {
+        say("error: cannot open input %s: %s", in, strerror(errno));
+        return -1;
+    }
+    FILE *fo = fopen(out, "w");
+    if (!fo) {
+        say("error: cannot create output %s: %s", out, strerror(errno));
+        fclose(fi);
+        return -1;
+    }
+    char line[8192];
+    long rows = 0;
+    int header = 1;
+    while (fgets(line, sizeof(line), fi)) {
+        char *comma = strchr(line, ',');
+        char *rest = comma ? comma + 1 : (char *)"";
+        if (comma)
+            *comma = '\0';
+        char *id = trim(line);
+        rest = trim(rest);
+        if (header) {
+            fprintf(fo, "id_hash%s%s\n", *rest ? "," : "", rest);
+            header = 0;
+            continue;
+        }
+        if (!*id)
+            continue;
+        for (char *p = id; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        struct sha256 s;
+        char hex[65];
+        sha_init(&s);
+        sha_update(&s, salt, strlen(salt));
+        sha_update(&s, id, strlen(id));
+        sha_hex(&s, hex);
+        fprintf(fo, "%s%s%s\n", hex, *rest ? "," : "", rest);
+        rows++;
+    }
+    fclose(fi);
+    if (fclose(fo) != 0)
+        return -1;
+    say("hash_ids: %ld rows hashed into %s", rows, out);
+    return 0;
+}
+
+#define MAXCOLS 64
+
+static int col_stats(void)
+{
+    char in[1024], out[1024];
+    if (address_path("input", "data", in, sizeof(in), 0) ||
+        address_path("output", "report", out, sizeof(out), 1))
+        return -1;
+    FILE *fi = fopen(in, "r");
+    if (!fi) {
+        say("error: cannot open input %s: %s", in, strerror(errno));
+        return -1;
+    }
+    char names[MAXCOLS][64];
+    double mn[MAXCOLS], mx[MAXCOLS], sum[MAXCOLS];
+    long cnt[MAXCOLS];
+    int ncols = 0;
+    char line[8192];
+    if (fgets(line, sizeof(line), fi)) {
+        for (char *tok = strtok(line, ",\n\r"); tok && ncols < MAXCOLS; tok = strtok(NULL, ",\n\r")) {
+            snprintf(names[ncols], sizeof(names[ncols]), "%s", trim(tok));
+            cnt[ncols] = 0;
+            sum[ncols] = 0;
+            ncols++;
+        }
+    }
+    long rows = 0;
+    while (fgets(line, sizeof(line), fi)) {
+        int c = 0;
+        char *p = line;
+        rows++;
+        while (c < ncols) {
+            char *comma = strchr(p, ',');
+            if (comma)
+                *comma = '\0';
+            char *end;
+            char *v = trim(p);
+            double d = strtod(v, &end);
+            if (*v && *end == '\0') {
+                if (!cnt[c] || d < mn[c])
+                    mn[c] = d;
+                if (!cnt[c] || d > mx[c])
+                    mx[c] = d;
+                sum[c] += d;
+                cnt[c]++;
+            }
+            c++;
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
+    }
+    fclose(fi);
+    FILE *fo = fopen(out, "w");
+    if (!fo)
+        return -1;
+    fprintf(fo, "{\"rows\":%ld,\"columns\":{", rows);
+    int first = 1;
+    for (int c = 0; c < ncols; c++) {
+        if (!cnt[c])
+            continue;
+        fprintf(fo, "%s\"%s\":{\"count\":%ld,\"min\":%g,\"max\":%g,\"mean\":%g}", first ? "" : ",",
+                names[c], cnt[c], mn[c], mx[c], sum[c] / (double)cnt[c]);
+        first = 0;
+    }
+    fprintf(fo, "}}\n");
+    if (fclose(fo) != 0)
+        return -1;
+    say("col_stats: %ld rows, %d columns, report in %s", rows, ncols, out);
+    return 0;
+}
+
+int main(void)
+{
+    const char *comp = env("runtime.component.name");
+    say("bfia-demo: task %s role %s component %s", env("config.task_id"), env("config.self_role"),
+        comp);
+    fprintf(stderr, "bfia-demo: starting (stderr)\n");
+    const char *sl = param("sleep_ms");
+    if (sl && atol(sl) > 0) {
+        struct timespec ts = {atol(sl) / 1000, (atol(sl) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    const char *am = param("alloc_mb");
+    if (am && atol(am) > 0) {
+        size_t n = (size_t)atol(am) * 1024 * 1024;
+        char *p = malloc(n);
+        if (p)
+            for (size_t i = 0; i < n; i += 4096)
+                p[i] = 1;
+        say("allocated %s MiB", am);
+    }
+    const char *ec = param("exit_code");
+    if (ec && *ec)
+        return atoi(ec);
+    if (param_true("fail")) {
+        say("failing on request (parameter fail=true)");
+        callback("FAILED");
+        return 3;
+    }
+    int rc;
+    if (strcmp(comp, "hash_ids") == 0)
+        rc = hash_ids();
+    else if (strcmp(comp, "col_stats") == 0)
+        rc = col_stats();
+    else {
+        say("error: unknown component '%s'", comp);
+        rc = -1;
+    }
+    callback(rc == 0 ? "SUCCESS" : "FAILED");
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,237 @@
+/* json.c - typed getters over cJSON that name the offending field. */
+#include "json.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *json_malloc(size_t n) { return gw_xmalloc(n); }
+
+void json_init(void)
+{
+    cJSON_Hooks hooks = {json_malloc, free};
+    cJSON_InitHooks(&hooks);
+}
+
+struct cJSON *json_parse(const char *buf, size_t len, struct gw_errbuf *eb)
+{
+    if (!buf || len == 0) {
+        gw_errf(eb, GW_EINVAL, "request body is empty, expected a JSON object");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
+    if (!root) {
+        size_t off = end ? (size_t)(end - buf) : 0;
+        gw_errf(eb, GW_EINVAL, "malformed JSON at byte %zu", off);
+        return NULL;
+    }
+    /* Allow trailing whitespace only: "{}garbage" is not JSON. */
+    size_t off = (size_t)(end - buf);
+    while (off < len && (buf[off] == ' ' || buf[off] == '\n' || buf[off] == '\r' ||
+                         buf[off] == '\t' || buf[off] == '\0'))
+        off++;
+    if (off < len) {
+        cJSON_Delete(root);
+        gw_errf(eb, GW_EINVAL, "malformed JSON: trailing data at byte %zu", off);
+        return NULL;
+    }
+    return root;
+}
+
+const char *json_type_name(const struct cJSON *it)
+{
+    if (!it)
+        return "nothing";
+    if (cJSON_IsString(it))
+        return "a string";
+    if (cJSON_IsNumber(it))
+        return "a number";
+    if (cJSON_IsBool(it))
+        return "a boolean";
+    if (cJSON_IsNull(it))
+        return "null";
+    if (cJSON_IsArray(it))
+        return "an array";
+    if (cJSON_IsObject(it))
+        return "an object";
+    return "an invalid value";
+}
+
+/* Look up key; returns 1 found, 0 absent (or null), <0 error. */
+static int lookup(const struct cJSON *obj, const char *key, bool required, const cJSON **it,
+                  struct gw_errbuf *eb)
+{
+    *it = NULL;
+    if (obj && !cJSON_IsObject(obj))
+        return gw_errf(eb, GW_EINVAL, "expected a JSON object holding field '%s', got %s", key,
+                       json_type_name(obj));
+    const cJSON *x = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!x || cJSON_IsNull(x)) {
+        if (required) {
+            gw_err_where(eb, "%s", key);
+            return gw_errf(eb, GW_EINVAL, "field '%s' is required", key);
+        }
+        return 0;
+    }
+    *it = x;
+    return 1;
+}
+
+static int wrong_type(struct gw_errbuf *eb, const char *key, const char *want, const cJSON *got)
+{
+    gw_err_where(eb, "%s", key);
+    return gw_errf(eb, GW_EINVAL, "field '%s': expected %s, got %s", key, want,
+                   json_type_name(got));
+}
+
+int json_get_str(const struct cJSON *obj, const char *key, bool required, size_t maxlen,
+                 const char **out, struct gw_errbuf *eb)
+{
+    const cJSON *it;
+    int r = lookup(obj, key, required, &it, eb);
+    if (r <= 0)
+        return r;
+    if (!cJSON_IsString(it))
+        return wrong_type(eb, key, "a string", it);
+    size_t n = strlen(it->valuestring);
+    if (maxlen && n > maxlen) {
+        gw_err_where(eb, "%s", key);
+        return gw_errf(eb, GW_EINVAL, "field '%s': longer than %zu bytes", key, maxlen);
+    }
+    *out = it->valuestring;
+    return 0;
+}
+
+bool json_is_id(const char *s, size_t maxlen)
+{
+    size_t n = 0;
+    if (!s || !*s || *s == '.')
+        return false;
+    for (; s[n]; n++) {
+        char ch = s[n];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  ch == '_' || ch == '.' || ch == ':' || ch == '#' || ch == '-';
+        if (!ok || n >= maxlen)
+            return false;
+    }
+    return true;
+}
+
+int json_get_id(const struct cJSON *obj, const char *key, bool required, size_t maxlen,
+                const char **out, struct gw_errbuf *eb)
+{
+    const char *s = NULL;
+    int rc = json_get_str(obj, key, required, 0, &s, eb);
+    if (rc != 0 || !s)
+        return rc;
+    if (!json_is_id(s, maxlen)) {
+        gw_err_where(eb, "%s", key);
+        return gw_errf(eb, GW_EINVAL,
+                       "field '%s': must be 1..%zu characters of A-Z a-z 0-9 _ . : # - "
+                       "(not starting with '.')",
+                       key, maxlen);
+    }
+    *out = s;
+    return 0;
+}
+
+int json_get_int(const struct cJSON *obj, const char *key, bool required, long long min,
+                 long long max, long long *out, struct gw_errbuf *eb)
+{
+    const cJSON *it;
+    int r = lookup(obj, key, required, &it, eb);
+    if (r <= 0)
+        return r;
+    long long v;
+    if (cJSON_IsNumber(it)) {
+        double d = it->valuedouble;
+        if (!isfinite(d) || d != floor(d) || d < -9.2e18 || d > 9.2e18)
+            return wrong_type(eb, key, "an integer", it);
+        v = (long long)d;
+    } else if (cJSON_IsString(it)) {
+        char *end;
+        errno = 0;
+        v = strtoll(it->valuestring, &end, 10);
+        if (errno || end == it->valuestring || *end != '\0')
+            return wrong_type(eb, key, "an integer", it);
+    } else {
+        return wrong_type(eb, key, "an integer", it);
+    }
+    if (v < min || v > max) {
+        gw_err_where(eb, "%s", key);
+        return gw_errf(eb, GW_EINVAL, "field '%s': %lld is outside %lld..%lld", key, v, min, max);
+    }
+    *out = v;
+    return 0;
+}
+
+int json_get_bool(const struct cJSON *obj, const char *key, bool required, bool *out,
+                  struct gw_errbuf *eb)
+{
+    const cJSON *it;
+    int r = lookup(obj, key, required, &it, eb);
+    if (r <= 0)
+        return r;
+    if (cJSON_IsBool(it)) {
+        *out = cJSON_IsTrue(it);
+        return 0;
+    }
+    if (cJSON_IsString(it)) {
+        if (strcasecmp(it->valuestring, "true") == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(it->valuestring, "false") == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return wrong_type(eb, key, "a boolean", it);
+}
+
+int json_get_obj(const struct cJSON *obj, const char *key, bool required,
+                 const struct cJSON **out, struct gw_errbuf *eb)
+{
+    const cJSON *it;
+    int r = lookup(obj, key, required, &it, eb);
+    if (r <= 0)
+        return r;
+    if (!cJSON_IsObject(it))
+        return wrong_type(eb, key, "an object", it);
+    *out = it;
+    return 0;
+}
+
+int json_get_arr(const struct cJSON *obj, const char *key, bool required,
+                 const struct cJSON **out, struct gw_errbuf *eb)
+{
+    const cJSON *it;
+    int r = lookup(obj, key, required, &it, eb);
+    if (r <= 0)
+        return r;
+    if (!cJSON_IsArray(it))
+        return wrong_type(eb, key, "an array", it);
+    *out = it;
+    return 0;
+}
+
+void json_add_str(struct cJSON *obj, const char *key, const char *val)
+{
+    cJSON_AddItemToObject(obj, key, cJSON_CreateString(val ? val : ""));
+}
+
+void json_add_int(struct cJSON *obj, const char *key, long long val)
+{
+    cJSON_AddItemToObject(obj, key, cJSON_CreateNumber((double)val));
+}
+
+char *json_print(const struct cJSON *item)
+{
+    char *s = cJSON_PrintUnformatted(item);
+    if (!s)
+        return gw_xstrdup("null"); /* only on OOM, which gw_xmalloc already aborts on */
+    return s;
+}

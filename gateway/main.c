@@ -1,0 +1,325 @@
+/*
+ * main.c - the gateway process: arguments, configuration, migrations, the
+ * event loop and its signals.
+ *
+ *   gateway -c conf/gateway.yaml        run
+ *   gateway -c FILE --check-config      validate configuration and exit
+ *   gateway -c FILE --print-config      print the effective configuration
+ *   gateway -c FILE --migrate-only      apply migrations and exit
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gateway/app.h"
+#include "gateway/cfg.h"
+#include "gateway/db.h"
+#include "gateway/httpc.h"
+#include "gateway/json.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "gateway/server.h"
+#include "routes/route.h"
+
+extern char **environ;
+
+struct main_state {
+    struct gw_app app;
+    struct event *sig_term, *sig_int, *sig_hup;
+    struct event *drain_timer;
+    long long drain_deadline_ms;
+    int drain_phase; /* 0 running, 1 draining, 2 flushing final replies */
+    const char **route_names;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: gateway -c FILE [--check-config | --print-config | --migrate-only]\n"
+                 "  -c, --config FILE   YAML configuration (every key: conf/gateway.example.yaml)\n"
+                 "      --check-config  validate the configuration and exit 0 if it is valid\n"
+                 "      --print-config  print the effective configuration, secrets redacted\n"
+                 "      --migrate-only  apply database migrations and exit\n"
+                 "  -V, --version       print the version\n"
+                 "Environment variables GW_<KEY> override the file (GW_NODE_ID, GW_DB_DSN...).\n");
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct main_state *ms = arg;
+    struct gw_app *app = &ms->app;
+    if (ms->drain_phase == 2) {
+        event_base_loopexit(app->base, NULL);
+        return;
+    }
+    int left = server_inflight(app->server);
+    if (left > 0 && gw_now_mono_ms() < ms->drain_deadline_ms)
+        return;
+    if (left > 0) {
+        char n[16];
+        snprintf(n, sizeof(n), "%d", left);
+        log_kv(LOG_LEVEL_WARN, NULL, "process.drain", "drain deadline passed; answering the rest with 503",
+               "inflight", n, NULL);
+        server_abort_inflight(app->server);
+    }
+    /* One more short turn so the last replies reach their sockets. */
+    ms->drain_phase = 2;
+}
+
+static void on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct main_state *ms = arg;
+    struct gw_app *app = &ms->app;
+    if (ms->drain_phase > 0) {
+        log_msg(LOG_LEVEL_WARN, NULL, "process.exit", "second signal %d: exiting now", (int)sig);
+        event_base_loopbreak(app->base);
+        return;
+    }
+    ms->drain_phase = 1;
+    app->draining = true;
+    server_stop_accepting(app->server);
+    ms->drain_deadline_ms = gw_now_mono_ms() + app->cfg->shutdown_timeout_s * 1000LL;
+    char n[16];
+    snprintf(n, sizeof(n), "%d", server_inflight(app->server));
+    log_kv(LOG_LEVEL_INFO, NULL, "process.drain", "signal received: draining in-flight requests",
+           "inflight", n, NULL);
+    ms->drain_timer = event_new(app->base, -1, EV_PERSIST, on_drain_tick, ms);
+    struct timeval tv = {0, 50 * 1000};
+    event_add(ms->drain_timer, &tv);
+}
+
+struct reload_ctx {
+    int changed;
+};
+
+static void on_diff(void *arg, const char *key, bool reloadable)
+{
+    struct reload_ctx *rc = arg;
+    rc->changed++;
+    if (reloadable)
+        log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "applied", "key", key, NULL);
+    else
+        log_kv(LOG_LEVEL_WARN, NULL, "config.reload", "changed key needs a restart; keeping old value",
+               "key", key, NULL);
+}
+
+#define SWAP_STR(a, b)                                                                             \
+    do {                                                                                           \
+        char *t_ = (a);                                                                            \
+        (a) = (b);                                                                                 \
+        (b) = t_;                                                                                  \
+    } while (0)
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct main_state *ms = arg;
+    struct gw_app *app = &ms->app;
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    struct gw_cfg *nc = cfg_load(app->cfg_path, environ, &eb);
+    if (!nc) {
+        log_kv(LOG_LEVEL_ERROR, NULL, "config.reload", "new configuration is invalid; keeping the old one",
+               "err", eb.msg, NULL);
+        return;
+    }
+    struct reload_ctx rc = {0};
+    cfg_diff(app->cfg, nc, on_diff, &rc);
+    /* Copy the reloadable keys into the running config; everything else keeps
+     * its start-up value until a restart. */
+    struct gw_cfg *c = app->cfg;
+    c->http_body_max = nc->http_body_max;
+    c->http_timeout_s = nc->http_timeout_s;
+    c->http_max_conns = nc->http_max_conns;
+    c->db_queue_max = nc->db_queue_max;
+    c->shutdown_timeout_s = nc->shutdown_timeout_s;
+    c->peer_timeout_ms = nc->peer_timeout_ms;
+    c->peer_retries = nc->peer_retries;
+    c->peer_body_max = nc->peer_body_max;
+    c->docker_timeout_s = nc->docker_timeout_s;
+    SWAP_STR(c->log_level, nc->log_level);
+    SWAP_STR(c->routes_file, nc->routes_file);
+    cfg_free(nc);
+    enum log_level lv;
+    if (log_level_parse(c->log_level, &lv))
+        log_set_level(lv);
+    server_apply_cfg(app->server);
+    char n[16];
+    snprintf(n, sizeof(n), "%d", rc.changed);
+    log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "changed", n, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+        {"print-config", no_argument, NULL, 'p'}, {"migrate-only", no_argument, NULL, 'm'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cfg_path = NULL;
+    bool check = false, print = false, migrate_only = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': cfg_path = optarg; break;
+        case 'k': check = true; break;
+        case 'p': print = true; break;
+        case 'm': migrate_only = true; break;
+        case 'V': printf("gateway %s (%s)\n", GW_VERSION, GW_GIT_REV); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    json_init();
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    struct gw_cfg *cfg = cfg_load(cfg_path, environ, &eb);
+    if (!cfg) {
+        fprintf(stderr, "gateway: configuration error: %s\n", eb.msg);
+        return 2;
+    }
+    if (check) {
+        printf("configuration %s is valid\n", cfg_path ? cfg_path : "(defaults + environment)");
+        cfg_free(cfg);
+        return 0;
+    }
+    if (print) {
+        cfg_print(cfg, stdout);
+        cfg_free(cfg);
+        return 0;
+    }
+    enum log_level lv = LOG_LEVEL_INFO;
+    (void)log_level_parse(cfg->log_level, &lv); /* validated by cfg_load */
+    log_set_level(lv);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct main_state ms;
+    memset(&ms, 0, sizeof(ms));
+    struct gw_app *app = &ms.app;
+    app->cfg = cfg;
+    app->cfg_path = cfg_path ? gw_xstrdup(cfg_path) : NULL;
+    app->started_ms = gw_now_wall_ms();
+    struct log_ctx lctx = {.node_id = cfg->node_id};
+
+    if (mkdir_p(cfg->data_dir) != 0) {
+        log_msg(LOG_LEVEL_ERROR, &lctx, "process.start", "cannot create data_dir %s: %s",
+                cfg->data_dir, strerror(errno));
+        return 1;
+    }
+
+    /* Blocking on purpose: the loop has not started and nothing can be
+     * served until the schema is right. */
+    int rc = db_migrate(cfg->db_dsn, cfg->migrations_dir, cfg->db_startup_wait_s,
+                        &app->schema_version, &eb);
+    if (rc != 0) {
+        log_kv(LOG_LEVEL_ERROR, &lctx, "db.migrate", "cannot prepare the database", "err", eb.msg,
+               NULL);
+        fprintf(stderr, "gateway: %s\n", eb.msg);
+        return 1;
+    }
+    if (migrate_only) {
+        printf("database at schema version %d\n", app->schema_version);
+        cfg_free(cfg);
+        free(app->cfg_path);
+        return 0;
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "gateway: libcurl initialisation failed\n");
+        return 1;
+    }
+    app->base = event_base_new();
+    if (!app->base) {
+        fprintf(stderr, "gateway: cannot create the event loop\n");
+        return 1;
+    }
+    size_t nroutes;
+    const struct route *rt = route_table(&nroutes);
+    ms.route_names = gw_xcalloc(nroutes, sizeof(char *));
+    for (size_t i = 0; i < nroutes; i++)
+        ms.route_names[i] = rt[i].pattern;
+    app->metrics = metrics_new((int)nroutes, ms.route_names);
+    struct db_pool_opts dbo = {
+        .dsn = cfg->db_dsn,
+        .size = cfg->db_pool_size,
+        .queue_max = cfg->db_queue_max,
+        .statement_timeout_ms = cfg->db_statement_timeout_ms,
+        .connect_timeout_s = cfg->db_connect_timeout_s,
+        .schema_version = app->schema_version,
+    };
+    app->db = db_pool_new(app->base, &dbo);
+    app->httpc = httpc_new(app->base);
+    app->server = server_new(app, route_dispatch);
+    if (server_listen(app->server, cfg->http_host, cfg->http_port, &eb) != 0) {
+        log_kv(LOG_LEVEL_ERROR, &lctx, "process.start", eb.msg, NULL);
+        fprintf(stderr, "gateway: %s\n", eb.msg);
+        return 1;
+    }
+
+    ms.sig_term = evsignal_new(app->base, SIGTERM, on_sigterm, &ms);
+    ms.sig_int = evsignal_new(app->base, SIGINT, on_sigterm, &ms);
+    ms.sig_hup = evsignal_new(app->base, SIGHUP, on_sighup, &ms);
+    event_add(ms.sig_term, NULL);
+    event_add(ms.sig_int, NULL);
+    event_add(ms.sig_hup, NULL);
+
+    char port[16], ver[16];
+    snprintf(port, sizeof(port), "%d", cfg->http_port);
+    snprintf(ver, sizeof(ver), "%d", app->schema_version);
+    log_kv(LOG_LEVEL_INFO, &lctx, "process.start", "gateway listening", "host", cfg->http_host,
+           "port", port, "schema_version", ver, "version", GW_VERSION, NULL);
+
+    event_base_dispatch(app->base);
+
+    log_kv(LOG_LEVEL_INFO, &lctx, "process.exit", "gateway stopped", NULL);
+    /* Order matters: drop pending DB and HTTP callbacks before the requests
+     * they point at are freed with the server. */
+    db_pool_free(app->db);
+    httpc_free(app->httpc);
+    server_free(app->server);
+    metrics_free(app->metrics);
+    event_free(ms.sig_term);
+    event_free(ms.sig_int);
+    event_free(ms.sig_hup);
+    if (ms.drain_timer)
+        event_free(ms.drain_timer);
+    event_base_free(app->base);
+    free(ms.route_names);
+    free(app->cfg_path);
+    cfg_free(cfg);
+    curl_global_cleanup();
+    return 0;
+}

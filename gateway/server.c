@@ -1,0 +1,332 @@
+/*
+ * server.c - evhttp server and the request object.
+ *
+ * Client disconnects: libevent detaches a request whose connection failed
+ * before the reply (req->evcon = NULL) and frees it when we finally reply, so
+ * the rule "reply exactly once" is also what keeps memory right.  The close
+ * callback only sets client_gone, for logs and so handlers can skip work.
+ */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "cfg.h"
+#include "json.h"
+#include "metrics.h"
+
+struct bound {
+    struct evhttp_bound_socket *sock;
+    struct bound *next;
+};
+
+struct server {
+    struct gw_app *app;
+    struct evhttp *http;
+    server_dispatch_cb dispatch;
+    struct bound *bound;
+    struct gw_req *inflight; /* list head */
+    int ninflight;
+    unsigned long long seq;
+    unsigned int boot_tag;
+};
+
+static void req_unlink(struct server *srv, struct gw_req *req)
+{
+    if (req->prev)
+        req->prev->next = req->next;
+    else if (srv->inflight == req)
+        srv->inflight = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    req->prev = req->next = NULL;
+}
+
+static void req_free(struct gw_req *req)
+{
+    if (req->ctx_free)
+        req->ctx_free(req->ctx);
+    if (req->query) {
+        evhttp_clear_headers(req->query);
+        free(req->query);
+    }
+    cJSON_Delete(req->params);
+    free(req->path);
+    free(req->body);
+    free(req->trace_id);
+    free(req->caller);
+    free(req);
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct gw_req *req = arg;
+    req->client_gone = true;
+}
+
+static enum gw_method map_method(enum evhttp_cmd_type t, const char **name)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: *name = "GET"; return GW_GET;
+    case EVHTTP_REQ_POST: *name = "POST"; return GW_POST;
+    case EVHTTP_REQ_PUT: *name = "PUT"; return GW_PUT;
+    case EVHTTP_REQ_DELETE: *name = "DELETE"; return GW_DELETE;
+    case EVHTTP_REQ_HEAD: *name = "HEAD"; return GW_HEAD;
+    case EVHTTP_REQ_OPTIONS: *name = "OPTIONS"; return GW_OTHER;
+    case EVHTTP_REQ_PATCH: *name = "PATCH"; return GW_OTHER;
+    default: *name = "OTHER"; return GW_OTHER;
+    }
+}
+
+static char *header_copy(struct evkeyvalq *h, const char *const *names)
+{
+    for (size_t i = 0; names[i]; i++) {
+        const char *v = evhttp_find_header(h, names[i]);
+        if (v && *v)
+            return gw_xstrndup(v, 128);
+    }
+    return NULL;
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    struct server *srv = arg;
+    struct gw_req *req = gw_xcalloc(1, sizeof(*req));
+    req->app = srv->app;
+    req->srv = srv;
+    req->ev = ev;
+    req->start_us = gw_now_mono_us();
+    req->route_idx = -1;
+    req->method = map_method(evhttp_request_get_command(ev), &req->method_name);
+    snprintf(req->req_id, sizeof(req->req_id), "%08x-%llx", srv->boot_tag, ++srv->seq);
+
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *p = uri ? evhttp_uri_get_path(uri) : NULL;
+    req->path = gw_xstrdup(p && *p ? p : "/");
+    req->query = gw_xcalloc(1, sizeof(*req->query));
+    req->query->tqh_first = NULL;
+    req->query->tqh_last = &req->query->tqh_first;
+    const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (qs && evhttp_parse_query_str(qs, req->query) != 0) {
+        /* A query string that does not decode is bad input; keep what was
+         * parsed and let server_req_params report it. */
+        evhttp_clear_headers(req->query);
+        evhttp_add_header(req->query, "\001" "bad", "1");
+    }
+
+    struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+    size_t n = evbuffer_get_length(in);
+    req->body = gw_xmalloc(n + 1);
+    if (n)
+        evbuffer_copyout(in, req->body, n);
+    req->body[n] = '\0';
+    req->body_len = n;
+
+    struct evkeyvalq *h = evhttp_request_get_input_headers(ev);
+    static const char *const trace_h[] = {"x-trace-id", "x_trace_id", NULL};
+    static const char *const caller_h[] = {"x-source-node-id", "x-node-id", "x_node_id", NULL};
+    req->trace_id = header_copy(h, trace_h);
+    req->caller = header_copy(h, caller_h);
+    req->log.req_id = req->req_id;
+    req->log.trace_id = req->trace_id;
+    req->log.peer = req->caller;
+
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, on_conn_close, req);
+
+    req->next = srv->inflight;
+    if (srv->inflight)
+        srv->inflight->prev = req;
+    srv->inflight = req;
+    srv->ninflight++;
+    srv->dispatch(req);
+}
+
+struct server *server_new(struct gw_app *app, server_dispatch_cb dispatch)
+{
+    struct server *srv = gw_xcalloc(1, sizeof(*srv));
+    srv->app = app;
+    srv->dispatch = dispatch;
+    srv->http = evhttp_new(app->base);
+    if (!srv->http)
+        abort();
+    srv->boot_tag = (unsigned int)(gw_now_wall_ms() & 0xffffffffu);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(srv->http, on_request, srv);
+    server_apply_cfg(srv);
+    return srv;
+}
+
+void server_apply_cfg(struct server *srv)
+{
+    const struct gw_cfg *cfg = srv->app->cfg;
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)cfg->http_body_max);
+    evhttp_set_max_headers_size(srv->http, (ev_ssize_t)cfg->http_header_max);
+    struct timeval tv = {cfg->http_timeout_s, 0};
+    evhttp_set_timeout_tv(srv->http, &tv);
+}
+
+int server_listen(struct server *srv, const char *host, int port, struct gw_errbuf *eb)
+{
+    struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
+    if (!s)
+        return gw_errf(eb, GW_EINVAL, "cannot listen on %s:%d (address in use or not local?)",
+                       host, port);
+    struct bound *b = gw_xcalloc(1, sizeof(*b));
+    b->sock = s;
+    b->next = srv->bound;
+    srv->bound = b;
+    return 0;
+}
+
+void server_stop_accepting(struct server *srv)
+{
+    while (srv->bound) {
+        struct bound *b = srv->bound;
+        srv->bound = b->next;
+        evhttp_del_accept_socket(srv->http, b->sock);
+        free(b);
+    }
+}
+
+int server_inflight(const struct server *srv) { return srv->ninflight; }
+
+void server_abort_inflight(struct server *srv)
+{
+    static const char body[] =
+        "{\"code\":6005,\"msg\":\"gateway is shutting down; retry on another node or later\","
+        "\"data\":{}}";
+    for (struct gw_req *r = srv->inflight; r; r = r->next) {
+        if (r->replied)
+            continue;
+        struct evkeyvalq *oh = evhttp_request_get_output_headers(r->ev);
+        evhttp_add_header(oh, "Content-Type", "application/json");
+        evhttp_add_header(oh, "Retry-After", "1");
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, body, sizeof(body) - 1);
+        struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+        if (evcon)
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+        evhttp_send_reply(r->ev, 503, "Service Unavailable", b);
+        evbuffer_free(b);
+        r->replied = true; /* stays listed until its handler lets go */
+        r->ev = NULL;
+    }
+}
+
+void server_free(struct server *srv)
+{
+    if (!srv)
+        return;
+    server_stop_accepting(srv);
+    while (srv->inflight) {
+        struct gw_req *r = srv->inflight;
+        req_unlink(srv, r);
+        if (!r->replied && r->ev) {
+            struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+            if (evcon)
+                evhttp_connection_set_closecb(evcon, NULL, NULL);
+        }
+        req_free(r);
+    }
+    evhttp_free(srv->http);
+    free(srv);
+}
+
+void server_reply(struct gw_req *req, int http_status, const char *content_type, const char *body,
+                  size_t len, const char *const *extra_headers)
+{
+    struct server *srv = req->srv;
+    if (req->replied) {
+        /* Answered by server_abort_inflight(); the handler is done now. */
+        req_unlink(srv, req);
+        srv->ninflight--;
+        req_free(req);
+        return;
+    }
+    req->replied = true;
+    struct evhttp_request *ev = req->ev;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(ev);
+    if (content_type)
+        evhttp_add_header(oh, "Content-Type", content_type);
+    evhttp_add_header(oh, "X-Request-Id", req->req_id);
+    for (size_t i = 0; extra_headers && extra_headers[i] && extra_headers[i + 1]; i += 2)
+        evhttp_add_header(oh, extra_headers[i], extra_headers[i + 1]);
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        abort();
+    if (len && req->method != GW_HEAD)
+        evbuffer_add(b, body, len);
+    evhttp_send_reply(ev, http_status, NULL, b);
+    evbuffer_free(b);
+
+    long long dur = gw_now_mono_us() - req->start_us;
+    metrics_http_done(srv->app->metrics, req->route_idx, http_status, dur);
+    enum log_level lv = req->route_name && strncmp(req->route_name, "/v", 2) != 0
+                            ? LOG_LEVEL_DEBUG /* probes and metrics scrapes */
+                            : LOG_LEVEL_INFO;
+    if (log_enabled(lv)) {
+        char st[8], ms[32];
+        snprintf(st, sizeof(st), "%d", http_status);
+        snprintf(ms, sizeof(ms), "%.3f", (double)dur / 1000.0);
+        log_kv(lv, &req->log, "http.request", req->client_gone ? "client gone" : "served",
+               "method", req->method_name, "path", req->path, "route",
+               req->route_name ? req->route_name : "unmatched", "status", st, "dur_ms", ms, NULL);
+    }
+    req_unlink(srv, req);
+    srv->ninflight--;
+    req_free(req);
+}
+
+const char *server_req_header(const struct gw_req *req, const char *name)
+{
+    if (!req->ev)
+        return NULL;
+    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+int server_req_params(struct gw_req *req, struct gw_errbuf *eb)
+{
+    if (req->params)
+        return 0;
+    cJSON *root = NULL;
+    size_t i = 0;
+    while (i < req->body_len && (req->body[i] == ' ' || req->body[i] == '\n' ||
+                                 req->body[i] == '\r' || req->body[i] == '\t'))
+        i++;
+    if (i < req->body_len) {
+        root = json_parse(req->body, req->body_len, eb);
+        if (!root)
+            return GW_EINVAL;
+        if (!cJSON_IsObject(root)) {
+            cJSON_Delete(root);
+            return gw_errf(eb, GW_EINVAL, "request body must be a JSON object");
+        }
+    } else {
+        root = cJSON_CreateObject();
+    }
+    for (struct evkeyval *kv = req->query->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (kv->key[0] == '\x01') {
+            cJSON_Delete(root);
+            return gw_errf(eb, GW_EINVAL, "malformed query string");
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(root, kv->key))
+            cJSON_AddItemToObject(root, kv->key, cJSON_CreateString(kv->value));
+    }
+    req->params = root;
+    return 0;
+}

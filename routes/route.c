@@ -1,0 +1,169 @@
+/* route.c - the route table, matching, dispatch and the BFIA envelope. */
+#include "route.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/app.h"
+#include "gateway/cfg.h"
+#include "gateway/json.h"
+
+#define KiB 1024
+#define MiB (1024 * 1024)
+
+/* Body limits: ops endpoints take no body; platform and interconn calls carry
+ * DAGs and configs (a few KiB in practice, 1 MiB leaves room for big DAGs);
+ * 0 means http.body_max (uploads, later). */
+static const struct route table[] = {
+    {GW_GET | GW_HEAD, "/healthz", ops_healthz, 1 * KiB, ROUTE_AUTH_NONE},
+    {GW_GET | GW_HEAD, "/readyz", ops_readyz, 1 * KiB, ROUTE_AUTH_NONE},
+    {GW_GET, "/metrics", ops_metrics, 1 * KiB, ROUTE_AUTH_NONE},
+    {GW_GET, "/version", ops_version, 1 * KiB, ROUTE_AUTH_NONE},
+    {GW_GET | GW_POST, "/v1/platform/route/get", platform_route_get, 64 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_GET | GW_POST, "/v1/platform/route/list", platform_route_list, 64 * KiB,
+     ROUTE_AUTH_LOCAL},
+};
+
+const struct route *route_table(size_t *n)
+{
+    *n = GW_ARRAY_LEN(table);
+    return table;
+}
+
+int route_code_for(int err, int *http_status)
+{
+    *http_status = 200;
+    switch (err) {
+    case GW_OK: return ROUTE_CODE_OK;
+    case GW_EINVAL: return ROUTE_CODE_BAD_PARAM;
+    case GW_ENOTFOUND: return ROUTE_CODE_NOT_FOUND;
+    case GW_ECONFLICT: return ROUTE_CODE_CONFLICT;
+    case GW_EAUTH: return ROUTE_CODE_AUTH;
+    case GW_ETIMEOUT: return ROUTE_CODE_TIMEOUT;
+    case GW_EPEER: return ROUTE_CODE_PEER;
+    case GW_EDB: return ROUTE_CODE_DB;
+    case GW_EDOCKER: return ROUTE_CODE_DOCKER;
+    case GW_ETOOBIG: return ROUTE_CODE_TOO_BIG;
+    case GW_EBUSY: *http_status = 503; return ROUTE_CODE_BUSY;
+    case GW_EDRAINING: *http_status = 503; return ROUTE_CODE_DRAINING;
+    default: return ROUTE_CODE_INTERNAL;
+    }
+}
+
+/* Compare one pattern against a path, segment by segment. */
+static bool pattern_match(const char *pat, const char *path)
+{
+    while (*pat && *path) {
+        if (pat[0] == '{') {
+            const char *pe = strchr(pat, '}');
+            if (!pe)
+                return false;
+            if (*path == '/')
+                return false; /* empty segment */
+            while (*path && *path != '/')
+                path++;
+            pat = pe + 1;
+            continue;
+        }
+        if (*pat != *path)
+            return false;
+        pat++;
+        path++;
+    }
+    /* tolerate one trailing slash on the request ("/healthz/") */
+    if (*pat == '\0' && path[0] == '/' && path[1] == '\0')
+        return true;
+    return *pat == '\0' && *path == '\0';
+}
+
+int route_match(const struct route *t, size_t n, enum gw_method method, const char *path,
+                bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!pattern_match(t[i].pattern, path))
+            continue;
+        *path_known = true;
+        if (t[i].methods & (unsigned)method)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void reply_envelope(struct gw_req *req, int http_status, int code, const char *msg,
+                           cJSON *data)
+{
+    cJSON *root = cJSON_CreateObject();
+    json_add_int(root, "code", code);
+    json_add_str(root, "msg", msg);
+    cJSON_AddItemToObject(root, "data", data ? data : cJSON_CreateObject());
+    char *s = json_print(root);
+    cJSON_Delete(root);
+    static const char *const retry[] = {"Retry-After", "1", NULL};
+    server_reply(req, http_status, "application/json", s, strlen(s),
+                 http_status == 503 ? retry : NULL);
+    cJSON_free(s);
+}
+
+void route_reply(struct gw_req *req, int code, const char *msg, cJSON *data)
+{
+    reply_envelope(req, 200, code, msg, data);
+}
+
+void route_reply_ok(struct gw_req *req, cJSON *data)
+{
+    reply_envelope(req, 200, ROUTE_CODE_OK, "success", data);
+}
+
+void route_reply_err(struct gw_req *req, int err, const char *msg)
+{
+    int status;
+    int code = route_code_for(err, &status);
+    if (code == ROUTE_CODE_INTERNAL || code == ROUTE_CODE_DB)
+        log_kv(LOG_LEVEL_WARN, &req->log, "http.error", msg, "err", gw_strerror(err), "path",
+               req->path, NULL);
+    reply_envelope(req, status, code, msg && *msg ? msg : gw_strerror(err), NULL);
+}
+
+void route_dispatch(struct gw_req *req)
+{
+    struct gw_app *app = req->app;
+    size_t n;
+    const struct route *t = route_table(&n);
+    bool known;
+    int idx = route_match(t, n, req->method, req->path, &known);
+    req->route_idx = idx >= 0 ? idx : (int)n;
+    req->route_name = idx >= 0 ? t[idx].pattern : NULL;
+
+    if (idx < 0) {
+        char msg[160];
+        if (known) {
+            snprintf(msg, sizeof(msg), "method %s is not allowed on this endpoint",
+                     req->method_name);
+            reply_envelope(req, 200, ROUTE_CODE_METHOD, msg, NULL);
+        } else {
+            reply_envelope(req, 200, ROUTE_CODE_NO_ROUTE, "no such endpoint", NULL);
+        }
+        return;
+    }
+    const struct route *r = &t[idx];
+    /* Probes keep answering while draining: /readyz must say why it is 503. */
+    if (app->draining && r->auth != ROUTE_AUTH_NONE) {
+        route_reply_err(req, GW_EDRAINING, "gateway is shutting down; retry later");
+        return;
+    }
+    if (server_inflight(app->server) > app->cfg->http_max_conns && r->auth != ROUTE_AUTH_NONE) {
+        route_reply_err(req, GW_EBUSY, "too many requests in flight; retry later");
+        return;
+    }
+    size_t cap = r->body_max ? r->body_max : (size_t)app->cfg->http_body_max;
+    if (req->body_len > cap) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request body of %zu bytes is over this endpoint's limit of %zu",
+                 req->body_len, cap);
+        route_reply_err(req, GW_ETOOBIG, msg);
+        return;
+    }
+    r->handler(req);
+}

@@ -1,0 +1,91 @@
+/*
+ * route.h - the route table and the BFIA reply envelope.
+ *
+ * Every endpoint is one row: (methods, path pattern, handler, body limit,
+ * auth policy, name).  routes/ is the only layer that knows HTTP status
+ * codes and the {"code","msg","data"} envelope; handlers report outcomes as
+ * gw_err values and the table below turns them into codes.
+ */
+#ifndef GW_ROUTES_ROUTE_H
+#define GW_ROUTES_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gateway/compat.h"
+#include "gateway/err.h"
+#include "gateway/server.h"
+
+struct cJSON;
+
+enum route_auth {
+    ROUTE_AUTH_NONE,  /* ops endpoints: anyone may call */
+    ROUTE_AUTH_LOCAL, /* platform API: this node's own UI/CLI and containers */
+    ROUTE_AUTH_PEER,  /* interconn/partner API: a node in the route table */
+};
+
+typedef void (*route_handler)(struct gw_req *req);
+
+struct route {
+    unsigned methods;     /* enum gw_method bits */
+    const char *pattern;  /* exact path; a segment "{x}" matches one non-empty segment */
+    route_handler handler;
+    size_t body_max;      /* 0 = http.body_max */
+    enum route_auth auth;
+};
+
+/* BFIA codes.  Numbers are part of the wire contract: never renumber. */
+enum route_code {
+    ROUTE_CODE_OK = 0,
+    ROUTE_CODE_FAILED = 1,       /* generic refusal, as FATE-Flow's code 1 */
+    ROUTE_CODE_PEER = 104,       /* a peer could not be reached (FATE-Flow uses 104) */
+    ROUTE_CODE_BAD_PARAM = 5001, /* missing or invalid field (FATE-Flow's 5001) */
+    ROUTE_CODE_NOT_FOUND = 5002, /* unknown job/task/node/provider id */
+    ROUTE_CODE_CONFLICT = 5003,  /* state forbids the request */
+    ROUTE_CODE_AUTH = 5004,      /* authentication failed (the message says why) */
+    ROUTE_CODE_TOO_BIG = 5005,   /* body over the route's cap */
+    ROUTE_CODE_NO_ROUTE = 5006,  /* no such endpoint */
+    ROUTE_CODE_METHOD = 5007,    /* endpoint exists, wrong HTTP method */
+    ROUTE_CODE_INTERNAL = 6000,  /* bug or unexpected failure (FATE-Flow's 6000) */
+    ROUTE_CODE_DB = 6001,        /* PostgreSQL unavailable or failed */
+    ROUTE_CODE_DOCKER = 6002,    /* Docker engine unavailable or failed */
+    ROUTE_CODE_TIMEOUT = 6003,   /* a deadline passed */
+    ROUTE_CODE_BUSY = 6004,      /* overloaded: retry later (HTTP 503) */
+    ROUTE_CODE_DRAINING = 6005,  /* shutting down (HTTP 503) */
+};
+
+/** Map a gw_err to its BFIA code and HTTP status (200 except busy/draining: 503). */
+int route_code_for(int err, int *http_status);
+
+/** The table: rows and count.  Metrics label routes by their pattern. */
+const struct route *route_table(size_t *n);
+
+/**
+ * Find the row for (method, path).  Returns its index, or -1 with
+ * *path_known telling whether the path exists under another method.
+ * Pure: unit-tested directly.
+ */
+int route_match(const struct route *table, size_t n, enum gw_method method, const char *path,
+                bool *path_known);
+
+/** The dispatcher given to server_new(). */
+void route_dispatch(struct gw_req *req);
+
+/** Reply {"code":0,"msg":"success","data":data}; takes data (NULL = {}). */
+void route_reply_ok(struct gw_req *req, struct cJSON *data);
+
+/** Reply with an error envelope for err; msg is the human text (copied). */
+void route_reply_err(struct gw_req *req, int err, const char *msg);
+
+/** Reply with an explicit envelope (code, msg, data taken; NULL data = {}), HTTP 200. */
+void route_reply(struct gw_req *req, int code, const char *msg, struct cJSON *data);
+
+/* Handlers, one file per API group. */
+void ops_healthz(struct gw_req *req);
+void ops_readyz(struct gw_req *req);
+void ops_metrics(struct gw_req *req);
+void ops_version(struct gw_req *req);
+void platform_route_get(struct gw_req *req);
+void platform_route_list(struct gw_req *req);
+
+#endif

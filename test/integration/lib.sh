@@ -1,0 +1,105 @@
+# test/integration/lib.sh - helpers shared by the integration scripts.
+#
+# Sourced by test/integration/t_*.sh, which test/run.sh starts with T_ROOT
+# (a private temp dir), PG_DIR (a running private PostgreSQL), DOCKER_STATE
+# and OUT (the sanitizer build) in the environment.  Each check prints one
+# "PASS: name" or "FAIL: name - why" line; run.sh counts them.
+set -u
+: "${T_ROOT:?run me through test/run.sh}"
+: "${OUT:=build/san}"
+GW_BIN="$OUT/gateway"
+CTL_BIN="$OUT/bfiactl"
+PGHOST_DIR="$PG_DIR/run"
+
+pass() { echo "PASS: $1"; }
+fail() { echo "FAIL: $1 - $2"; }
+
+# check NAME CMD...: PASS when CMD exits 0.
+check() {
+    _n=$1
+    shift
+    if "$@" >/dev/null 2>&1; then pass "$_n"; else fail "$_n" "command failed: $*"; fi
+}
+
+# expect NAME GOT WANT
+expect() {
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', want '$3'"; fi
+}
+
+psql_db() { _db=$1; shift; psql -X -q -t -A -h "$PGHOST_DIR" -U postgres -d "$_db" "$@"; }
+
+# new_db NAME: a fresh empty database in the shared private cluster.
+new_db() {
+    psql_db postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null
+    psql_db postgres -c "CREATE DATABASE \"$1\"" >/dev/null
+}
+
+dsn_for() { echo "host=$PGHOST_DIR dbname=$1 user=postgres"; }
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on.
+free_port() {
+    while :; do
+        _p=$(( ( $(od -An -N2 -tu2 /dev/urandom) % 30000 ) + 20000 ))
+        if [ -z "$(ss -Htln "sport = :$_p" 2>/dev/null)" ]; then
+            echo "$_p"
+            return
+        fi
+    done
+}
+
+# gw_start NAME PORT DB [VAR=value ...]: start a gateway in the background.
+# Its stderr (JSON log lines) goes to $T_ROOT/NAME.log.
+gw_start() {
+    _name=$1 _port=$2 _db=$3
+    shift 3
+    mkdir -p "$T_ROOT/$_name"
+    env GW_NODE_ID="${GW_NODE_ID_OVERRIDE:-JG01000011000000${_port#??}}" \
+        GW_HTTP_HOST=127.0.0.1 GW_HTTP_PORT="$_port" GW_DB_DSN="$(dsn_for "$_db")" \
+        GW_DATA_DIR="$T_ROOT/$_name/data" GW_LOG_LEVEL=info \
+        "$@" "$GW_BIN" -c conf/test.yaml >>"$T_ROOT/$_name.log" 2>&1 &
+    echo $! >"$T_ROOT/$_name.pid"
+}
+
+gw_pid() { cat "$T_ROOT/$1.pid"; }
+
+# gw_ready PORT [SECONDS]: wait until /readyz answers 200.
+gw_ready() {
+    _i=0
+    _max=$(( ${2:-10} * 10 ))
+    while [ $_i -lt $_max ]; do
+        _c=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz" 2>/dev/null)
+        [ "$_c" = 200 ] && return 0
+        sleep 0.1
+        _i=$((_i + 1))
+    done
+    return 1
+}
+
+# gw_stop NAME: SIGTERM, wait; prints the exit status.
+gw_stop() {
+    _pid=$(gw_pid "$1")
+    kill -TERM "$_pid" 2>/dev/null
+    wait "$_pid"
+    echo $?
+}
+
+# sanitizer_clean NAME: no ASan/UBSan/LSan report in the gateway's stderr.
+sanitizer_clean() {
+    ! grep -E 'AddressSanitizer|LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer' \
+        "$T_ROOT/$1.log" >/dev/null 2>&1
+}
+
+# api METHOD PORT PATH [BODY]: the response body on stdout.
+api() {
+    if [ $# -ge 4 ]; then
+        curl -s -X "$1" -H 'Content-Type: application/json' --data-binary "$4" \
+            "http://127.0.0.1:$2$3"
+    else
+        curl -s -X "$1" "http://127.0.0.1:$2$3"
+    fi
+}
+
+# code_of JSON: the envelope's code (or "none").
+code_of() { printf '%s' "$1" | jq -r '.code // "none"' 2>/dev/null || echo none; }
+
+http_status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }

@@ -1,0 +1,160 @@
+/* test_json.c - typed getters name the field and refuse wrong types. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "gateway/json.h"
+
+static cJSON *parse(const char *s)
+{
+    struct gw_errbuf eb;
+    cJSON *j = json_parse(s, strlen(s), &eb);
+    assert_non_null(j);
+    return j;
+}
+
+static void test_parse_errors(void **state)
+{
+    (void)state;
+    struct gw_errbuf eb;
+    assert_null(json_parse("", 0, &eb));
+    assert_non_null(strstr(eb.msg, "empty"));
+    assert_null(json_parse("{\"a\":", 5, &eb));
+    assert_non_null(strstr(eb.msg, "malformed JSON"));
+    assert_null(json_parse("{} trailing", 11, &eb));
+    assert_non_null(strstr(eb.msg, "trailing"));
+    /* not NUL-terminated: the length bounds the parse */
+    char buf[4] = {'{', '}', 'x', 'x'};
+    assert_null(json_parse(buf, 3, &eb));
+    cJSON *j = json_parse(buf, 2, &eb);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    /* deep nesting is refused, not a stack overflow */
+    char deep[3000];
+    memset(deep, '[', sizeof(deep));
+    assert_null(json_parse(deep, sizeof(deep), &eb));
+}
+
+static void test_get_str(void **state)
+{
+    (void)state;
+    cJSON *j = parse("{\"job_id\":\"j1\",\"n\":3,\"nul\":null,\"long\":\"abcdef\"}");
+    struct gw_errbuf eb;
+    const char *s = NULL;
+    assert_int_equal(json_get_str(j, "job_id", true, 0, &s, &eb), 0);
+    assert_string_equal(s, "j1");
+    assert_int_equal(json_get_str(j, "n", true, 0, &s, &eb), GW_EINVAL);
+    assert_non_null(strstr(eb.msg, "'n'"));
+    assert_non_null(strstr(eb.msg, "expected a string, got a number"));
+    assert_int_equal(json_get_str(j, "missing", true, 0, &s, &eb), GW_EINVAL);
+    assert_non_null(strstr(eb.msg, "field 'missing' is required"));
+    s = "untouched";
+    assert_int_equal(json_get_str(j, "missing", false, 0, &s, &eb), 0);
+    assert_string_equal(s, "untouched");
+    assert_int_equal(json_get_str(j, "nul", true, 0, &s, &eb), GW_EINVAL);
+    assert_int_equal(json_get_str(j, "long", true, 3, &s, &eb), GW_EINVAL);
+    assert_non_null(strstr(eb.msg, "longer than 3"));
+    cJSON_Delete(j);
+}
+
+static void test_get_int_bool(void **state)
+{
+    (void)state;
+    cJSON *j = parse("{\"a\":10,\"b\":\"42\",\"c\":1.5,\"d\":\"x\",\"e\":1e300,"
+                     "\"t\":true,\"ts\":\"true\",\"fs\":\"FALSE\",\"bad\":\"yes\"}");
+    struct gw_errbuf eb;
+    long long v = 0;
+    assert_int_equal(json_get_int(j, "a", true, 0, 100, &v, &eb), 0);
+    assert_int_equal(v, 10);
+    assert_int_equal(json_get_int(j, "b", true, 0, 100, &v, &eb), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(json_get_int(j, "a", true, 0, 5, &v, &eb), GW_EINVAL);
+    assert_non_null(strstr(eb.msg, "outside 0..5"));
+    assert_int_equal(json_get_int(j, "c", true, 0, 100, &v, &eb), GW_EINVAL);
+    assert_int_equal(json_get_int(j, "d", true, 0, 100, &v, &eb), GW_EINVAL);
+    assert_int_equal(json_get_int(j, "e", true, 0, 100, &v, &eb), GW_EINVAL);
+    bool b = false;
+    assert_int_equal(json_get_bool(j, "t", true, &b, &eb), 0);
+    assert_true(b);
+    assert_int_equal(json_get_bool(j, "ts", true, &b, &eb), 0);
+    assert_true(b);
+    assert_int_equal(json_get_bool(j, "fs", true, &b, &eb), 0);
+    assert_false(b);
+    assert_int_equal(json_get_bool(j, "bad", true, &b, &eb), GW_EINVAL);
+    assert_non_null(strstr(eb.msg, "expected a boolean"));
+    cJSON_Delete(j);
+}
+
+static void test_get_obj_arr(void **state)
+{
+    (void)state;
+    cJSON *j = parse("{\"o\":{},\"a\":[1],\"s\":\"x\"}");
+    struct gw_errbuf eb;
+    const cJSON *x = NULL;
+    assert_int_equal(json_get_obj(j, "o", true, &x, &eb), 0);
+    assert_true(cJSON_IsObject(x));
+    assert_int_equal(json_get_arr(j, "a", true, &x, &eb), 0);
+    assert_true(cJSON_IsArray(x));
+    assert_int_equal(json_get_obj(j, "a", true, &x, &eb), GW_EINVAL);
+    assert_int_equal(json_get_arr(j, "s", true, &x, &eb), GW_EINVAL);
+    /* a non-object container is refused, not dereferenced */
+    const cJSON *arr = NULL;
+    assert_int_equal(json_get_arr(j, "a", true, &arr, &eb), 0);
+    const char *s;
+    assert_int_equal(json_get_str(arr, "k", true, 0, &s, &eb), GW_EINVAL);
+    cJSON_Delete(j);
+}
+
+static void test_add_str_never_null(void **state)
+{
+    (void)state;
+    cJSON *o = cJSON_CreateObject();
+    json_add_str(o, "flow_id", NULL);
+    json_add_int(o, "n", 7);
+    char *s = json_print(o);
+    assert_string_equal(s, "{\"flow_id\":\"\",\"n\":7}");
+    cJSON_free(s);
+    cJSON_Delete(o);
+}
+
+static void test_ids(void **state)
+{
+    (void)state;
+    assert_true(json_is_id("JG0100001100000010", 64));
+    assert_true(json_is_id("ns#name", 64));
+    assert_true(json_is_id("a.b-c_d:e", 64));
+    assert_false(json_is_id("", 64));
+    assert_false(json_is_id(NULL, 64));
+    assert_false(json_is_id("../etc", 64));
+    assert_false(json_is_id(".hidden", 64));
+    assert_false(json_is_id("a/b", 64));
+    assert_false(json_is_id("a b", 64));
+    assert_false(json_is_id("a\nb", 64));
+    assert_false(json_is_id("x\"y", 64));
+    assert_false(json_is_id("abcd", 3));
+    assert_true(json_is_id("abc", 3));
+    cJSON *j = parse("{\"node_id\":\"a/../b\",\"ok\":\"JG1\"}");
+    struct gw_errbuf eb;
+    const char *s = NULL;
+    assert_int_equal(json_get_id(j, "node_id", true, 64, &s, &eb), GW_EINVAL);
+    assert_non_null(strstr(eb.msg, "'node_id'"));
+    assert_int_equal(json_get_id(j, "ok", true, 64, &s, &eb), 0);
+    assert_string_equal(s, "JG1");
+    cJSON_Delete(j);
+}
+
+int main(void)
+{
+    json_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_errors),   cmocka_unit_test(test_get_str),
+        cmocka_unit_test(test_get_int_bool),   cmocka_unit_test(test_get_obj_arr),
+        cmocka_unit_test(test_add_str_never_null), cmocka_unit_test(test_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

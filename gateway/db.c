@@ -369,6 +369,17 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* libpq prints server notices (and "terminating connection" errors on idle
+ * connections) to stderr by default; route them into the JSON log. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_kv(LOG_LEVEL_INFO, NULL, "db.notice", msg, NULL);
+}
+
 static void conn_start(struct db_conn *c)
 {
     struct db_pool *p = c->pool;
@@ -377,6 +388,7 @@ static void conn_start(struct db_conn *c)
         log_msg(LOG_LEVEL_ERROR, NULL, "process.oom", "libpq could not allocate a connection");
         abort();
     }
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         conn_down(c, PQerrorMessage(c->pg));
         return;

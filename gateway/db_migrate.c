@@ -136,14 +136,25 @@ static int exec_ok(PGconn *pg, const char *sql, struct gw_errbuf *eb, const char
     return rc;
 }
 
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_kv(LOG_LEVEL_INFO, NULL, "db.notice", msg, NULL);
+}
+
 static PGconn *connect_wait(const char *dsn, int wait_s, struct gw_errbuf *eb)
 {
     long long deadline = gw_now_mono_ms() + (long long)wait_s * 1000;
     long backoff_ms = 100;
     for (int attempt = 1;; attempt++) {
         PGconn *pg = PQconnectdb(dsn);
-        if (PQstatus(pg) == CONNECTION_OK)
+        if (PQstatus(pg) == CONNECTION_OK) {
+            PQsetNoticeProcessor(pg, on_notice, NULL);
             return pg;
+        }
         char why[512];
         snprintf(why, sizeof(why), "%s", PQerrorMessage(pg));
         PQfinish(pg);

@@ -14,6 +14,7 @@ static enum log_level g_level = LOG_LEVEL_INFO;
 static int g_fd = 2;
 
 #define LOG_LINE_MAX 8192
+#define LOG_VALUE_MAX 2048
 
 const char *log_level_name(enum log_level lv)
 {
@@ -145,33 +146,32 @@ struct line {
     size_t len;
 };
 
-static void put_raw(struct line *l, const char *s)
-{
-    size_t n = strlen(s);
-    if (l->len + n >= sizeof(l->buf) - 2)
-        n = sizeof(l->buf) - 2 - l->len;
-    memcpy(l->buf + l->len, s, n);
-    l->len += n;
-}
-
-static void put_str(struct line *l, const char *s)
-{
-    put_raw(l, "\"");
-    /* leave room for the closing quote, brace and newline */
-    size_t room = sizeof(l->buf) - l->len;
-    if (room > 8)
-        l->len += log_escape(l->buf + l->len, room - 6, s, strlen(s));
-    put_raw(l, "\"");
-}
-
+/*
+ * Append ,"key":"value".  The key must fit whole or the field is dropped;
+ * the value is escaped into what is left and cut on a character boundary, so
+ * the line is always one valid JSON object however long the inputs are.
+ */
 static void put_field(struct line *l, const char *key, const char *val)
 {
     if (!key || !val)
         return;
-    put_raw(l, ",");
-    put_str(l, key);
-    put_raw(l, ":");
-    put_str(l, log_is_secret_key(key) ? "***" : val);
+    if (log_is_secret_key(key))
+        val = "***";
+    size_t klen = strlen(key);
+    size_t need = klen * 6 + 8; /* worst-case escaped key plus punctuation */
+    if (l->len + need + 3 > sizeof(l->buf))
+        return;
+    l->buf[l->len++] = ',';
+    l->buf[l->len++] = '"';
+    l->len += log_escape(l->buf + l->len, klen * 6 + 1, key, klen);
+    l->buf[l->len++] = '"';
+    l->buf[l->len++] = ':';
+    l->buf[l->len++] = '"';
+    size_t room = sizeof(l->buf) - l->len - 4; /* closing quote, brace, newline, NUL */
+    if (room > LOG_VALUE_MAX)
+        room = LOG_VALUE_MAX; /* one huge value must not crowd out the ids after it */
+    l->len += log_escape(l->buf + l->len, room, val, strlen(val));
+    l->buf[l->len++] = '"';
 }
 
 static void emit(enum log_level lv, const struct log_ctx *ctx, const char *event, const char *msg,
@@ -187,11 +187,8 @@ static void emit(enum log_level lv, const struct log_ctx *ctx, const char *event
     size_t k = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + k, sizeof(ts) - k, ".%03ldZ", now.tv_nsec / 1000000);
 
-    put_raw(&l, "{\"ts\":\"");
-    put_raw(&l, ts);
-    put_raw(&l, "\",\"level\":\"");
-    put_raw(&l, log_level_name(lv));
-    put_raw(&l, "\"");
+    l.len = (size_t)snprintf(l.buf, sizeof(l.buf), "{\"ts\":\"%s\",\"level\":\"%s\"", ts,
+                             log_level_name(lv));
     put_field(&l, "event", event ? event : "log");
     put_field(&l, "msg", msg ? msg : "");
     if (ctx) {

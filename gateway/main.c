@@ -233,11 +233,14 @@ int main(int argc, char **argv)
     app->cfg_path = cfg_path ? gw_xstrdup(cfg_path) : NULL;
     app->started_ms = gw_now_wall_ms();
     struct log_ctx lctx = {.node_id = cfg->node_id};
+    int exit_code = 0;
+    bool curl_inited = false;
 
     if (mkdir_p(cfg->data_dir) != 0) {
         log_msg(LOG_LEVEL_ERROR, &lctx, "process.start", "cannot create data_dir %s: %s",
                 cfg->data_dir, strerror(errno));
-        return 1;
+        exit_code = 1;
+        goto out;
     }
 
     /* Blocking on purpose: the loop has not started and nothing can be
@@ -248,23 +251,25 @@ int main(int argc, char **argv)
         log_kv(LOG_LEVEL_ERROR, &lctx, "db.migrate", "cannot prepare the database", "err", eb.msg,
                NULL);
         fprintf(stderr, "gateway: %s\n", eb.msg);
-        return 1;
+        exit_code = 1;
+        goto out;
     }
     if (migrate_only) {
         printf("database at schema version %d\n", app->schema_version);
-        cfg_free(cfg);
-        free(app->cfg_path);
-        return 0;
+        goto out;
     }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "gateway: libcurl initialisation failed\n");
-        return 1;
+        exit_code = 1;
+        goto out;
     }
+    curl_inited = true;
     app->base = event_base_new();
     if (!app->base) {
         fprintf(stderr, "gateway: cannot create the event loop\n");
-        return 1;
+        exit_code = 1;
+        goto out;
     }
     size_t nroutes;
     const struct route *rt = route_table(&nroutes);
@@ -286,7 +291,8 @@ int main(int argc, char **argv)
     if (server_listen(app->server, cfg->http_host, cfg->http_port, &eb) != 0) {
         log_kv(LOG_LEVEL_ERROR, &lctx, "process.start", eb.msg, NULL);
         fprintf(stderr, "gateway: %s\n", eb.msg);
-        return 1;
+        exit_code = 1;
+        goto out;
     }
 
     ms.sig_term = evsignal_new(app->base, SIGTERM, on_sigterm, &ms);
@@ -305,21 +311,27 @@ int main(int argc, char **argv)
     event_base_dispatch(app->base);
 
     log_kv(LOG_LEVEL_INFO, &lctx, "process.exit", "gateway stopped", NULL);
+out:
     /* Order matters: drop pending DB and HTTP callbacks before the requests
      * they point at are freed with the server. */
     db_pool_free(app->db);
     httpc_free(app->httpc);
     server_free(app->server);
     metrics_free(app->metrics);
-    event_free(ms.sig_term);
-    event_free(ms.sig_int);
-    event_free(ms.sig_hup);
+    if (ms.sig_term)
+        event_free(ms.sig_term);
+    if (ms.sig_int)
+        event_free(ms.sig_int);
+    if (ms.sig_hup)
+        event_free(ms.sig_hup);
     if (ms.drain_timer)
         event_free(ms.drain_timer);
-    event_base_free(app->base);
+    if (app->base)
+        event_base_free(app->base);
     free(ms.route_names);
     free(app->cfg_path);
     cfg_free(cfg);
-    curl_global_cleanup();
-    return 0;
+    if (curl_inited)
+        curl_global_cleanup();
+    return exit_code;
 }

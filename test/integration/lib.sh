@@ -75,12 +75,13 @@ gw_ready() {
     return 1
 }
 
-# gw_stop NAME: SIGTERM, wait; prints the exit status.
+# gw_stop NAME: SIGTERM and wait; the exit status is left in GW_RC (not a
+# subshell: only this shell can wait for its children).
 gw_stop() {
     _pid=$(gw_pid "$1")
     kill -TERM "$_pid" 2>/dev/null
     wait "$_pid"
-    echo $?
+    GW_RC=$?
 }
 
 # sanitizer_clean NAME: no ASan/UBSan/LSan report in the gateway's stderr.

@@ -34,6 +34,17 @@ struct db_query {
     void *arg;
     long long queued_at_ms;
     bool internal; /* the set-up version probe */
+    bool preparing; /* its statement is being prepared on the connection first */
+    unsigned long long hash;
+};
+
+/* Statements are prepared once per connection and then executed by name:
+ * the SQL texts are constants of the program, so the set is small and
+ * bounded, and PostgreSQL skips parse and plan on every later call. */
+#define DB_PREP_MAX 128
+struct db_prep {
+    unsigned long long hash;
+    char *sql;
 };
 
 struct db_conn {
@@ -48,6 +59,8 @@ struct db_conn {
     long backoff_ms;
     struct db_query *q; /* the running query, if BUSY or SETUP */
     PGresult *res;      /* the last result of the running query */
+    struct db_prep prep[DB_PREP_MAX];
+    int nprep;
 };
 
 struct db_res {
@@ -75,6 +88,7 @@ struct db_pool {
 
 static void conn_start(struct db_conn *c);
 static void conn_down(struct db_conn *c, const char *why);
+static void prep_forget_all(struct db_conn *c);
 static void conn_on_socket(evutil_socket_t fd, short what, void *arg);
 static void pool_dispatch(struct db_pool *p);
 
@@ -172,6 +186,7 @@ static void conn_down(struct db_conn *c, const char *why)
         PQfinish(c->pg);
         c->pg = NULL;
     }
+    prep_forget_all(c); /* prepared statements die with their session */
     c->state = CONN_DOWN;
     conn_timer_ms(c, c->backoff_ms);
     c->backoff_ms = c->backoff_ms * 2 > 5000 ? 5000 : c->backoff_ms * 2;
@@ -202,10 +217,61 @@ static void conn_down(struct db_conn *c, const char *why)
  * flush is left for the socket event to report, so no callback ever runs
  * inside this function.
  */
+static unsigned long long sql_hash(const char *s)
+{
+    unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static int prep_find(const struct db_conn *c, const struct db_query *q)
+{
+    for (int i = 0; i < c->nprep; i++)
+        if (c->prep[i].hash == q->hash && strcmp(c->prep[i].sql, q->sql) == 0)
+            return i;
+    return -1;
+}
+
+static void prep_forget_all(struct db_conn *c)
+{
+    for (int i = 0; i < c->nprep; i++)
+        free(c->prep[i].sql);
+    c->nprep = 0;
+}
+
+/* Queue the statement on libpq: by name when prepared, else prepare it
+ * first (the result of that comes back through conn_read), else unnamed. */
+static int conn_dispatch_query(struct db_conn *c, struct db_query *q)
+{
+    const char *const *params = (const char *const *)q->params;
+    if (q->internal)
+        return PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+    int idx = prep_find(c, q);
+    char name[16];
+    if (idx >= 0) {
+        snprintf(name, sizeof(name), "gw%d", idx);
+        return PQsendQueryPrepared(c->pg, name, q->nparams, params, NULL, NULL, 0);
+    }
+    if (c->nprep < DB_PREP_MAX) {
+        snprintf(name, sizeof(name), "gw%d", c->nprep);
+        q->preparing = true;
+        return PQsendPrepare(c->pg, name, q->sql, q->nparams, NULL);
+    }
+    return PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+}
+
+/*
+ * Send q on an idle connection.  Returns -1, with nothing sent, q not
+ * attached and no callback run, when libpq refuses (the connection died while
+ * idle): the caller re-queues q and takes the connection down.  A failed
+ * flush is left for the socket event to report, so no callback ever runs
+ * inside this function.
+ */
 static int conn_send(struct db_conn *c, struct db_query *q)
 {
-    if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
-                           NULL, 0))
+    q->preparing = false;
+    if (!conn_dispatch_query(c, q))
         return -1;
     c->q = q;
     c->res = NULL;
@@ -257,6 +323,26 @@ static void conn_read(struct db_conn *c)
     PGresult *r = c->res;
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     bool internal = c->q && c->q->internal;
+    if (c->q && c->q->preparing && st == PGRES_COMMAND_OK) {
+        /* Prepared: remember it and run it, same connection, same query. */
+        struct db_query *q = c->q;
+        c->prep[c->nprep].hash = q->hash;
+        c->prep[c->nprep].sql = gw_xstrdup(q->sql);
+        c->nprep++;
+        PQclear(c->res);
+        c->res = NULL;
+        q->preparing = false;
+        char name[16];
+        snprintf(name, sizeof(name), "gw%d", c->nprep - 1);
+        if (!PQsendQueryPrepared(c->pg, name, q->nparams, (const char *const *)q->params, NULL,
+                                 NULL, 0)) {
+            conn_down(c, PQerrorMessage(c->pg));
+            return;
+        }
+        int f = PQflush(c->pg);
+        conn_watch(c, f != 0 ? (EV_READ | EV_WRITE | EV_PERSIST) : (EV_READ | EV_PERSIST));
+        return;
+    }
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         finish_query(c, 0, NULL, NULL);
     } else {
@@ -528,6 +614,7 @@ void db_pool_free(struct db_pool *p)
         c->q = NULL;
         if (c->pg)
             PQfinish(c->pg);
+        prep_forget_all(c);
         event_free(c->ev);
         event_free(c->timer);
     }
@@ -567,6 +654,7 @@ int db_query(struct db_pool *p, const char *sql, int nparams, const char *const 
     struct db_query *q = gw_xcalloc(1, sizeof(*q));
     q->pool = p;
     q->sql = gw_xstrdup(sql);
+    q->hash = sql_hash(sql);
     q->nparams = nparams;
     q->params = gw_xcalloc((size_t)nparams + 1, sizeof(char *));
     for (int i = 0; i < nparams; i++)

@@ -28,10 +28,10 @@
 
 struct event_base;
 struct httpc;
-struct httpc_req;
 struct metrics;
 struct cJSON;
 struct docker;
+struct docker_call;
 
 /* Supported API range; negotiation picks min(DRIVER_MAX, engine's). */
 #define DOCKER_API_MIN "1.41"
@@ -98,7 +98,7 @@ int docker_container_start(struct docker *d, const char *id, docker_cb cb, void 
  */
 int docker_container_wait(struct docker *d, const char *id, const char *condition,
                           void (*on_armed)(void *arg), docker_cb cb, void *arg,
-                          struct httpc_req **out) GW_MUSTCHECK;
+                          struct docker_call **out) GW_MUSTCHECK;
 
 /** GET /containers/{id}/json. */
 int docker_container_inspect(struct docker *d, const char *id, docker_cb cb, void *arg) GW_MUSTCHECK;
@@ -125,10 +125,10 @@ int docker_container_list(struct docker *d, const char *label, docker_cb cb, voi
  */
 int docker_events(struct docker *d, const char *label,
                   void (*on_event)(void *arg, const struct cJSON *ev), docker_cb cb, void *arg,
-                  struct httpc_req **out) GW_MUSTCHECK;
+                  struct docker_call **out) GW_MUSTCHECK;
 
-/** Cancel a wait or events stream: its callback will not run. NULL-safe. */
-void docker_cancel(struct httpc_req *req);
+/** Cancel a call (a wait or an events stream): its callback will not run. NULL-safe. */
+void docker_cancel(struct docker_call *call);
 
 /* ---- pure helpers (unit-tested) ---------------------------------------- */
 

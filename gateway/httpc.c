@@ -43,6 +43,10 @@ struct httpc_req {
     bool too_big;
     bool stream_stop;
     bool (*on_data)(void *arg, const char *buf, size_t len);
+    void (*on_headers)(void *arg, long status);
+    struct event *hdr_ev; /* defers on_headers out of curl */
+    long hdr_status;
+    bool hdr_fired;
     httpc_done_cb done;
     void *arg;
     int retries_left;
@@ -83,6 +87,8 @@ static void req_free(struct httpc_req *r)
         curl_multi_remove_handle(r->hc->multi, r->easy);
     if (r->retry_timer)
         event_free(r->retry_timer);
+    if (r->hdr_ev)
+        event_free(r->hdr_ev);
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     free(r->body);
@@ -183,6 +189,33 @@ static size_t cb_write(char *data, size_t size, size_t nmemb, void *userp)
     memcpy(r->resp + r->resp_len, data, n);
     r->resp_len += n;
     r->resp[r->resp_len] = '\0';
+    return n;
+}
+
+static void on_headers_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct httpc_req *r = arg;
+    if (!r->finished && r->on_headers)
+        r->on_headers(r->arg, r->hdr_status);
+}
+
+/* Header lines arrive one by one; the blank line ends the block.  Interim
+ * 1xx blocks are skipped. */
+static size_t cb_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct httpc_req *r = userp;
+    size_t n = size * nmemb;
+    if (!r->hdr_fired && (n == 2 && data[0] == '\r' && data[1] == '\n')) {
+        long status = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) {
+            r->hdr_fired = true;
+            r->hdr_status = status;
+            event_active(r->hdr_ev, 0, 0);
+        }
+    }
     return n;
 }
 
@@ -349,6 +382,7 @@ int httpc_send(struct httpc *hc, const struct httpc_opts *o, httpc_done_cb done,
     r->done = done;
     r->arg = arg;
     r->on_data = o->on_data;
+    r->on_headers = o->on_headers;
     r->resp_max = o->resp_max ? o->resp_max : HTTPC_DEFAULT_MAX;
     r->retries_left = o->retries > 0 ? o->retries : 0;
     r->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 100;
@@ -371,6 +405,13 @@ int httpc_send(struct httpc *hc, const struct httpc_opts *o, httpc_done_cb done,
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (o->on_headers) {
+        r->hdr_ev = event_new(hc->base, -1, 0, on_headers_event, r);
+        if (!r->hdr_ev)
+            abort();
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    }
     if (o->unix_socket)
         curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, o->unix_socket);
     if (o->ca_file)

@@ -58,6 +58,10 @@ struct httpc_opts {
      * buffering it (for the Docker /events stream and logs); return false to
      * abort the transfer.  The done callback still fires at the end. */
     bool (*on_data)(void *arg, const char *buf, size_t len);
+    /* If set, called once from the loop (never from inside curl) when the
+     * status line and headers of a 2xx response have arrived, before the
+     * body: for long polls whose registration matters (Docker's wait). */
+    void (*on_headers)(void *arg, long status);
 };
 
 /** Create the client on base.  Never NULL. Free with httpc_free(). */

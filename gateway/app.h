@@ -13,6 +13,10 @@ struct db_pool;
 struct httpc;
 struct metrics;
 struct server;
+struct docker;
+struct runner;
+struct peers;
+struct sched;
 
 struct gw_app {
     struct event_base *base;
@@ -22,6 +26,12 @@ struct gw_app {
     struct httpc *httpc;
     struct metrics *metrics;
     struct server *server;
+    struct docker *docker;    /* Engine API client (container/docker.h) */
+    struct runner *runner;    /* task containers (container/runner.h) */
+    struct peers *peers;      /* route table cache and peer calls (gateway/peer.h) */
+    struct sched *sched;      /* scheduler side of jobs (scheduler/sched.h) */
+    char *storage_dir;        /* absolute <data_dir>/storage: file:// datasets and outputs */
+    bool starting;            /* reconcile not finished: only ops endpoints answer */
     int schema_version;       /* newest migration this binary ships */
     bool draining;            /* SIGTERM seen: /readyz says 503, no new work */
     long long started_ms;     /* wall clock at start, for build info */

@@ -55,6 +55,14 @@ static const struct cfg_key keys[] = {
     {"peer.timeout_ms", I(peer_timeout_ms), "10000", 100, 600000, true, false},
     {"peer.retries", I(peer_retries), "2", 0, 20, true, false},
     {"peer.body_max", L(peer_body_max), "16777216", 1024, 1LL << 30, true, false},
+    {"docker.network", S(docker_network), "host", 0, 0, false, false},
+    {"docker.retain_s", I(docker_retain_s), "0", 0, 86400 * 30, true, false},
+    {"docker.log_tail", I(docker_log_tail), "50", 1, 10000, true, false},
+    {"callback.host", S(callback_host), "127.0.0.1", 0, 0, false, false},
+    {"sched.poll_ms", I(sched_poll_ms), "1000", 50, 600000, true, false},
+    {"sched.backstop_ms", I(sched_backstop_ms), "10000", 100, 3600000, true, false},
+    {"sched.party_deadline_s", I(sched_party_deadline_s), "300", 1, 86400 * 7, true, false},
+    {"upload.max", L(upload_max), "268435456", 1024, 1LL << 40, true, false},
 };
 
 #define NKEYS GW_ARRAY_LEN(keys)

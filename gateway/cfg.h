@@ -43,6 +43,14 @@ struct gw_cfg {
     int peer_timeout_ms;   /* peer.timeout_ms: per attempt to a peer node */
     int peer_retries;      /* peer.retries: attempts after the first */
     long long peer_body_max; /* peer.body_max: response size cap for peer calls */
+    char *docker_network;  /* docker.network: network mode of task containers */
+    int docker_retain_s;   /* docker.retain_s: keep finished containers this long (0 = remove) */
+    int docker_log_tail;   /* docker.log_tail: log lines kept on the t_task row */
+    char *callback_host;   /* callback.host: address task containers use to reach this node */
+    int sched_poll_ms;     /* sched.poll_ms: poll-mode status interval */
+    int sched_backstop_ms; /* sched.backstop_ms: callback-mode backstop poll interval */
+    int sched_party_deadline_s; /* sched.party_deadline_s: unreachable party fails the job after */
+    long long upload_max;  /* upload.max: cap of one dataset upload in bytes */
 };
 
 /** Allocate a config holding every default.  Free with cfg_free(). */

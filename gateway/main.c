@@ -25,8 +25,12 @@
 #include "gateway/json.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/peer.h"
 #include "gateway/server.h"
+#include "container/docker.h"
+#include "container/runner.h"
 #include "routes/route.h"
+#include "scheduler/sched.h"
 
 extern char **environ;
 
@@ -37,7 +41,96 @@ struct main_state {
     long long drain_deadline_ms;
     int drain_phase; /* 0 running, 1 draining, 2 flushing final replies */
     const char **route_names;
+    struct event *startup_timer;
+    int reconcile_tries;
 };
+
+/* ---- start-up: routes file -> reconcile with the engine -> resume jobs ---- */
+
+static void startup_reconcile(struct main_state *ms);
+
+static void on_resumed(void *arg, int err, const char *msg)
+{
+    struct main_state *ms = arg;
+    if (err) {
+        log_kv(LOG_LEVEL_WARN, NULL, "process.start", "cannot resume jobs yet; retrying", "err",
+               msg, NULL);
+        struct timeval tv = {1, 0};
+        event_add(ms->startup_timer, &tv);
+        return;
+    }
+    ms->app.starting = false;
+    log_kv(LOG_LEVEL_INFO, NULL, "process.ready", "reconciled; serving every API", NULL);
+}
+
+static void on_reconciled(void *arg, int err, const char *msg)
+{
+    struct main_state *ms = arg;
+    if (err) {
+        if (++ms->reconcile_tries < 5 || err == GW_EDB) {
+            log_kv(LOG_LEVEL_WARN, NULL, "process.start", "reconcile failed; retrying", "err", msg,
+                   NULL);
+            struct timeval tv = {2, 0};
+            event_add(ms->startup_timer, &tv);
+            return;
+        }
+        log_kv(LOG_LEVEL_ERROR, NULL, "process.start",
+               "the Docker engine cannot be reached: serving without task containers", "err", msg,
+               NULL);
+    }
+    ms->reconcile_tries = 1000; /* reconcile done: the timer now resumes jobs */
+    sched_resume(ms->app.sched, on_resumed, ms);
+}
+
+static void on_routes_loaded(void *arg, int err, const char *msg)
+{
+    struct main_state *ms = arg;
+    if (err && err != GW_EINVAL) {
+        log_kv(LOG_LEVEL_WARN, NULL, "routes.load", "cannot load routes yet; retrying", "err", msg,
+               NULL);
+        struct timeval tv = {1, 0};
+        event_add(ms->startup_timer, &tv);
+        return;
+    }
+    if (err)
+        log_kv(LOG_LEVEL_ERROR, NULL, "routes.load", "routes file not loaded; using the stored "
+               "route table", "err", msg, NULL);
+    else
+        log_kv(LOG_LEVEL_INFO, NULL, "routes.load", "route table loaded", "file",
+               ms->app.cfg->routes_file, NULL);
+    if (err)
+        peers_refresh(ms->app.peers, NULL, NULL);
+    ms->reconcile_tries = 0;
+    startup_reconcile(ms);
+}
+
+static void startup_reconcile(struct main_state *ms)
+{
+    runner_reconcile(ms->app.runner, on_reconciled, ms);
+}
+
+static void on_startup_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct main_state *ms = arg;
+    if (ms->reconcile_tries >= 1000)
+        sched_resume(ms->app.sched, on_resumed, ms);
+    else if (ms->reconcile_tries > 0)
+        startup_reconcile(ms);
+    else
+        peers_sync_file(ms->app.peers, ms->app.cfg->routes_file, on_routes_loaded, ms);
+}
+
+static void on_routes_reloaded(void *arg, int err, const char *msg)
+{
+    (void)arg;
+    if (err)
+        log_kv(LOG_LEVEL_ERROR, NULL, "routes.reload", "routes file rejected; keeping the old "
+               "routes", "err", msg, NULL);
+    else
+        log_kv(LOG_LEVEL_INFO, NULL, "routes.reload", "route table reloaded", NULL);
+}
 
 static void usage(FILE *out)
 {
@@ -164,6 +257,12 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->peer_retries = nc->peer_retries;
     c->peer_body_max = nc->peer_body_max;
     c->docker_timeout_s = nc->docker_timeout_s;
+    c->docker_retain_s = nc->docker_retain_s;
+    c->docker_log_tail = nc->docker_log_tail;
+    c->sched_poll_ms = nc->sched_poll_ms;
+    c->sched_backstop_ms = nc->sched_backstop_ms;
+    c->sched_party_deadline_s = nc->sched_party_deadline_s;
+    c->upload_max = nc->upload_max;
     SWAP_STR(c->log_level, nc->log_level);
     SWAP_STR(c->routes_file, nc->routes_file);
     cfg_free(nc);
@@ -171,6 +270,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     if (log_level_parse(c->log_level, &lv))
         log_set_level(lv);
     server_apply_cfg(app->server);
+    peers_sync_file(app->peers, c->routes_file, on_routes_reloaded, NULL);
     char n[16];
     snprintf(n, sizeof(n), "%d", rc.changed);
     log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "changed", n, NULL);
@@ -295,6 +395,32 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    {
+        char *dd = realpath(cfg->data_dir, NULL);
+        app->storage_dir = gw_xasprintf("%s/storage", dd ? dd : cfg->data_dir);
+        free(dd);
+        if (mkdir_p(app->storage_dir) != 0) {
+            fprintf(stderr, "gateway: cannot create %s: %s\n", app->storage_dir, strerror(errno));
+            exit_code = 1;
+            goto out;
+        }
+        struct docker_opts dopts = {.host = cfg->docker_host,
+                                    .timeout_ms = cfg->docker_timeout_s * 1000L};
+        app->docker = docker_new(app->httpc, app->metrics, &dopts, &eb);
+        if (!app->docker) {
+            fprintf(stderr, "gateway: docker.host: %s\n", eb.msg);
+            exit_code = 1;
+            goto out;
+        }
+        app->peers = peers_new(app);
+        app->runner = runner_new(app, partner_task_changed);
+        app->sched = sched_new(app);
+        app->starting = true;
+        ms.startup_timer = evtimer_new(app->base, on_startup_timer, &ms);
+        struct timeval now0 = {0, 0};
+        event_add(ms.startup_timer, &now0);
+    }
+
     ms.sig_term = evsignal_new(app->base, SIGTERM, on_sigterm, &ms);
     ms.sig_int = evsignal_new(app->base, SIGINT, on_sigterm, &ms);
     ms.sig_hup = evsignal_new(app->base, SIGHUP, on_sighup, &ms);
@@ -315,8 +441,15 @@ out:
     /* Order matters: drop pending DB and HTTP callbacks before the requests
      * they point at are freed with the server. */
     db_pool_free(app->db);
+    docker_free(app->docker);
     httpc_free(app->httpc);
+    runner_free(app->runner);
+    sched_free(app->sched);
     server_free(app->server);
+    peers_free(app->peers);
+    free(app->storage_dir);
+    if (ms.startup_timer)
+        event_free(ms.startup_timer);
     metrics_free(app->metrics);
     if (ms.sig_term)
         event_free(ms.sig_term);

@@ -171,7 +171,9 @@ struct server *server_new(struct gw_app *app, server_dispatch_cb dispatch)
 void server_apply_cfg(struct server *srv)
 {
     const struct gw_cfg *cfg = srv->app->cfg;
-    evhttp_set_max_body_size(srv->http, (ev_ssize_t)cfg->http_body_max);
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)(cfg->upload_max > cfg->http_body_max
+                                                          ? cfg->upload_max
+                                                          : cfg->http_body_max));
     evhttp_set_max_headers_size(srv->http, (ev_ssize_t)cfg->http_header_max);
     struct timeval tv = {cfg->http_timeout_s, 0};
     evhttp_set_timeout_tv(srv->http, &tv);

@@ -37,6 +37,10 @@ void ops_readyz(struct gw_req *req)
         reason = "draining: shutdown in progress";
     } else {
         ready = db_pool_ready(app->db, &reason);
+        if (ready && app->starting) {
+            ready = false;
+            reason = "starting: reconciling task containers and jobs";
+        }
     }
     cJSON *data = cJSON_CreateObject();
     json_add_str(data, "status", ready ? "ready" : "not ready");

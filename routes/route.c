@@ -8,6 +8,8 @@
 #include "gateway/app.h"
 #include "gateway/cfg.h"
 #include "gateway/json.h"
+#include "gateway/peer.h"
+#include "scheduler/sched.h"
 
 #define KiB 1024
 #define MiB (1024 * 1024)
@@ -23,6 +25,50 @@ static const struct route table[] = {
     {GW_GET | GW_POST, "/v1/platform/route/get", platform_route_get, 64 * KiB, ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/route/list", platform_route_list, 64 * KiB,
      ROUTE_AUTH_LOCAL},
+    /* platform API: this node's UI, CLI and task containers */
+    {GW_POST, "/v1/platform/schedule/job/create_all", sched_platform_create_all, 4 * MiB,
+     ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v1/platform/schedule/job/stop_all", sched_platform_stop_all, 64 * KiB,
+     ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v1/platform/schedule/job/stop_task", platform_stop_task, 64 * KiB,
+     ROUTE_AUTH_LOCAL},
+    {GW_GET | GW_POST, "/v1/platform/schedule/job/status_all", sched_platform_status_all,
+     64 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_GET | GW_POST, "/v1/platform/schedule/job/query_job_list", sched_query_job_list, 64 * KiB,
+     ROUTE_AUTH_LOCAL},
+    {GW_GET | GW_POST, "/v1/platform/schedule/task/get_log_line", partner_get_log_line, 64 * KiB,
+     ROUTE_AUTH_LOCAL},
+    {GW_GET | GW_POST, "/v1/platform/schedule/task/get_log", partner_get_log, 64 * KiB,
+     ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v1/platform/schedule/task/callback", partner_container_callback, 64 * KiB,
+     ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v1/platform/schedule/component/register", provider_component_register, 4 * MiB,
+     ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v2/provider/register", provider_register, 4 * MiB, ROUTE_AUTH_LOCAL},
+    {GW_GET | GW_POST, "/v2/provider/query", provider_query, 64 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v2/provider/delete", provider_delete, 64 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v2/component/upload", dataset_upload_path, 64 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v2/component/upload/file", dataset_upload_file, ROUTE_BODY_UPLOAD,
+     ROUTE_AUTH_LOCAL},
+    {GW_GET | GW_POST, "/v2/component/dataset/query", dataset_query, 64 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_GET | GW_POST, "/v2/component/dataset/list", dataset_list, 64 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v2/component/dataset/delete", dataset_delete, 64 * KiB, ROUTE_AUTH_LOCAL},
+    /* interconn API, scheduler side */
+    {GW_POST, "/v1/interconn/schedule/job/create_all", sched_create_all, 4 * MiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/job/stop_all", sched_stop_all, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_GET | GW_POST, "/v1/interconn/schedule/job/status_all", sched_status_all, 64 * KiB,
+     ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/task/callback", sched_task_callback, 1 * MiB,
+     ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/job/audit_confirm", sched_audit_confirm, 64 * KiB,
+     ROUTE_AUTH_PEER},
+    /* interconn API, partner side */
+    {GW_POST, "/v1/interconn/schedule/job/create", partner_job_create, 4 * MiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/job/start", partner_job_start, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/task/start", partner_task_start, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/job/stop", partner_job_stop, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/task/poll", partner_task_poll, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/task/stop", partner_task_stop, 64 * KiB, ROUTE_AUTH_PEER},
 };
 
 const struct route *route_table(size_t *n)
@@ -95,6 +141,10 @@ static void reply_envelope(struct gw_req *req, int http_status, int code, const 
                            cJSON *data)
 {
     cJSON *root = cJSON_CreateObject();
+    /* A Kuscia caller reads code 200 as success (DESIGN.md wire profiles). */
+    if (code == ROUTE_CODE_OK && req->caller && req->app->peers &&
+        peers_profile(req->app->peers, req->caller) == PEER_KUSCIA)
+        code = 200;
     json_add_int(root, "code", code);
     json_add_str(root, "msg", msg);
     cJSON_AddItemToObject(root, "data", data ? data : cJSON_CreateObject());
@@ -153,11 +203,17 @@ void route_dispatch(struct gw_req *req)
         route_reply_err(req, GW_EDRAINING, "gateway is shutting down; retry later");
         return;
     }
+    if (app->starting && r->auth != ROUTE_AUTH_NONE) {
+        route_reply_err(req, GW_EBUSY, "node is starting (reconciling tasks with the engine); retry");
+        return;
+    }
     if (server_inflight(app->server) > app->cfg->http_max_conns && r->auth != ROUTE_AUTH_NONE) {
         route_reply_err(req, GW_EBUSY, "too many requests in flight; retry later");
         return;
     }
-    size_t cap = r->body_max ? r->body_max : (size_t)app->cfg->http_body_max;
+    size_t cap = r->body_max == ROUTE_BODY_UPLOAD ? (size_t)app->cfg->upload_max
+                 : r->body_max                 ? r->body_max
+                                               : (size_t)app->cfg->http_body_max;
     if (req->body_len > cap) {
         char msg[128];
         snprintf(msg, sizeof(msg), "request body of %zu bytes is over this endpoint's limit of %zu",

@@ -80,6 +80,9 @@ void route_reply_err(struct gw_req *req, int err, const char *msg);
 /** Reply with an explicit envelope (code, msg, data taken; NULL data = {}), HTTP 200. */
 void route_reply(struct gw_req *req, int code, const char *msg, struct cJSON *data);
 
+/* body_max value meaning "upload.max" (dataset uploads). */
+#define ROUTE_BODY_UPLOAD ((size_t)-1)
+
 /* Handlers, one file per API group. */
 void ops_healthz(struct gw_req *req);
 void ops_readyz(struct gw_req *req);
@@ -87,5 +90,28 @@ void ops_metrics(struct gw_req *req);
 void ops_version(struct gw_req *req);
 void platform_route_get(struct gw_req *req);
 void platform_route_list(struct gw_req *req);
+void platform_stop_task(struct gw_req *req);
+void partner_job_create(struct gw_req *req);
+void partner_job_start(struct gw_req *req);
+void partner_task_start(struct gw_req *req);
+void partner_task_poll(struct gw_req *req);
+void partner_job_stop(struct gw_req *req);
+void partner_task_stop(struct gw_req *req);
+void partner_container_callback(struct gw_req *req);
+void partner_get_log_line(struct gw_req *req);
+void partner_get_log(struct gw_req *req);
+void provider_register(struct gw_req *req);
+void provider_component_register(struct gw_req *req);
+void provider_query(struct gw_req *req);
+void provider_delete(struct gw_req *req);
+void dataset_upload_path(struct gw_req *req);
+void dataset_upload_file(struct gw_req *req);
+void dataset_query(struct gw_req *req);
+void dataset_list(struct gw_req *req);
+void dataset_delete(struct gw_req *req);
+
+struct gw_app;
+/** A local t_task row changed: push the aggregate to the scheduler in callback mode. */
+void partner_task_changed(struct gw_app *app, const char *job_id, const char *task_id);
 
 #endif

@@ -1,0 +1,851 @@
+/*
+ * runner.c - one container per t_task row, driven by Engine API callbacks.
+ *
+ * Each row being driven has one struct run.  A run holds at most one engine
+ * or database call at a time (the steps are strictly sequential), so its
+ * lifetime is simple: it is freed when its last step ends, or by
+ * runner_free() (the pool and the engine client drop their callbacks first).
+ */
+#include "runner.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "container/docker.h"
+#include "gateway/app.h"
+#include "gateway/cfg.h"
+#include "gateway/db.h"
+#include "gateway/json.h"
+#include "gateway/log.h"
+
+#define LOG_TAIL_BYTES 8192
+
+struct run {
+    struct runner *r;
+    struct run *prev, *next;
+    char *job_id, *task_id, *role;
+    int role_index;
+    char idx[12];
+    char *name;         /* container name */
+    char *cid;          /* container id, once known */
+    char *digest;       /* image the row pins */
+    cJSON *spec;        /* t_task.spec */
+    bool adopt_only;    /* reconcile: container already exists and runs */
+    bool kill_pending;  /* a stop arrived before the container was known */
+    struct docker_call *wait;
+    /* outcome */
+    long exit_code;
+    bool oom;
+    char *error;        /* engine error or lost-container reason */
+    char *logs;
+    struct log_ctx log;
+};
+
+struct runner {
+    struct gw_app *app;
+    runner_notify_cb notify;
+    struct run *runs;
+    int n;
+    /* reconcile */
+    void (*rec_done)(void *arg, int err, const char *msg);
+    void *rec_arg;
+    cJSON *rec_containers;
+    int rec_pending;
+};
+
+static void rearm(struct run *u);
+
+static void run_free(struct run *u)
+{
+    struct runner *r = u->r;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        r->runs = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    r->n--;
+    docker_cancel(u->wait);
+    free(u->job_id);
+    free(u->task_id);
+    free(u->role);
+    free(u->name);
+    free(u->cid);
+    free(u->digest);
+    free(u->error);
+    free(u->logs);
+    cJSON_Delete(u->spec);
+    free(u);
+}
+
+static struct run *run_find(struct runner *r, const struct runner_key *k)
+{
+    for (struct run *u = r->runs; u; u = u->next)
+        if (u->role_index == k->role_index && strcmp(u->job_id, k->job_id) == 0 &&
+            strcmp(u->task_id, k->task_id) == 0 && strcmp(u->role, k->role) == 0)
+            return u;
+    return NULL;
+}
+
+static struct run *run_new(struct runner *r, const struct runner_key *k)
+{
+    struct run *u = gw_xcalloc(1, sizeof(*u));
+    u->r = r;
+    u->job_id = gw_xstrdup(k->job_id);
+    u->task_id = gw_xstrdup(k->task_id);
+    u->role = gw_xstrdup(k->role);
+    u->role_index = k->role_index;
+    snprintf(u->idx, sizeof(u->idx), "%d", k->role_index);
+    u->exit_code = -1;
+    u->log.node_id = r->app->cfg->node_id;
+    u->log.job_id = u->job_id;
+    u->log.task_id = u->task_id;
+    u->next = r->runs;
+    if (r->runs)
+        r->runs->prev = u;
+    r->runs = u;
+    r->n++;
+    return u;
+}
+
+int runner_active(const struct runner *r)
+{
+    return r->n;
+}
+
+char *runner_container_name(const char *role, const char *node, const char *task_id, int attempt)
+{
+    char *s = gw_xasprintf("%s-%s-%s-%d", role, node, task_id, attempt);
+    for (char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            *p = '_';
+    if (strlen(s) > 128)
+        s[128] = '\0';
+    return s;
+}
+
+/* ---- finishing ------------------------------------------------------------ */
+
+static void notify(struct run *u)
+{
+    if (u->r->notify)
+        u->r->notify(u->r->app, u->job_id, u->task_id);
+}
+
+static void on_removed(void *arg, const struct docker_result *res)
+{
+    struct run *u = arg;
+    if (res->err)
+        log_kv(LOG_LEVEL_WARN, &u->log, "container.remove", "could not remove the container",
+               "container", u->name, "err", res->msg, NULL);
+    run_free(u);
+}
+
+static void remove_and_free(struct run *u)
+{
+    if (u->cid && u->r->app->cfg->docker_retain_s == 0 &&
+        docker_container_remove(u->r->app->docker, u->cid, on_removed, u) == 0)
+        return;
+    run_free(u);
+}
+
+static void on_final_written(void *arg, int err, const struct db_res *res, const char *errmsg,
+                             const char *sqlstate)
+{
+    (void)sqlstate;
+    struct run *u = arg;
+    if (err) {
+        /* The container has ended but the row could not be written: keep the
+         * container so the next reconcile (or a retry) records the outcome. */
+        log_kv(LOG_LEVEL_ERROR, &u->log, "task.finish", "could not record the task outcome",
+               "err", errmsg, NULL);
+        run_free(u);
+        return;
+    }
+    const char *st = db_res_rows(res) > 0 ? db_res_get(res, 0, 0) : "";
+    char ec[24];
+    snprintf(ec, sizeof(ec), "%ld", u->exit_code);
+    log_kv(LOG_LEVEL_INFO, &u->log, "task.finish", "task container ended", "role", u->role,
+           "status", st, "exit_code", ec, "oom", u->oom ? "true" : "false", "error",
+           u->error ? u->error : "", NULL);
+    notify(u);
+    remove_and_free(u);
+}
+
+/*
+ * Record the end.  The exit code decides: 0 without OOM is SUCCESS unless the
+ * component itself claimed FAILED.  A row already terminal (stopped) keeps
+ * its status but still gets the exit code and the log tail.
+ */
+static void finish(struct run *u)
+{
+    const char *status = (u->exit_code == 0 && !u->oom && !u->error) ? "SUCCESS" : "FAILED";
+    char reason[512];
+    if (u->error)
+        snprintf(reason, sizeof(reason), "%s", u->error);
+    else if (u->oom)
+        snprintf(reason, sizeof(reason),
+                 "container was killed: out of memory (exit code %ld, OOMKilled)", u->exit_code);
+    else if (u->exit_code != 0)
+        snprintf(reason, sizeof(reason), "container exited with code %ld", u->exit_code);
+    else
+        reason[0] = '\0';
+    static const char sql[] =
+        "WITH o AS (SELECT status AS old FROM t_task WHERE job_id = $1 AND task_id = $2"
+        "  AND role = $3 AND role_index = $4::int FOR UPDATE)"
+        ", u AS ("
+        " UPDATE t_task t SET"
+        "  status = CASE WHEN t.status IN ('READY','RUNNING') THEN"
+        "     (CASE WHEN $5 = 'SUCCESS' AND t.claimed_status = 'FAILED' THEN 'FAILED' ELSE $5 END)"
+        "     ELSE t.status END,"
+        "  status_channel = CASE WHEN t.status IN ('READY','RUNNING') THEN 'exit_code'"
+        "     ELSE t.status_channel END,"
+        "  exit_code = $6::int, oom_killed = $7::boolean AND t.status <> 'SUCCESS',"
+        "  error_text = CASE WHEN t.error_text = '' THEN"
+        "     (CASE WHEN $5 = 'SUCCESS' AND t.claimed_status = 'FAILED'"
+        "      THEN 'the component reported FAILED' ELSE $8 END) ELSE t.error_text END,"
+        "  log_tail = $9, end_time = coalesce(t.end_time, now()),"
+        "  status_updated_at = now()"
+        " FROM o WHERE t.job_id = $1 AND t.task_id = $2 AND t.role = $3 AND t.role_index = $4::int"
+        " RETURNING t.status, o.old)"
+        ", e AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        " SELECT 'task', $1 || '/' || $2 || '/' || $3 || '.' || $4, u.old, u.status, 'exit_code', $8"
+        " FROM u WHERE u.old IS DISTINCT FROM u.status)"
+        " SELECT status FROM u";
+    char ec[24];
+    snprintf(ec, sizeof(ec), "%ld", u->exit_code < 0 ? -1 : u->exit_code);
+    const char *p[9] = {u->job_id, u->task_id, u->role,  u->idx,
+                        status,    u->exit_code < 0 ? NULL : ec,
+                        u->oom ? "true" : "false", reason, u->logs ? u->logs : ""};
+    if (db_query(u->r->app->db, sql, 9, p, on_final_written, u, NULL) != 0) {
+        log_kv(LOG_LEVEL_ERROR, &u->log, "task.finish", "database unavailable; outcome left for reconcile",
+               NULL);
+        run_free(u);
+    }
+}
+
+static void on_logs(void *arg, const struct docker_result *res)
+{
+    struct run *u = arg;
+    if (res->err == 0 && res->text) {
+        size_t n = res->text_len;
+        const char *t = res->text;
+        if (n > LOG_TAIL_BYTES) {
+            t += n - LOG_TAIL_BYTES;
+            n = LOG_TAIL_BYTES;
+        }
+        /* Keep valid text for PostgreSQL: NUL bytes and invalid UTF-8 are
+         * replaced. */
+        char *s = gw_xmalloc(n + 1);
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)t[i];
+            s[i] = (c == 0 || c >= 0x80) ? '?' : (char)c;
+        }
+        s[n] = '\0';
+        u->logs = s;
+    }
+    finish(u);
+}
+
+static void on_inspect_end(void *arg, const struct docker_result *res)
+{
+    struct run *u = arg;
+    if (res->err == GW_ENOTFOUND) {
+        free(u->error);
+        u->error = gw_xstrdup("container vanished: removed outside the gateway before its "
+                              "outcome was read");
+        free(u->cid);
+        u->cid = NULL;
+        finish(u);
+        return;
+    }
+    if (res->err == 0 && res->json) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(res->json, "State");
+        const cJSON *ec = cJSON_GetObjectItemCaseSensitive(st, "ExitCode");
+        const cJSON *oom = cJSON_GetObjectItemCaseSensitive(st, "OOMKilled");
+        const cJSON *er = cJSON_GetObjectItemCaseSensitive(st, "Error");
+        const cJSON *running = cJSON_GetObjectItemCaseSensitive(st, "Running");
+        if (cJSON_IsTrue(running)) {
+            /* The wait ended but the container still runs (engine restart
+             * cut the long poll): wait again. */
+            free(u->error);
+            u->error = NULL;
+            u->adopt_only = true;
+            rearm(u);
+            return;
+        }
+        if (cJSON_IsNumber(ec))
+            u->exit_code = (long)ec->valuedouble;
+        u->oom = cJSON_IsTrue(oom);
+        if (cJSON_IsString(er) && er->valuestring[0] && !u->error)
+            u->error = gw_xasprintf("engine: %s", er->valuestring);
+    } else if (!u->error) {
+        u->error = gw_xasprintf("cannot inspect the finished container: %s", res->msg);
+    }
+    if (docker_container_logs(u->r->app->docker, u->cid, u->r->app->cfg->docker_log_tail, on_logs,
+                              u) != 0)
+        finish(u);
+}
+
+static void on_wait(void *arg, const struct docker_result *res)
+{
+    struct run *u = arg;
+    u->wait = NULL;
+    if (res->err && res->err != GW_ENOTFOUND)
+        log_kv(LOG_LEVEL_WARN, &u->log, "container.wait", "wait ended with an error", "err",
+               res->msg, NULL);
+    if (docker_container_inspect(u->r->app->docker, u->cid, on_inspect_end, u) != 0) {
+        u->error = gw_xstrdup("cannot inspect the finished container");
+        finish(u);
+    }
+}
+
+static void on_started(void *arg, const struct docker_result *res)
+{
+    struct run *u = arg;
+    if (res->err) {
+        /* The wait is armed; cancel it and record the engine's refusal. */
+        docker_cancel(u->wait);
+        u->wait = NULL;
+        u->error = gw_xasprintf("engine refused to start the container: %s", res->msg);
+        finish(u);
+        return;
+    }
+    log_kv(LOG_LEVEL_INFO, &u->log, "task.start", "task container started", "container", u->name,
+           "role", u->role, NULL);
+    notify(u);
+    if (u->kill_pending)
+        runner_kill(u->r, &(struct runner_key){u->job_id, u->task_id, u->role, u->role_index},
+                    u->cid);
+}
+
+static void on_wait_armed(void *arg)
+{
+    struct run *u = arg;
+    if (u->adopt_only)
+        return;
+    if (docker_container_start(u->r->app->docker, u->cid, on_started, u) != 0) {
+        docker_cancel(u->wait);
+        u->wait = NULL;
+        u->error = gw_xstrdup("cannot send the start call to the engine");
+        finish(u);
+    }
+}
+
+static void rearm(struct run *u)
+{
+    if (docker_container_wait(u->r->app->docker, u->cid, "not-running", on_wait_armed, on_wait, u,
+                              &u->wait) != 0) {
+        u->error = gw_xstrdup("cannot wait for the container");
+        finish(u);
+    }
+}
+
+static void on_running_written(void *arg, int err, const struct db_res *res, const char *errmsg,
+                               const char *sqlstate)
+{
+    (void)sqlstate;
+    struct run *u = arg;
+    if (err) {
+        u->error = gw_xasprintf("cannot record the launch: %s", errmsg);
+        finish(u);
+        return;
+    }
+    if (db_res_rows(res) == 0) {
+        /* Stopped (or finished) while the container was being created: it
+         * must not run. */
+        log_kv(LOG_LEVEL_INFO, &u->log, "task.start", "task no longer startable; container removed",
+               "container", u->name, NULL);
+        remove_and_free(u);
+        return;
+    }
+    rearm(u);
+}
+
+static void mark_running(struct run *u)
+{
+    static const char sql[] =
+        "WITH u AS (UPDATE t_task SET status = 'RUNNING', status_channel = 'api',"
+        " container_id = $5, start_time = coalesce(start_time, now()), status_updated_at = now()"
+        " WHERE job_id = $1 AND task_id = $2 AND role = $3 AND role_index = $4::int"
+        " AND status = 'READY' RETURNING 1)"
+        ", e AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        " SELECT 'task', $1 || '/' || $2 || '/' || $3 || '.' || $4, 'READY', 'RUNNING', 'api',"
+        " 'container ' || $6 FROM u)"
+        " SELECT count(*) FROM u HAVING count(*) > 0";
+    const char *p[6] = {u->job_id, u->task_id, u->role, u->idx, u->cid, u->name};
+    if (db_query(u->r->app->db, sql, 6, p, on_running_written, u, NULL) != 0) {
+        u->error = gw_xstrdup("database unavailable at launch");
+        finish(u);
+    }
+}
+
+static void on_created_inspect(void *arg, const struct docker_result *res)
+{
+    struct run *u = arg;
+    if (res->err) {
+        u->error = gw_xasprintf("cannot inspect the created container: %s", res->msg);
+        finish(u);
+        return;
+    }
+    const cJSON *img = cJSON_GetObjectItemCaseSensitive(res->json, "Image");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(res->json, "Id");
+    if (!u->cid && cJSON_IsString(id))
+        u->cid = gw_xstrdup(id->valuestring);
+    if (!cJSON_IsString(img) || strcmp(img->valuestring, u->digest) != 0) {
+        u->error = gw_xasprintf("image check failed: container runs %s, the provider pins %s",
+                                cJSON_IsString(img) ? img->valuestring : "(none)", u->digest);
+        finish(u);
+        return;
+    }
+    /* An adopted container (409 on create) may already have run. */
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(res->json, "State");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(st, "Status");
+    if (cJSON_IsString(status) && strcmp(status->valuestring, "created") != 0)
+        u->adopt_only = true;
+    mark_running(u);
+}
+
+static void on_created(void *arg, const struct docker_result *res)
+{
+    struct run *u = arg;
+    const char *ref = NULL;
+    if (res->err == 0) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(res->json, "Id");
+        if (cJSON_IsString(id))
+            u->cid = gw_xstrdup(id->valuestring);
+        ref = u->cid;
+    } else if (res->err == GW_ECONFLICT) {
+        /* Same name exists: this task's container from an earlier launch
+         * attempt.  Adopt it (checked by inspect) instead of a second one. */
+        ref = u->name;
+    } else {
+        if (res->err == GW_ENOTFOUND)
+            u->error = gw_xasprintf("image %s is not on the engine (%s); register the provider "
+                                    "again after loading the image",
+                                    u->digest, res->msg);
+        else
+            u->error = gw_xasprintf("engine refused to create the container: %s", res->msg);
+        finish(u);
+        return;
+    }
+    if (!ref || docker_container_inspect(u->r->app->docker, ref, on_created_inspect, u) != 0) {
+        u->error = gw_xstrdup("engine returned no container id");
+        finish(u);
+    }
+}
+
+/* The create body of spec docker-engine.md §1.4 with the security defaults
+ * of §3.7. */
+static cJSON *create_body(struct run *u)
+{
+    struct gw_app *app = u->r->app;
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "Image", u->digest);
+    cJSON *env = cJSON_AddArrayToObject(b, "Env");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(u->spec, "env"))
+        if (cJSON_IsString(e))
+            cJSON_AddItemToArray(env, cJSON_CreateString(e->valuestring));
+    cJSON *lab = cJSON_AddObjectToObject(b, "Labels");
+    cJSON_AddStringToObject(lab, "org.bfia.managed", "true");
+    cJSON_AddStringToObject(lab, "org.bfia.node", app->cfg->node_id);
+    cJSON_AddStringToObject(lab, "org.bfia.job", u->job_id);
+    cJSON_AddStringToObject(lab, "org.bfia.task", u->task_id);
+    cJSON_AddStringToObject(lab, "org.bfia.role", u->role);
+    cJSON_AddStringToObject(lab, "org.bfia.role_index", u->idx);
+    const cJSON *att = cJSON_GetObjectItemCaseSensitive(u->spec, "attempt");
+    char at[16];
+    snprintf(at, sizeof(at), "%d", cJSON_IsNumber(att) ? att->valueint : 0);
+    cJSON_AddStringToObject(lab, "org.bfia.attempt", at);
+    const cJSON *prov = cJSON_GetObjectItemCaseSensitive(u->spec, "provider");
+    if (cJSON_IsString(prov))
+        cJSON_AddStringToObject(lab, "org.bfia.provider", prov->valuestring);
+    cJSON_AddBoolToObject(b, "Tty", false);
+    cJSON_AddBoolToObject(b, "AttachStdin", false);
+    cJSON_AddBoolToObject(b, "AttachStdout", false);
+    cJSON_AddBoolToObject(b, "AttachStderr", false);
+    cJSON_AddBoolToObject(b, "OpenStdin", false);
+    cJSON_AddNumberToObject(b, "StopTimeout", 10);
+    cJSON *hc = cJSON_AddObjectToObject(b, "HostConfig");
+    const cJSON *mem = cJSON_GetObjectItemCaseSensitive(u->spec, "memory_bytes");
+    if (cJSON_IsNumber(mem) && mem->valuedouble > 0) {
+        cJSON_AddNumberToObject(hc, "Memory", mem->valuedouble);
+        cJSON_AddNumberToObject(hc, "MemorySwap", mem->valuedouble);
+    }
+    const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(u->spec, "nano_cpus");
+    if (cJSON_IsNumber(cpu) && cpu->valuedouble > 0)
+        cJSON_AddNumberToObject(hc, "NanoCpus", cpu->valuedouble);
+    cJSON_AddNumberToObject(hc, "PidsLimit", 1024);
+    cJSON_AddStringToObject(hc, "NetworkMode", app->cfg->docker_network);
+    cJSON *mounts = cJSON_AddArrayToObject(hc, "Mounts");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(u->spec, "storage_dir");
+    if (cJSON_IsString(st)) {
+        /* The storage root at the same path inside, so system.storage
+         * (file://<root>) means the same files on both sides. */
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "Type", "bind");
+        cJSON_AddStringToObject(m, "Source", st->valuestring);
+        cJSON_AddStringToObject(m, "Target", st->valuestring);
+        cJSON_AddBoolToObject(m, "ReadOnly", false);
+        cJSON_AddItemToArray(mounts, m);
+    }
+    cJSON_AddBoolToObject(hc, "Privileged", false);
+    cJSON *cd = cJSON_AddArrayToObject(hc, "CapDrop");
+    cJSON_AddItemToArray(cd, cJSON_CreateString("ALL"));
+    cJSON *so = cJSON_AddArrayToObject(hc, "SecurityOpt");
+    cJSON_AddItemToArray(so, cJSON_CreateString("no-new-privileges"));
+    cJSON_AddBoolToObject(hc, "Init", true);
+    cJSON_AddBoolToObject(hc, "AutoRemove", false);
+    cJSON *rp = cJSON_AddObjectToObject(hc, "RestartPolicy");
+    cJSON_AddStringToObject(rp, "Name", "no");
+    cJSON *lc = cJSON_AddObjectToObject(hc, "LogConfig");
+    cJSON_AddStringToObject(lc, "Type", "json-file");
+    cJSON *lcc = cJSON_AddObjectToObject(lc, "Config");
+    cJSON_AddStringToObject(lcc, "max-size", "10m");
+    cJSON_AddStringToObject(lcc, "max-file", "3");
+    return b;
+}
+
+static void on_row(void *arg, int err, const struct db_res *res, const char *errmsg,
+                   const char *sqlstate)
+{
+    (void)sqlstate;
+    struct run *u = arg;
+    if (err) {
+        log_kv(LOG_LEVEL_ERROR, &u->log, "task.start", "cannot read the task row", "err", errmsg,
+               NULL);
+        run_free(u);
+        return;
+    }
+    if (db_res_rows(res) == 0) {
+        run_free(u); /* not READY (already running, finished or stopped) */
+        return;
+    }
+    u->name = gw_xstrdup(db_res_get(res, 0, 0));
+    const char *spec = db_res_get(res, 0, 1);
+    u->spec = spec ? cJSON_Parse(spec) : NULL;
+    const cJSON *dg = cJSON_GetObjectItemCaseSensitive(u->spec, "image_digest");
+    if (!cJSON_IsString(dg)) {
+        u->error = gw_xstrdup("task spec has no image digest");
+        finish(u);
+        return;
+    }
+    u->digest = gw_xstrdup(dg->valuestring);
+    cJSON *body = create_body(u);
+    int rc = docker_container_create(u->r->app->docker, u->name, body, on_created, u);
+    cJSON_Delete(body);
+    if (rc != 0) {
+        u->error = gw_xstrdup("cannot send the create call to the engine");
+        finish(u);
+    }
+}
+
+void runner_launch(struct runner *r, const struct runner_key *k)
+{
+    if (run_find(r, k))
+        return;
+    struct run *u = run_new(r, k);
+    static const char sql[] =
+        "SELECT container_name, spec::text FROM t_task WHERE job_id = $1 AND task_id = $2"
+        " AND role = $3 AND role_index = $4::int AND status = 'READY' AND container_name IS NOT NULL";
+    const char *p[4] = {u->job_id, u->task_id, u->role, u->idx};
+    if (db_query(r->app->db, sql, 4, p, on_row, u, NULL) != 0) {
+        log_kv(LOG_LEVEL_ERROR, &u->log, "task.start", "database unavailable; launch deferred",
+               NULL);
+        run_free(u);
+    }
+}
+
+/* ---- stop ------------------------------------------------------------------ */
+
+struct killer {
+    struct runner *r;
+    char *ref;
+};
+
+static void on_killed(void *arg, const struct docker_result *res)
+{
+    struct killer *kl = arg;
+    if (res->err && res->err != GW_ENOTFOUND)
+        log_kv(LOG_LEVEL_WARN, NULL, "container.kill", "kill failed", "container", kl->ref, "err",
+               res->msg, NULL);
+    free(kl->ref);
+    free(kl);
+}
+
+void runner_kill(struct runner *r, const struct runner_key *k, const char *container)
+{
+    struct run *u = run_find(r, k);
+    const char *ref = container;
+    if (u && !u->cid) {
+        u->kill_pending = true; /* create in flight: the CAS to RUNNING will fail */
+        return;
+    }
+    if (u)
+        ref = u->cid;
+    if (!ref)
+        return;
+    struct killer *kl = gw_xcalloc(1, sizeof(*kl));
+    kl->r = r;
+    kl->ref = gw_xstrdup(ref);
+    if (docker_container_kill(r->app->docker, kl->ref, "SIGKILL", on_killed, kl) != 0) {
+        free(kl->ref);
+        free(kl);
+        return;
+    }
+    if (!u) {
+        /* Nobody waits for it (created but never started, or adopted
+         * state unknown): let a driven run collect and remove it. */
+        struct run *v = run_new(r, k);
+        v->cid = gw_xstrdup(ref);
+        v->name = gw_xstrdup(ref);
+        v->adopt_only = true;
+        rearm(v);
+    }
+}
+
+/* ---- reconcile ------------------------------------------------------------- */
+
+static void rec_step_done(struct runner *r)
+{
+    if (--r->rec_pending > 0)
+        return;
+    cJSON_Delete(r->rec_containers);
+    r->rec_containers = NULL;
+    if (r->rec_done)
+        r->rec_done(r->rec_arg, 0, "");
+    r->rec_done = NULL;
+}
+
+static const char *label_of(const cJSON *c, const char *k)
+{
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(c, "Labels");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(l, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void on_lost_written(void *arg, int err, const struct db_res *res, const char *errmsg,
+                            const char *sqlstate)
+{
+    (void)res;
+    (void)sqlstate;
+    struct runner *r = arg;
+    if (err)
+        log_kv(LOG_LEVEL_ERROR, NULL, "reconcile", "cannot record lost containers", "err", errmsg,
+               NULL);
+    rec_step_done(r);
+}
+
+static void on_orphan_removed(void *arg, const struct docker_result *res)
+{
+    struct runner *r = arg;
+    if (res->err)
+        log_kv(LOG_LEVEL_WARN, NULL, "reconcile", "cannot remove an orphan container", "err",
+               res->msg, NULL);
+    rec_step_done(r);
+}
+
+static void on_rec_rows(void *arg, int err, const struct db_res *res, const char *errmsg,
+                        const char *sqlstate)
+{
+    (void)sqlstate;
+    struct runner *r = arg;
+    if (err) {
+        cJSON_Delete(r->rec_containers);
+        r->rec_containers = NULL;
+        r->rec_done(r->rec_arg, GW_EDB, errmsg);
+        r->rec_done = NULL;
+        return;
+    }
+    /* rows: job_id, task_id, role, role_index, status, container_name */
+    int n = db_res_rows(res);
+    cJSON *lost = cJSON_CreateArray();
+    r->rec_pending = 1;
+    bool *matched = NULL;
+    int nc = cJSON_GetArraySize(r->rec_containers);
+    if (nc > 0)
+        matched = gw_xcalloc((size_t)nc, sizeof(bool));
+    for (int i = 0; i < n; i++) {
+        struct runner_key k = {db_res_get(res, i, 0), db_res_get(res, i, 1),
+                               db_res_get(res, i, 2), atoi(db_res_get(res, i, 3))};
+        const char *status = db_res_get(res, i, 4);
+        const char *name = db_res_get(res, i, 5);
+        const cJSON *found = NULL;
+        int ci = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, r->rec_containers)
+        {
+            const cJSON *names = cJSON_GetObjectItemCaseSensitive(c, "Names");
+            const cJSON *nm = cJSON_GetArrayItem(names, 0);
+            if (name && cJSON_IsString(nm) && nm->valuestring[0] == '/' &&
+                strcmp(nm->valuestring + 1, name) == 0) {
+                found = c;
+                matched[ci] = true;
+                break;
+            }
+            ci++;
+        }
+        bool live = strcmp(status, "READY") == 0 || strcmp(status, "RUNNING") == 0;
+        if (!live) {
+            if (found && r->app->cfg->docker_retain_s == 0) {
+                const cJSON *id = cJSON_GetObjectItemCaseSensitive(found, "Id");
+                r->rec_pending++;
+                if (docker_container_remove(r->app->docker, id->valuestring, on_orphan_removed,
+                                            r) != 0)
+                    r->rec_pending--;
+            }
+            continue;
+        }
+        if (found) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(found, "Id");
+            const cJSON *state = cJSON_GetObjectItemCaseSensitive(found, "State");
+            struct run *u = run_find(r, &k) ? NULL : run_new(r, &k);
+            if (!u)
+                continue;
+            u->cid = gw_xstrdup(id->valuestring);
+            u->name = gw_xstrdup(name);
+            if (strcmp(status, "READY") == 0) {
+                /* created before the crash, CAS to RUNNING never committed */
+                run_free(u);
+                runner_launch(r, &k); /* 409 -> adopt by name */
+                continue;
+            }
+            u->adopt_only = !(cJSON_IsString(state) && strcmp(state->valuestring, "created") == 0);
+            log_kv(LOG_LEVEL_INFO, &u->log, "reconcile", "task container adopted", "container",
+                   name, "state", cJSON_IsString(state) ? state->valuestring : "", NULL);
+            rearm(u); /* an exited container's wait returns at once */
+        } else if (strcmp(status, "READY") == 0) {
+            runner_launch(r, &k);
+        } else {
+            cJSON *o = cJSON_CreateObject();
+            json_add_str(o, "job_id", k.job_id);
+            json_add_str(o, "task_id", k.task_id);
+            json_add_str(o, "role", k.role);
+            json_add_int(o, "role_index", k.role_index);
+            cJSON_AddItemToArray(lost, o);
+        }
+    }
+    /* Containers with our labels and no live row: orphans. */
+    int ci = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, r->rec_containers)
+    {
+        if (!matched[ci++]) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "Id");
+            const cJSON *names = cJSON_GetObjectItemCaseSensitive(c, "Names");
+            const cJSON *nm = cJSON_GetArrayItem(names, 0);
+            const char *job = label_of(c, "org.bfia.job");
+            bool exists_row = false;
+            for (int i = 0; i < n && !exists_row; i++)
+                if (nm && cJSON_IsString(nm) && db_res_get(res, i, 5) &&
+                    strcmp(nm->valuestring + 1, db_res_get(res, i, 5)) == 0)
+                    exists_row = true;
+            if (exists_row || !cJSON_IsString(id))
+                continue;
+            log_kv(LOG_LEVEL_WARN, NULL, "reconcile", "orphan container stopped and removed",
+                   "container", cJSON_IsString(nm) ? nm->valuestring : "", "job", job ? job : "",
+                   NULL);
+            cJSON *o = cJSON_CreateObject();
+            json_add_str(o, "orphan", cJSON_IsString(nm) ? nm->valuestring + 1 : id->valuestring);
+            cJSON_AddItemToArray(lost, o);
+            r->rec_pending++;
+            if (docker_container_remove(r->app->docker, id->valuestring, on_orphan_removed, r) != 0)
+                r->rec_pending--;
+        }
+    }
+    free(matched);
+    /* One statement records every lost task and orphan. */
+    static const char sql[] =
+        "WITH l AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, task_id text,"
+        "  role text, role_index int, orphan text))"
+        ", u AS (UPDATE t_task t SET status = 'FAILED', status_channel = 'reconcile',"
+        "  error_text = 'container lost: it no longer exists on the engine (removed while the "
+        "gateway was down)', end_time = now(), status_updated_at = now()"
+        "  FROM l WHERE l.orphan IS NULL AND t.job_id = l.job_id AND t.task_id = l.task_id"
+        "  AND t.role = l.role AND t.role_index = l.role_index AND t.status = 'RUNNING'"
+        "  RETURNING t.job_id, t.task_id, t.role, t.role_index)"
+        ", e1 AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        "  SELECT 'task', job_id || '/' || task_id || '/' || role || '.' || role_index, 'RUNNING',"
+        "  'FAILED', 'reconcile', 'container lost' FROM u)"
+        " INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        "  SELECT 'container', orphan, 'running', 'removed', 'reconcile', 'orphan: no live task row'"
+        "  FROM l WHERE orphan IS NOT NULL";
+    char *js = json_print(lost);
+    const char *p[1] = {js};
+    r->rec_pending++;
+    if (db_query(r->app->db, sql, 1, p, on_lost_written, r, NULL) != 0)
+        r->rec_pending--;
+    cJSON_free(js);
+    /* Lost rows: the scheduler side learns through notify. */
+    const cJSON *o;
+    cJSON_ArrayForEach(o, lost)
+    {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "job_id");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "task_id");
+        if (cJSON_IsString(j) && cJSON_IsString(t) && r->notify)
+            r->notify(r->app, j->valuestring, t->valuestring);
+    }
+    cJSON_Delete(lost);
+    rec_step_done(r);
+}
+
+static void on_rec_list(void *arg, const struct docker_result *res)
+{
+    struct runner *r = arg;
+    if (res->err) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "cannot list containers on the engine: %s", res->msg);
+        r->rec_done(r->rec_arg, GW_EDOCKER, msg);
+        r->rec_done = NULL;
+        return;
+    }
+    r->rec_containers = cJSON_Duplicate(res->json, true);
+    static const char sql[] =
+        "SELECT job_id, task_id, role, role_index, status, container_name FROM t_task"
+        " WHERE status IN ('READY','RUNNING') OR container_name IS NOT NULL AND"
+        " end_time > now() - interval '7 days'";
+    if (db_query(r->app->db, sql, 0, NULL, on_rec_rows, r, NULL) != 0) {
+        cJSON_Delete(r->rec_containers);
+        r->rec_containers = NULL;
+        r->rec_done(r->rec_arg, GW_EDB, "database unavailable");
+        r->rec_done = NULL;
+    }
+}
+
+void runner_reconcile(struct runner *r, void (*done)(void *arg, int err, const char *msg),
+                      void *arg)
+{
+    r->rec_done = done;
+    r->rec_arg = arg;
+    char *label = gw_xasprintf("org.bfia.node=%s", r->app->cfg->node_id);
+    int rc = docker_container_list(r->app->docker, label, on_rec_list, r);
+    free(label);
+    if (rc != 0) {
+        r->rec_done = NULL;
+        done(arg, GW_EDOCKER, "cannot ask the engine for containers");
+    }
+}
+
+/* ---- lifetime -------------------------------------------------------------- */
+
+struct runner *runner_new(struct gw_app *app, runner_notify_cb notify_cb)
+{
+    struct runner *r = gw_xcalloc(1, sizeof(*r));
+    r->app = app;
+    r->notify = notify_cb;
+    return r;
+}
+
+void runner_free(struct runner *r)
+{
+    if (!r)
+        return;
+    while (r->runs)
+        run_free(r->runs);
+    cJSON_Delete(r->rec_containers);
+    free(r);
+}

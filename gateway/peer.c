@@ -1,0 +1,478 @@
+/*
+ * peer.c - route table cache, routes file loading, calls to peer nodes.
+ */
+#include "peer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include <yaml.h>
+
+#include "app.h"
+#include "cfg.h"
+#include "db.h"
+#include "httpc.h"
+#include "json.h"
+#include "log.h"
+
+struct peers {
+    struct gw_app *app;
+    struct peer_route *r;
+    size_t n;
+};
+
+const char *peer_profile_name(enum peer_profile pr)
+{
+    switch (pr) {
+    case PEER_FATE_FLOW: return "fate-flow";
+    case PEER_KUSCIA: return "kuscia";
+    default: return "standard";
+    }
+}
+
+static enum peer_profile profile_parse(const char *s)
+{
+    if (s && strcmp(s, "fate-flow") == 0)
+        return PEER_FATE_FLOW;
+    if (s && strcmp(s, "kuscia") == 0)
+        return PEER_KUSCIA;
+    return PEER_STANDARD;
+}
+
+static void routes_clear(struct peers *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->r[i].node_id);
+        free(p->r[i].host);
+        free(p->r[i].scheme);
+        free(p->r[i].auth);
+        free(p->r[i].key_pin);
+    }
+    free(p->r);
+    p->r = NULL;
+    p->n = 0;
+}
+
+struct peers *peers_new(struct gw_app *app)
+{
+    struct peers *p = gw_xcalloc(1, sizeof(*p));
+    p->app = app;
+    return p;
+}
+
+void peers_free(struct peers *p)
+{
+    if (!p)
+        return;
+    routes_clear(p);
+    free(p);
+}
+
+const struct peer_route *peers_find(const struct peers *p, const char *node)
+{
+    if (!p || !node)
+        return NULL;
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->r[i].node_id, node) == 0)
+            return &p->r[i];
+    return NULL;
+}
+
+enum peer_profile peers_profile(const struct peers *p, const char *node)
+{
+    const struct peer_route *r = peers_find(p, node);
+    return r ? r->profile : PEER_STANDARD;
+}
+
+/* ---- routes file ------------------------------------------------------------ */
+
+static const char *scalar(yaml_document_t *d, yaml_node_t *n)
+{
+    (void)d;
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static bool valid_host(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *c = h; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '-' || *c == ':' || *c == '_'))
+            return false;
+    return true;
+}
+
+cJSON *peers_parse_file(const char *path, struct gw_errbuf *eb)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        gw_errf(eb, GW_EINVAL, "%s: cannot open the routes file", path);
+        return NULL;
+    }
+    yaml_parser_t ps;
+    yaml_document_t doc;
+    yaml_parser_initialize(&ps);
+    yaml_parser_set_input_file(&ps, f);
+    cJSON *out = NULL;
+    if (!yaml_parser_load(&ps, &doc)) {
+        gw_errf(eb, GW_EINVAL, "%s:%zu: %s", path, ps.problem_mark.line + 1,
+                ps.problem ? ps.problem : "malformed YAML");
+        yaml_parser_delete(&ps);
+        fclose(f);
+        return NULL;
+    }
+    out = cJSON_CreateArray();
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) /* empty file: no routes */
+        goto done;
+    if (root->type != YAML_MAPPING_NODE) {
+        gw_errf(eb, GW_EINVAL, "%s:%zu: expected a mapping of node ids", path,
+                root->start_mark.line + 1);
+        goto fail;
+    }
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *kn = yaml_document_get_node(&doc, pr->key);
+        yaml_node_t *vn = yaml_document_get_node(&doc, pr->value);
+        const char *node = scalar(&doc, kn);
+        size_t line = kn->start_mark.line + 1;
+        if (!node || !json_is_id(node, 64)) {
+            gw_errf(eb, GW_EINVAL, "%s:%zu: invalid node id", path, line);
+            goto fail;
+        }
+        if (vn->type != YAML_MAPPING_NODE) {
+            gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: expected a mapping with host and port", path,
+                    line, node);
+            goto fail;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(out, o);
+        json_add_str(o, "node_id", node);
+        const char *host = NULL, *port = NULL, *scheme = "http", *profile = "standard",
+                   *auth = NULL, *key = NULL;
+        for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top;
+             q++) {
+            yaml_node_t *k2 = yaml_document_get_node(&doc, q->key);
+            yaml_node_t *v2 = yaml_document_get_node(&doc, q->value);
+            const char *k = scalar(&doc, k2), *v = scalar(&doc, v2);
+            size_t l2 = k2->start_mark.line + 1;
+            if (!k || !v) {
+                gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: expected scalar key and value", path, l2,
+                        node);
+                goto fail;
+            }
+            if (strcmp(k, "host") == 0)
+                host = v;
+            else if (strcmp(k, "port") == 0)
+                port = v;
+            else if (strcmp(k, "scheme") == 0)
+                scheme = v;
+            else if (strcmp(k, "profile") == 0)
+                profile = v;
+            else if (strcmp(k, "auth") == 0)
+                auth = v;
+            else if (strcmp(k, "key") == 0)
+                key = v;
+            else {
+                gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: unknown key '%.64s'", path, l2, node, k);
+                goto fail;
+            }
+        }
+        char *end = NULL;
+        long pn = port ? strtol(port, &end, 10) : 0;
+        if (!host || !valid_host(host)) {
+            gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: host missing or invalid", path, line, node);
+            goto fail;
+        }
+        if (!port || *end || pn < 1 || pn > 65535) {
+            gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: port must be 1..65535", path, line, node);
+            goto fail;
+        }
+        if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+            gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: scheme must be http or https", path, line,
+                    node);
+            goto fail;
+        }
+        if (strcmp(profile, "standard") && strcmp(profile, "fate-flow") &&
+            strcmp(profile, "kuscia")) {
+            gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: profile must be standard, fate-flow or kuscia",
+                    path, line, node);
+            goto fail;
+        }
+        /* Signed requests are required between our gateways; FATE-Flow and
+         * Kuscia send none. */
+        if (!auth)
+            auth = strcmp(profile, "standard") == 0 ? "required" : "off";
+        if (strcmp(auth, "required") && strcmp(auth, "optional") && strcmp(auth, "off")) {
+            gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: auth must be required, optional or off", path,
+                    line, node);
+            goto fail;
+        }
+        json_add_str(o, "host", host);
+        json_add_int(o, "port", pn);
+        json_add_str(o, "scheme", scheme);
+        json_add_str(o, "profile", profile);
+        json_add_str(o, "auth", auth);
+        if (key)
+            json_add_str(o, "key_pin", key);
+    }
+    goto done;
+fail:
+    cJSON_Delete(out);
+    out = NULL;
+done:
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&ps);
+    fclose(f);
+    return out;
+}
+
+/* ---- cache ------------------------------------------------------------------ */
+
+struct refresh {
+    struct peers *p;
+    void (*done)(void *arg, int err, const char *msg);
+    void *arg;
+};
+
+static void on_refresh(void *arg, int err, const struct db_res *res, const char *errmsg,
+                       const char *sqlstate)
+{
+    (void)sqlstate;
+    struct refresh *rf = arg;
+    if (!err) {
+        struct peers *p = rf->p;
+        routes_clear(p);
+        p->n = (size_t)db_res_rows(res);
+        p->r = gw_xcalloc(p->n ? p->n : 1, sizeof(*p->r));
+        for (size_t i = 0; i < p->n; i++) {
+            struct peer_route *r = &p->r[i];
+            r->node_id = gw_xstrdup(db_res_get(res, (int)i, 0));
+            r->host = gw_xstrdup(db_res_get(res, (int)i, 1));
+            r->port = atoi(db_res_get(res, (int)i, 2));
+            r->scheme = gw_xstrdup(db_res_get(res, (int)i, 3));
+            r->profile = profile_parse(db_res_get(res, (int)i, 4));
+            r->auth = gw_xstrdup(db_res_get(res, (int)i, 5));
+            const char *k = db_res_get(res, (int)i, 6);
+            r->key_pin = k ? gw_xstrdup(k) : NULL;
+        }
+    }
+    if (rf->done)
+        rf->done(rf->arg, err, err ? errmsg : "");
+    free(rf);
+}
+
+void peers_refresh(struct peers *p, void (*done)(void *arg, int err, const char *msg), void *arg)
+{
+    struct refresh *rf = gw_xcalloc(1, sizeof(*rf));
+    rf->p = p;
+    rf->done = done;
+    rf->arg = arg;
+    static const char sql[] =
+        "SELECT node_id, host, port, scheme, profile, auth, key_pin FROM t_route";
+    int rc = db_query(p->app->db, sql, 0, NULL, on_refresh, rf, NULL);
+    if (rc != 0) {
+        free(rf);
+        if (done)
+            done(arg, rc, "database unavailable");
+    }
+}
+
+static void on_synced(void *arg, int err, const struct db_res *res, const char *errmsg,
+                      const char *sqlstate)
+{
+    (void)res;
+    (void)sqlstate;
+    struct refresh *rf = arg;
+    if (err) {
+        if (rf->done)
+            rf->done(rf->arg, err, errmsg);
+        free(rf);
+        return;
+    }
+    peers_refresh(rf->p, rf->done, rf->arg);
+    free(rf);
+}
+
+void peers_sync_file(struct peers *p, const char *path,
+                     void (*done)(void *arg, int err, const char *msg), void *arg)
+{
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    cJSON *arr = peers_parse_file(path, &eb);
+    if (!arr) {
+        if (done)
+            done(arg, GW_EINVAL, eb.msg);
+        return;
+    }
+    static const char sql[] =
+        "WITH f AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(node_id text, host text,"
+        "  port int, scheme text, profile text, auth text, key_pin text))"
+        ", d AS (DELETE FROM t_route WHERE source = 'file' AND node_id NOT IN"
+        "  (SELECT node_id FROM f))"
+        " INSERT INTO t_route (node_id, host, port, scheme, profile, auth, key_pin, source)"
+        " SELECT node_id, host, port, scheme, profile, auth, key_pin, 'file' FROM f"
+        " ON CONFLICT (node_id) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,"
+        "  scheme = EXCLUDED.scheme, profile = EXCLUDED.profile, auth = EXCLUDED.auth,"
+        "  key_pin = EXCLUDED.key_pin, source = 'file', updated_at = now()";
+    char *js = json_print(arr);
+    cJSON_Delete(arr);
+    const char *prm[1] = {js};
+    struct refresh *rf = gw_xcalloc(1, sizeof(*rf));
+    rf->p = p;
+    rf->done = done;
+    rf->arg = arg;
+    int rc = db_query(p->app->db, sql, 1, prm, on_synced, rf, NULL);
+    cJSON_free(js);
+    if (rc != 0) {
+        free(rf);
+        if (done)
+            done(arg, rc, "database unavailable");
+    }
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+struct pcall {
+    peer_cb cb;
+    void *arg;
+    char *node;
+    enum peer_profile profile;
+};
+
+static void on_peer_done(void *arg, const struct httpc_resp *hr)
+{
+    struct pcall *pc = arg;
+    struct peer_resp r = {.node = pc->node, .status = hr->status, .code = -1};
+    cJSON *root = NULL;
+    char msg[512];
+    if (hr->err) {
+        r.err = hr->err == GW_ETIMEOUT ? GW_ETIMEOUT : GW_EPEER;
+        snprintf(msg, sizeof(msg), "node %s unreachable: %s", pc->node, hr->errmsg);
+        r.msg = msg;
+    } else {
+        struct gw_errbuf eb;
+        gw_errbuf_clear(&eb);
+        root = json_parse(hr->body, hr->body_len, &eb);
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "code");
+        if (!cJSON_IsObject(root) || !(cJSON_IsNumber(code) || cJSON_IsString(code))) {
+            r.err = GW_EPEER;
+            snprintf(msg, sizeof(msg), "node %s answered HTTP %ld without a BFIA envelope",
+                     pc->node, hr->status);
+            r.msg = msg;
+        } else {
+            int c = cJSON_IsNumber(code) ? code->valueint : atoi(code->valuestring);
+            if (pc->profile == PEER_KUSCIA && c == 200)
+                c = 0;
+            r.code = c;
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "msg");
+            if (!cJSON_IsString(m))
+                m = cJSON_GetObjectItemCaseSensitive(root, "message");
+            r.msg = cJSON_IsString(m) ? m->valuestring : "";
+            r.data = cJSON_GetObjectItemCaseSensitive(root, "data");
+            r.root = root;
+        }
+    }
+    pc->cb(pc->arg, &r);
+    cJSON_Delete(root);
+    free(pc->node);
+    free(pc);
+}
+
+static char *query_of(const cJSON *body)
+{
+    size_t cap = 256, len = 0;
+    char *q = gw_xmalloc(cap);
+    q[0] = '\0';
+    const cJSON *it;
+    cJSON_ArrayForEach(it, body)
+    {
+        if (!cJSON_IsString(it) && !cJSON_IsNumber(it))
+            continue;
+        char num[32];
+        const char *v = it->valuestring;
+        if (cJSON_IsNumber(it)) {
+            snprintf(num, sizeof(num), "%lld", (long long)it->valuedouble);
+            v = num;
+        }
+        char *ek = curl_easy_escape(NULL, it->string, 0), *ev = curl_easy_escape(NULL, v, 0);
+        size_t need = len + strlen(ek) + strlen(ev) + 3;
+        if (need > cap) {
+            cap = need * 2;
+            q = gw_xrealloc(q, cap);
+        }
+        len += (size_t)snprintf(q + len, cap - len, "%s%s=%s", len ? "&" : "", ek, ev);
+        curl_free(ek);
+        curl_free(ev);
+    }
+    return q;
+}
+
+int peer_call(struct gw_app *app, const char *node, const char *method, const char *path,
+              const cJSON *body, int retries, peer_cb cb, void *arg, struct httpc_req **out)
+{
+    const struct peer_route *rt = peers_find(app->peers, node);
+    char self_host[64];
+    const char *scheme = "http", *host;
+    int port;
+    enum peer_profile prof = PEER_STANDARD;
+    if (rt) {
+        scheme = rt->scheme;
+        host = rt->host;
+        port = rt->port;
+        prof = rt->profile;
+    } else if (strcmp(node, app->cfg->node_id) == 0) {
+        const char *h = app->cfg->http_host;
+        snprintf(self_host, sizeof(self_host), "%s",
+                 strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 ? "127.0.0.1" : h);
+        host = self_host;
+        port = app->cfg->http_port;
+    } else {
+        return GW_ENOTFOUND;
+    }
+    bool get = method && strcmp(method, "GET") == 0;
+    char *q = get ? query_of(body) : NULL;
+    bool v6 = strchr(host, ':') != NULL;
+    char *url = gw_xasprintf("%s://%s%s%s:%d%s%s%s", scheme, v6 ? "[" : "", host, v6 ? "]" : "",
+                             port, path, q && *q ? "?" : "", q ? q : "");
+    free(q);
+    /* A standard peer gets the query only on GET; a fate-flow peer reads
+     * the JSON body even on GET, so it gets both. */
+    char *js = body && (!get || prof != PEER_KUSCIA) ? json_print(body) : NULL;
+    char h1[128], h2[128], h3[128];
+    const char *me = app->cfg->node_id;
+    snprintf(h1, sizeof(h1), "x-source-node-id: %s", me);
+    snprintf(h2, sizeof(h2), "x-node-id: %s", me);
+    snprintf(h3, sizeof(h3), "x-target-node-id: %s", node);
+    const char *hdrs[] = {"Content-Type: application/json", h1, h2, h3, NULL};
+    struct httpc_opts o = {
+        .method = get ? "GET" : "POST",
+        .url = url,
+        .headers = hdrs,
+        .body = js,
+        .body_len = js ? strlen(js) : 0,
+        .timeout_ms = app->cfg->peer_timeout_ms,
+        .resp_max = (size_t)app->cfg->peer_body_max,
+        .retries = retries < 0 ? app->cfg->peer_retries : retries,
+        .backoff_ms = 200,
+        .retry_on_5xx = true,
+    };
+    struct pcall *pc = gw_xcalloc(1, sizeof(*pc));
+    pc->cb = cb;
+    pc->arg = arg;
+    pc->node = gw_xstrdup(node);
+    pc->profile = prof;
+    int rc = httpc_send(app->httpc, &o, on_peer_done, pc, out);
+    free(url);
+    if (js)
+        cJSON_free(js);
+    if (rc != 0) {
+        free(pc->node);
+        free(pc);
+    }
+    return rc;
+}

@@ -337,8 +337,11 @@ static void on_wait_armed(void *arg)
 
 static void rearm(struct run *u)
 {
-    if (docker_container_wait(u->r->app->docker, u->cid, "not-running", on_wait_armed, on_wait, u,
-                              &u->wait) != 0) {
+    /* A container we are about to start is "created", which already counts
+     * as not-running: wait for its next exit instead.  An adopted one
+     * (running or exited) is waited for with not-running. */
+    if (docker_container_wait(u->r->app->docker, u->cid, u->adopt_only ? "not-running" : "next-exit",
+                              on_wait_armed, on_wait, u, &u->wait) != 0) {
         u->error = gw_xstrdup("cannot wait for the container");
         finish(u);
     }

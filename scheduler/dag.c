@@ -409,7 +409,8 @@ cJSON *dag_task_params(const struct dag *d, int ti, const char *role, int idx)
         const cJSON *e;
         cJSON_ArrayForEach(e, srcs[s])
         {
-            if (!e->string || (s == 1 && is_dataset_key(e->string)))
+            if (!e->string || (s == 1 && is_dataset_key(e->string)) ||
+                strcmp(e->string, "dataset_id") == 0)
                 continue;
             cJSON_DeleteItemFromObjectCaseSensitive(out, e->string);
             cJSON_AddItemToObject(out, e->string, cJSON_Duplicate(e, true));
@@ -433,8 +434,23 @@ static const char *data_name(const cJSON *desc, const char *list, int j)
     return cJSON_IsString(n) ? n->valuestring : NULL;
 }
 
+static int task_io(const struct dag *d, int ti, const cJSON *desc, const char *role, int idx,
+                   const char *job_id, cJSON **in, cJSON **out, struct gw_errbuf *eb);
+
 int dag_task_io(const struct dag *d, int ti, const cJSON *desc, const char *role, int idx,
                 const char *job_id, cJSON **in, cJSON **out, struct gw_errbuf *eb)
+{
+    int rc = task_io(d, ti, desc, role, idx, job_id, in, out, eb);
+    if (rc != 0) {
+        cJSON_Delete(*in);
+        cJSON_Delete(*out);
+        *in = *out = NULL;
+    }
+    return rc;
+}
+
+static int task_io(const struct dag *d, int ti, const cJSON *desc, const char *role, int idx,
+                   const char *job_id, cJSON **in, cJSON **out, struct gw_errbuf *eb)
 {
     const cJSON *comp = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d->dag, "components"), ti);
     const char *name = d->t[ti].name;
@@ -469,6 +485,10 @@ int dag_task_io(const struct dag *d, int ti, const cJSON *desc, const char *role
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(mine, "name");
         const cJSON *ns = cJSON_GetObjectItemCaseSensitive(mine, "namespace");
         const char *dn = data_name(desc, "inputData", 0);
+        if (ds && !cJSON_IsString(ds))
+            return gw_errf(eb, GW_EINVAL,
+                           "config.task_params.%s.%d.%s.dataset_id: expected a string, got %s", role,
+                           idx, name, json_type_name(ds));
         if (cJSON_IsString(ds)) {
             const char *hash = strchr(ds->valuestring, '#');
             if (!hash || hash == ds->valuestring || !hash[1] || strchr(hash + 1, '#'))

@@ -1652,7 +1652,7 @@ void sched_audit_confirm(struct gw_req *req)
     }
     static const char sql[] =
         "WITH o AS (SELECT status AS old FROM t_schedule_job WHERE job_id = $1 FOR UPDATE)"
-        ", u AS (UPDATE t_schedule_job SET status = $2,"
+        ", u AS (UPDATE t_schedule_job SET status = $2::text,"
         "  error_text = CASE WHEN $2 = 'REJECTED' THEN 'rejected by ' || $3 ELSE error_text END,"
         "  updated_at = now() WHERE job_id = $1 AND status = 'PENDING' RETURNING 1)"
         ", t AS (UPDATE t_schedule_task SET status = 'FAILED', error_text = 'job rejected',"

@@ -104,3 +104,62 @@ api() {
 code_of() { printf '%s' "$1" | jq -r '.code // "none"' 2>/dev/null || echo none; }
 
 http_status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+
+# ---- engine, provider and multi-node helpers (container and job tests) ----
+
+# docker_up: a Docker engine (the machine's, or a private one under
+# $DOCKER_STATE) with the demo provider image; sets DOCKER_URL.
+docker_up() {
+    DOCKER_URL=$(sh test/support/dockerd.sh ensure "$DOCKER_STATE") || return 1
+    if ! docker -H "$DOCKER_URL" image inspect bfia-demo:1.0.0 >/dev/null 2>&1; then
+        sh deploy/providers/build.sh "$DOCKER_URL" >"$T_ROOT/image-build.log" 2>&1 || return 1
+    fi
+    export DOCKER_URL
+}
+
+# node_start NAME NODE_ID PORT ROUTES [VAR=value ...]: a gateway on its own
+# database NAME, talking to the engine, with a routes file.
+node_start() {
+    _nn=$1 _nid=$2 _np=$3 _nr=$4
+    shift 4
+    gw_start "$_nn" "$_np" "$_nn" GW_NODE_ID="$_nid" GW_DOCKER_HOST="$DOCKER_URL" \
+        GW_ROUTES_FILE="$_nr" "$@"
+}
+
+# routes_file FILE NODE PORT [NODE PORT ...] [profile=...]
+routes_file() {
+    _f=$1
+    shift
+    : >"$_f"
+    while [ $# -ge 2 ]; do
+        printf '%s:\n  host: 127.0.0.1\n  port: %s\n  auth: off\n' "$1" "$2" >>"$_f"
+        shift 2
+    done
+}
+
+register_demo() { sh deploy/demo/provider.sh "http://127.0.0.1:$1"; }
+
+upload() { # PORT NS NAME FILE
+    curl -s -F "namespace=$2" -F "name=$3" -F "file=@$4" "http://127.0.0.1:$1/v2/component/upload/file"
+}
+
+# job_wait PORT JOB SECONDS: wait until the job is FINISHED/REJECTED; prints outcome.
+job_wait() {
+    _i=0
+    while [ $_i -lt $(($3 * 5)) ]; do
+        _s=$(api GET "$1" "/v1/platform/schedule/job/status_all?job_id=$2")
+        _st=$(printf '%s' "$_s" | jq -r '.data.job_status // ""')
+        if [ "$_st" = FINISHED ] || [ "$_st" = REJECTED ]; then
+            printf '%s' "$_s" | jq -r '.data.outcome // ""'
+            return 0
+        fi
+        sleep 0.2
+        _i=$((_i + 1))
+    done
+    echo timeout
+}
+
+# job_json SYNC [jq filter]: the demo job with sync_type SYNC, edited by the filter.
+job_json() {
+    jq -c --arg s "$1" '.config.job_params.common.sync_type = $s | '"${2:-.}" deploy/demo/job.json
+}

@@ -1,0 +1,203 @@
+# t_jobs.sh - multi-node BFIA jobs on real gateways, a real PostgreSQL and a
+# real Docker engine: both sync modes, a third-party scheduler, failures,
+# stops, approval, an unreachable party, crashes of partner and scheduler,
+# idempotent repeats and bad input that changes nothing.
+. test/integration/lib.sh
+
+if ! docker_up; then
+    fail engine_available "no Docker engine could be started (see $DOCKER_STATE)"
+    exit 0
+fi
+pass engine_available
+
+A=JG0100001100000010 B=JG0100001100000020 C=JG0100001100000030 D=JG0100001100000040
+PA=$(free_port) PB=$(free_port) PC=$(free_port) PD=$(free_port)
+R="$T_ROOT/routes.yaml"
+routes_file "$R" $A "$PA" $B "$PB" $C "$PC" $D "$PD"
+for n in ja jb jc; do new_db $n; done
+node_start ja $A "$PA" "$R" GW_SCHED_POLL_MS=200
+node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200
+node_start jc $C "$PC" "$R" GW_SCHED_POLL_MS=200
+gw_ready "$PA" 20 && gw_ready "$PB" 20 && gw_ready "$PC" 20
+expect three_nodes_ready "$?" 0
+
+for p in $PA $PB $PC; do
+    r=$(register_demo "$p")
+    expect "provider_registered_$p" "$(code_of "$r")" 0
+done
+expect dataset_guest "$(code_of "$(upload "$PA" demo guest deploy/demo/data/guest.csv)")" 0
+expect dataset_host "$(code_of "$(upload "$PB" demo host deploy/demo/data/host.csv)")" 0
+
+submit() { api POST "$1" /v1/platform/schedule/job/create_all "$2"; }
+job_of() { printf '%s' "$1" | jq -r '.data.job_id // ""'; }
+containers_of() { docker -H "$DOCKER_URL" ps -aq --filter "label=org.bfia.job=$1" | wc -l; }
+
+# --- two parties, poll mode -------------------------------------------------
+r=$(submit "$PA" "$(job_json poll)")
+expect poll_job_created "$(code_of "$r")" 0
+J=$(job_of "$r")
+expect poll_job_outcome "$(job_wait "$PA" "$J" 60)" success
+expect poll_job_partner_rows_success "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J' AND status='SUCCESS' AND exit_code=0 AND status_channel='exit_code'")" 2
+expect poll_job_partner_job_finished "$(psql_db jb -c "SELECT status FROM t_job WHERE job_id='$J'")" FINISHED
+expect poll_job_scheduler_sees_exit_codes "$(api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=$J" | jq '[.data.tasks[] | select(.exit_code == 0)] | length')" 4
+check poll_job_report_written sh -c "ls $T_ROOT/ja/data/storage/$J/ | grep -q col_stats_0.report.guest.0"
+check poll_job_report_is_json jq -e '.columns // . | length > 0' "$T_ROOT/jb/data/storage/$J/col_stats_0.report.host.0/data"
+expect poll_job_containers_removed "$(containers_of "$J")" 0
+expect poll_job_channel_poll "$(psql_db ja -c "SELECT count(*) > 0 FROM t_schedule_task WHERE job_id='$J' AND status_channel='poll'")" t
+st=$(curl -s -X GET -H 'Content-Type: application/json' --data-binary "{\"job_id\":\"$J\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/job/status_all")
+expect status_all_get_with_json_body_keyed_by_task_name "$(printf '%s' "$st" | jq -r '.data.status.col_stats_0')" SUCCESS
+logs=$(api GET "$PB" "/v1/platform/schedule/task/get_log_line?task_id=$(psql_db jb -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")&log_level=info")
+check get_log_line_counts_real_lines sh -c "[ $(printf '%s' "$logs" | jq '.data.num') -gt 0 ]"
+
+# --- callback mode ------------------------------------------------------------
+r=$(submit "$PA" "$(job_json callback)")
+J2=$(job_of "$r")
+expect callback_job_outcome "$(job_wait "$PA" "$J2" 60)" success
+expect callback_job_channel_callback "$(psql_db ja -c "SELECT count(*) > 0 FROM t_schedule_task WHERE job_id='$J2' AND status_channel='callback'")" t
+expect callback_job_events_recorded "$(psql_db ja -c "SELECT count(*) > 0 FROM t_event WHERE entity='schedule_task' AND entity_id LIKE '$J2/%'")" t
+
+# --- third-party scheduler (C schedules a job between A and B) --------------
+r=$(submit "$PA" "$(job_json callback ".config.job_params.common.scheduler = \"$C\"")")
+J3=$(job_of "$r")
+expect third_party_created "$(code_of "$r")" 0
+expect third_party_outcome "$(job_wait "$PC" "$J3" 60)" success
+expect third_party_job_on_c_only "$(psql_db jc -c "SELECT count(*) FROM t_schedule_job WHERE job_id='$J3'"):$(psql_db ja -c "SELECT count(*) FROM t_schedule_job WHERE job_id='$J3'")" 1:0
+expect third_party_partner_knows_scheduler "$(psql_db jb -c "SELECT DISTINCT scheduler FROM t_job WHERE job_id='$J3'")" $C
+
+# --- a failing task fails the job; downstream never starts -------------------
+r=$(submit "$PA" "$(job_json poll '.config.task_params.host["0"].hash_ids_0.fail = true')")
+J4=$(job_of "$r")
+expect failing_job_outcome "$(job_wait "$PA" "$J4" 60)" failed
+why=$(psql_db ja -c "SELECT error_text FROM t_schedule_job WHERE job_id='$J4'")
+case "$why" in *"$B"*) pass failing_job_reason_names_node ;; *) fail failing_job_reason_names_node "error_text '$why'" ;; esac
+expect failing_job_host_exit_code "$(psql_db jb -c "SELECT exit_code FROM t_task WHERE job_id='$J4' AND task_name='hash_ids_0'")" 3
+expect failing_job_downstream_never_started "$(psql_db ja -c "SELECT count(*) FROM t_task WHERE job_id='$J4' AND task_name='col_stats_0'")$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J4' AND task_name='col_stats_0'")" 00
+expect failing_job_guest_finished "$(psql_db ja -c "SELECT status FROM t_job WHERE job_id='$J4'")" FINISHED
+
+# --- stop_all from a partner stops running containers on every node ---------
+r=$(submit "$PA" "$(job_json poll '.config.task_params.common.hash_ids_0.sleep_ms = 60000')")
+J5=$(job_of "$r")
+i=0
+while [ "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J5' AND status='RUNNING'")" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect stop_job_running_before_stop "$(psql_db ja -c "SELECT status FROM t_task WHERE job_id='$J5'")" RUNNING
+r=$(api POST "$PB" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$J5\"}")
+expect stop_all_from_partner_code "$(code_of "$r")" 0
+expect stop_all_outcome "$(job_wait "$PA" "$J5" 20)" stopped
+i=0
+while [ "$(containers_of "$J5")" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect stop_all_containers_gone "$(containers_of "$J5")" 0
+expect stop_all_rows_failed "$(psql_db ja -c "SELECT status FROM t_task WHERE job_id='$J5'")$(psql_db jb -c "SELECT status FROM t_task WHERE job_id='$J5'")" FAILEDFAILED
+r=$(api POST "$PA" /v1/interconn/schedule/job/stop_all "{\"job_id\":\"$J5\"}")
+expect stop_all_repeated_is_success "$(code_of "$r")" 0
+
+# --- FATE-Flow's clean-up stop of a finished task cancels nothing -----------
+r=$(api POST "$PB" /v1/interconn/schedule/job/stop "{\"job_id\":\"$J\",\"task_name\":\"hash_ids_0\"}")
+expect cleanup_stop_code "$(code_of "$r")" 0
+expect cleanup_stop_keeps_success "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J' AND status='SUCCESS'")" 2
+
+# --- approval -----------------------------------------------------------------
+r=$(submit "$PA" "$(job_json poll '.config.job_params.common.require_approval = true')")
+J6=$(job_of "$r")
+expect approval_job_pending "$(psql_db ja -c "SELECT status FROM t_schedule_job WHERE job_id='$J6'")" PENDING
+r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J6\",\"status\":\"REJECTED\"}")
+expect audit_reject_code "$(code_of "$r")" 0
+expect audit_rejected_status "$(psql_db ja -c "SELECT status FROM t_schedule_job WHERE job_id='$J6'")" REJECTED
+sleep 0.5
+expect audit_rejected_nothing_ran "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J6'")" 0
+r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J6\",\"status\":\"READY\"}")
+expect audit_after_reject_refused "$(code_of "$r")" 1
+r=$(submit "$PA" "$(job_json poll '.config.job_params.common.require_approval = true')")
+J7=$(job_of "$r")
+r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J7\",\"status\":\"READY\"}")
+expect audit_confirm_runs "$(job_wait "$PA" "$J7" 60)" success
+
+# --- an unreachable party: create fails cleanly, nothing startable ----------
+r=$(submit "$PA" "$(job_json poll ".config.role.host = [\"$D\"]")")
+expect unreachable_party_refused "$(code_of "$r")" 1
+case "$(printf '%s' "$r" | jq -r .msg)" in *"$D"*) pass unreachable_party_message ;; *) fail unreachable_party_message "$r" ;; esac
+J8=$(job_of "$r")
+expect unreachable_party_job_failed "$(psql_db ja -c "SELECT status || '/' || outcome FROM t_schedule_job WHERE job_id='$J8'")" FINISHED/failed
+expect unreachable_party_guest_not_startable "$(psql_db ja -c "SELECT count(*) FROM t_job WHERE job_id='$J8' AND status IN ('READY','RUNNING')")" 0
+
+# --- crash of the partner mid-job --------------------------------------------
+r=$(submit "$PA" "$(job_json callback '.config.task_params.common.hash_ids_0.sleep_ms = 2500')")
+J9=$(job_of "$r")
+i=0
+while [ "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J9' AND status='RUNNING'")" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -9 "$(gw_pid jb)"
+sleep 0.5
+node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200
+gw_ready "$PB" 20
+expect partner_crash_outcome "$(job_wait "$PA" "$J9" 60)" success
+expect partner_crash_one_launch_per_row "$(psql_db jb -c "SELECT count(*) FROM t_event WHERE entity='task' AND entity_id LIKE '$J9/%' AND from_status='READY' AND to_status='RUNNING'")" 2
+expect partner_crash_nothing_running "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE status IN ('READY','RUNNING')")" 0
+
+# --- crash of the scheduler mid-job --------------------------------------------
+r=$(submit "$PA" "$(job_json poll '.config.task_params.common.hash_ids_0.sleep_ms = 2000')")
+J10=$(job_of "$r")
+i=0
+while [ "$(psql_db ja -c "SELECT count(*) FROM t_task WHERE job_id='$J10' AND status='RUNNING'")" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -9 "$(gw_pid ja)"
+sleep 0.3
+node_start ja $A "$PA" "$R" GW_SCHED_POLL_MS=200
+gw_ready "$PA" 20
+expect scheduler_crash_outcome "$(job_wait "$PA" "$J10" 60)" success
+expect scheduler_crash_one_launch_per_row "$(psql_db ja -c "SELECT count(*) FROM t_event WHERE entity='task' AND entity_id LIKE '$J10/%' AND from_status='READY' AND to_status='RUNNING'")" 2
+
+# --- idempotent repeats ---------------------------------------------------------
+TID=$(psql_db jb -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")
+r=$(api POST "$PB" /v1/interconn/schedule/task/start "{\"job_id\":\"$J\",\"task_id\":\"$TID\",\"task_name\":\"hash_ids_0\"}")
+expect repeated_task_start_on_finished_job "$(code_of "$r")" 5003
+before=$(docker -H "$DOCKER_URL" ps -aq | wc -l)
+r=$(api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"$TID\",\"role\":\"host.0\"}")
+expect poll_role_with_index "$(printf '%s' "$r" | jq -r .data.status)" SUCCESS
+r=$(api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"no-such-task\",\"role\":\"\"}")
+expect poll_unknown_task_refused "$(code_of "$r")" 5002
+expect repeated_calls_launch_nothing "$(docker -H "$DOCKER_URL" ps -aq | wc -l)" "$before"
+r=$(curl -s -H 'x-node-id: '$B -H 'Content-Type: application/json' --data-binary "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/task/callback")
+expect repeated_identical_callback_success "$(code_of "$r")" 0
+r=$(curl -s -H 'Content-Type: application/json' --data-binary "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/task/callback")
+expect callback_without_node_header_refused "$(code_of "$r")" 5001
+body=$(jq -c --arg j "$J" '{job_id:$j, dag, config, flow_id:"", scheduler:"'$A'"}' deploy/demo/job.json)
+r=$(api POST "$PB" /v1/interconn/schedule/job/create "$body")
+expect repeated_job_create_success "$(code_of "$r")" 0
+
+# --- bad input changes nothing --------------------------------------------------
+jobs_before=$(psql_db ja -c "SELECT count(*) FROM t_schedule_job")
+bad() { # NAME BODY WANT_CODE
+    _r=$(api POST "$PA" /v1/interconn/schedule/job/create_all "$2")
+    expect "bad_create_all_$1" "$(code_of "$_r")" "$3"
+}
+bad malformed_json '{"job_id":' 5001
+bad not_object '[1,2]' 5001
+bad missing_job_id "$(jq -c '{dag,config}' deploy/demo/job.json)" 5001
+bad missing_dag '{"job_id":"x1","config":{}}' 5001
+bad dag_wrong_type '{"job_id":"x2","dag":"yes","config":{}}' 5001
+bad cycle "$(jq -c '.job_id="x3" | .dag.components[0].input=[{"type":"dataset","key":"col_stats_0.report"}]' deploy/demo/job.json)" 5001
+bad unknown_component "$(jq -c '.job_id="x4" | .dag.components[0].componentName="nope"' deploy/demo/job.json)" 5002
+bad unknown_node "$(jq -c '.job_id="x5" | .config.role.host=["JG9999999999999999"]' deploy/demo/job.json)" 5001
+bad hostile_job_id "$(jq -c '.job_id="../../etc/passwd"' deploy/demo/job.json)" 5001
+bad role_list_number "$(jq -c '.job_id="x6" | .config.role.host=[42]' deploy/demo/job.json)" 5001
+bad sync_type_wrong "$(jq -c '.job_id="x7" | .config.job_params.common.sync_type="push"' deploy/demo/job.json)" 5001
+big=$(head -c 5000000 /dev/zero | tr '\0' 'a')
+r=$(printf '{"job_id":"x8","pad":"%s"}' "$big" | curl -s -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$PA/v1/interconn/schedule/job/create_all")
+expect bad_create_all_oversized "$(code_of "$r")" 5005
+expect bad_input_changes_nothing "$(psql_db ja -c "SELECT count(*) FROM t_schedule_job")" "$jobs_before"
+for ep in job/create job/start task/start job/stop task/poll task/stop; do
+    r=$(api POST "$PB" "/v1/interconn/schedule/$ep" '{"job_id":5,"task_id":[],"task_name":{}}')
+    expect "bad_types_$(echo $ep | tr / _)" "$(code_of "$r")" 5001
+done
+r=$(api POST "$PB" /v1/interconn/schedule/job/start '{"job_id":"unknown-job"}')
+expect job_start_unknown_job "$(code_of "$r")" 5002
+r=$(api POST "$PB" /v1/platform/schedule/task/callback '{"task_id":"unknown","status":"SUCCESS","role":"host"}')
+expect container_callback_unknown_task "$(code_of "$r")" 5002
+r=$(api POST "$PB" /v1/platform/schedule/task/callback "{\"task_id\":\"$TID\",\"status\":\"DONE\",\"role\":\"host\"}")
+expect container_callback_bad_status "$(code_of "$r")" 5001
+r=$(api POST "$PB" /v1/platform/schedule/task/callback "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host\"}")
+expect container_callback_finished_task_refused "$(code_of "$r")" 5003
+
+for n in ja jb jc; do
+    gw_stop $n
+    expect "${n}_exit_clean" "$GW_RC" 0
+    check "${n}_sanitizer_clean" sanitizer_clean $n
+done

@@ -5,6 +5,8 @@
 #   make SAN=1      ASan+UBSan build under build/san/
 #   make deps       install every Debian package the project needs (idempotent)
 #   make test       unit + integration tests under ASan+UBSan (test/run.sh)
+#   make demo       the main job: two nodes, a two-party job, outcome per party
+#   make providers  build and import the demo provider image (no registry)
 #   make run/stop   embedded default: private PostgreSQL under var/ + one gateway
 #   make bench      wrk benchmarks, prints figures
 #   make check      test plus static checks (banned calls on the loop, cppcheck)
@@ -106,6 +108,14 @@ bench: deps
 
 run: deps all
 	sh deploy/run.sh start
+
+# The main job: two gateway nodes, a real two-party job (deploy/demo.sh).
+demo: deps all
+	sh deploy/demo.sh
+
+# The demo provider image, built offline and imported into the engine.
+providers: deps
+	sh deploy/providers/build.sh "$$(sh test/support/dockerd.sh ensure var/demo/docker)"
 
 stop:
 	sh deploy/run.sh stop

@@ -441,10 +441,10 @@ out:
     /* Order matters: drop pending DB and HTTP callbacks before the requests
      * they point at are freed with the server. */
     db_pool_free(app->db);
+    runner_free(app->runner); /* cancels its waits: before the engine client */
+    sched_free(app->sched);
     docker_free(app->docker);
     httpc_free(app->httpc);
-    runner_free(app->runner);
-    sched_free(app->sched);
     server_free(app->server);
     peers_free(app->peers);
     free(app->storage_dir);

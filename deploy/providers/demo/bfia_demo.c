@@ -430,9 +430,6 @@ int main(void)
                 p[i] = 1;
         say("allocated %s MiB", am);
     }
-    const char *ec = param("exit_code");
-    if (ec && *ec)
-        return atoi(ec);
     if (param_true("fail")) {
         say("failing on request (parameter fail=true)");
         callback("FAILED");
@@ -448,5 +445,10 @@ int main(void)
         rc = -1;
     }
     callback(rc == 0 ? "SUCCESS" : "FAILED");
+    /* exit_code=N: exit with N after reporting (a component whose claim and
+     * exit code disagree, for tests). */
+    const char *ec = param("exit_code");
+    if (ec && *ec)
+        return atoi(ec);
     return rc == 0 ? 0 : 1;
 }

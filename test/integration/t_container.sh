@@ -1,0 +1,184 @@
+# t_container.sh - the container runtime on a real Docker engine: provider
+# registration, datasets, the task launch contract (env, labels, limits,
+# mounts, security options checked with inspect), exit codes, OOM, a missing
+# image, restart and reconcile, an orphan container, 20 concurrent launches.
+. test/integration/lib.sh
+
+if ! docker_up; then
+    fail engine_available "no Docker engine could be started"
+    exit 0
+fi
+pass engine_available
+DK() { docker -H "$DOCKER_URL" "$@"; }
+
+A=JG0100001100000010
+PA=$(free_port)
+R="$T_ROOT/routes_c.yaml"
+routes_file "$R" $A "$PA"
+new_db ca
+node_start ca $A "$PA" "$R" GW_DOCKER_RETAIN_S=0
+gw_ready "$PA" 20
+expect node_ready "$?" 0
+
+# --- provider registration ----------------------------------------------------
+provs() { psql_db ca -c "SELECT count(*) FROM t_provider"; }
+r=$(api POST "$PA" /v2/provider/register "$(cat ../shared/fixtures/provider-register-unionpay.json 2>/dev/null || cat test/unit/data/provider-register-unionpay.json)")
+expect register_unknown_image_refused "$(code_of "$r")" 5002
+case "$(printf '%s' "$r" | jq -r .msg)" in *"not on this node's Docker engine"*) pass register_unknown_image_says_so ;; *) fail register_unknown_image_says_so "$r" ;; esac
+DK tag bfia-demo:1.0.0 unionpay:2.0.0
+r=$(api POST "$PA" /v2/provider/register "$(cat test/unit/data/provider-register-unionpay.json)")
+expect register_unionpay_fixture "$(code_of "$r")" 0
+expect register_unionpay_components "$(psql_db ca -c "SELECT count(*) FROM t_component WHERE provider='unionpay'")" "$(jq '.components_description | length' test/unit/data/provider-register-unionpay.json)"
+expect register_lenient_optional_string_normalised "$(psql_db ca -c "SELECT jsonb_typeof(description->'inputParam'->0->'optional') FROM t_component WHERE provider='unionpay' LIMIT 1")" boolean
+r=$(register_demo "$PA")
+expect register_demo "$(printf '%s' "$r" | jq -r '(.code|tostring) + " " + .msg')" "0 create success"
+digest=$(DK image inspect -f '{{.Id}}' bfia-demo:1.0.0)
+expect register_pins_digest "$(psql_db ca -c "SELECT image_digest FROM t_provider WHERE name='bfia-demo'")" "$digest"
+r=$(register_demo "$PA")
+expect reregister_is_update "$(printf '%s' "$r" | jq -r .msg)" "update success"
+n0=$(provs)
+badreg() { # NAME FILTER WANT_SUBSTRING
+    _b=$(jq -n --slurpfile c deploy/providers/demo/components.json '{name:"bad",device:"docker",version:"1.0.0",metadata:{image:"bfia-demo:1.0.0"},components_description:$c[0]}' | jq -c "$2")
+    _r=$(api POST "$PA" /v2/provider/register "$_b")
+    expect "register_bad_$1_code" "$(code_of "$_r")" 5001
+    case "$(printf '%s' "$_r" | jq -r .msg)" in *"$3"*) pass "register_bad_$1_names_field" ;; *) fail "register_bad_$1_names_field" "$_r" ;; esac
+}
+badreg no_rolelist 'del(.components_description.hash_ids.roleList)' roleList
+badreg optional_maybe '.components_description.hash_ids.inputParam[0].optional = "maybe"' optional
+badreg device_k8s '.device = "k8s"' device
+badreg hostile_name '.name = "../../x"' name
+badreg image_hostile '.metadata.image = "x;rm -rf /"' metadata.image
+badreg key_mismatch '.components_description.other = .components_description.hash_ids' componentName
+badreg inputdata_no_name 'del(.components_description.col_stats.inputData[0].name)' inputData
+r=$(api POST "$PA" /v2/provider/register '{"name":')
+expect register_malformed_json "$(code_of "$r")" 5001
+expect register_bad_changes_nothing "$(provs)" "$n0"
+desc=$(jq -c '.hash_ids | .provider = "std-vendor" | .version = "0.1"' deploy/providers/demo/components.json)
+r=$(api POST "$PA" /v1/platform/schedule/component/register "{\"imageUrl\":\"bfia-demo:1.0.0\",\"component_info\":$desc}")
+expect standard_component_register "$(code_of "$r")" 0
+expect same_component_name_two_vendors "$(psql_db ca -c "SELECT count(*) FROM t_component WHERE component_name='hash_ids'")" 2
+r=$(api GET "$PA" "/v2/provider/query?name=bfia-demo")
+expect provider_query "$(printf '%s' "$r" | jq -r '.data.providers[0].components | keys | join(",")')" "col_stats,hash_ids"
+r=$(api POST "$PA" /v2/provider/delete '{"name":"std-vendor","version":"0.1"}')
+expect provider_delete "$(code_of "$r"):$(psql_db ca -c "SELECT count(*) FROM t_component WHERE provider='std-vendor'")" 0:0
+r=$(api POST "$PA" /v2/provider/delete '{"name":"std-vendor","version":"0.1"}')
+expect provider_delete_unknown "$(code_of "$r")" 5002
+
+# --- datasets -------------------------------------------------------------------
+expect upload_multipart "$(code_of "$(upload "$PA" demo guest deploy/demo/data/guest.csv)")" 0
+expect upload_multipart_host "$(code_of "$(upload "$PA" demo host deploy/demo/data/host.csv)")" 0
+check upload_stored_bytes cmp deploy/demo/data/guest.csv "$T_ROOT/ca/data/storage/demo/guest/data"
+expect upload_sha256 "$(psql_db ca -c "SELECT sha256 FROM t_dataset WHERE name='guest'")" "$(sha256sum deploy/demo/data/guest.csv | cut -d' ' -f1)"
+d0=$(psql_db ca -c "SELECT count(*) FROM t_dataset")
+for bad in '../../etc' '.hidden' 'a/b' 'x y' '..' "$(printf 'a\001b')" '#x'; do
+    r=$(curl -s -F "namespace=demo" -F "name=$bad" -F "file=@deploy/demo/data/guest.csv" "http://127.0.0.1:$PA/v2/component/upload/file")
+    expect "upload_hostile_name_refused_$(printf '%s' "$bad" | od -An -tx1 | tr -d ' \n')" "$(code_of "$r")" 5001
+done
+r=$(curl -s -F "namespace=../x" -F "name=ok" -F "file=@deploy/demo/data/guest.csv" "http://127.0.0.1:$PA/v2/component/upload/file")
+expect upload_hostile_namespace_refused "$(code_of "$r")" 5001
+r=$(curl -s -H 'Content-Type: multipart/form-data; boundary=zz' --data-binary 'garbage' "http://127.0.0.1:$PA/v2/component/upload/file")
+expect upload_malformed_multipart "$(code_of "$r")" 5001
+r=$(api POST "$PA" /v2/component/upload '{"file":"/etc/passwd","namespace":"x","name":"y"}')
+expect upload_path_outside_import_refused "$(code_of "$r")" 5001
+r=$(api POST "$PA" /v2/component/upload '{"file":"../../etc/passwd","namespace":"x","name":"y"}')
+expect upload_path_dotdot_refused "$(code_of "$r")" 5001
+mkdir -p "$T_ROOT/ca/data/import" && cp deploy/demo/data/host.csv "$T_ROOT/ca/data/import/h.csv"
+r=$(api POST "$PA" /v2/component/upload '{"file":"h.csv","namespace":"imp","name":"h","head":true}')
+expect upload_path_from_import "$(code_of "$r")" 0
+expect hostile_uploads_change_nothing "$(psql_db ca -c "SELECT count(*) FROM t_dataset")" "$((d0 + 1))"
+check nothing_escaped_storage sh -c "! ls '$T_ROOT/ca/data/etc' '$T_ROOT/ca/x' 2>/dev/null"
+r=$(api GET "$PA" "/v2/component/dataset/list?namespace=demo")
+expect dataset_list "$(printf '%s' "$r" | jq -r '[.data.datasets[].dataset_id] | join(",")')" "demo#guest,demo#host"
+
+# --- one-node jobs (the node plays guest and host) ------------------------------
+one() { jq -c --arg a "$A" '.config.role = {guest:[$a], host:[$a]} | .config.initiator.node_id = $a | .config.job_params.common.sync_type = "poll" | '"${1:-.}" deploy/demo/job.json; }
+submit() { api POST "$PA" /v1/platform/schedule/job/create_all "$1" | jq -r '.data.job_id // ""'; }
+
+J=$(submit "$(one '.config.task_params.common.hash_ids_0.sleep_ms = 3000 | .config.job_params.guest["0"].resources = {cpu: 0.5, memory_mb: 64}')")
+i=0
+while [ "$(DK ps -q --filter "label=org.bfia.job=$J" | wc -l)" != 2 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+TID=$(psql_db ca -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0' LIMIT 1")
+CN="guest-$A-$TID-0"
+ins=$(DK inspect "$CN")
+jqi() { printf '%s' "$ins" | jq -r "$1"; }
+expect launch_name_contract "$(jqi '.[0].Name')" "/$CN"
+expect launch_labels "$(jqi '.[0].Config.Labels | [."org.bfia.managed", ."org.bfia.job", ."org.bfia.task", ."org.bfia.role", ."org.bfia.node", ."org.bfia.attempt"] | join(",")')" "true,$J,$TID,guest,$A,0"
+expect launch_by_digest "$(jqi '.[0].Image')" "$digest"
+expect launch_memory_limit "$(jqi '.[0].HostConfig.Memory')" $((64 * 1024 * 1024))
+expect launch_no_swap "$(jqi '.[0].HostConfig.MemorySwap')" $((64 * 1024 * 1024))
+expect launch_cpu_limit "$(jqi '.[0].HostConfig.NanoCpus')" 500000000
+expect launch_unprivileged "$(jqi '.[0].HostConfig.Privileged')" false
+expect launch_caps_dropped "$(jqi '.[0].HostConfig.CapDrop | join(",")')" ALL
+expect launch_no_new_privileges "$(jqi '.[0].HostConfig.SecurityOpt | join(",")')" no-new-privileges
+expect launch_network_mode "$(jqi '.[0].HostConfig.NetworkMode')" host
+expect launch_storage_mounted "$(jqi '.[0].Mounts | map(.Destination) | join(",")')" "$T_ROOT/ca/data/storage"
+expect launch_no_docker_socket "$(jqi '[.[0].Mounts[].Source | select(test("docker.sock"))] | length')" 0
+expect launch_env_self_role "$(jqi '.[0].Config.Env[] | select(startswith("config.self_role="))')" "config.self_role=guest.0"
+expect launch_env_input "$(jqi '.[0].Config.Env[] | select(startswith("runtime.component.input.data="))')" 'runtime.component.input.data={"name": "guest", "namespace": "demo"}'
+expect launch_env_param_int_formatted "$(jqi '.[0].Config.Env[] | select(startswith("runtime.component.parameter.sleep_ms="))')" "runtime.component.parameter.sleep_ms=3000"
+expect launch_env_callback "$(jqi '.[0].Config.Env[] | select(startswith("system.callback="))')" "system.callback=http://127.0.0.1:$PA/v1/platform/schedule/task/callback"
+expect launch_env_storage "$(jqi '.[0].Config.Env[] | select(startswith("system.storage="))')" "system.storage=file://$T_ROOT/ca/data/storage"
+HOSTCN="host-$A-$TID-0"
+expect launch_host_unlimited "$(DK inspect -f '{{.HostConfig.Memory}}' "$HOSTCN")" 134217728
+# restart the gateway while the containers run: the right outcome anyway
+kill -9 "$(gw_pid ca)"
+sleep 0.3
+node_start ca $A "$PA" "$R"
+gw_ready "$PA" 20
+expect restart_while_running_outcome "$(job_wait "$PA" "$J" 60)" success
+expect restart_while_running_exit_codes "$(psql_db ca -c "SELECT string_agg(status || ':' || exit_code, ',' ORDER BY role) FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")" "SUCCESS:0,SUCCESS:0"
+logs=$(api GET "$PA" "/v1/platform/schedule/task/get_log?task_id=$TID&log_level=info&start=0")
+case "$(printf '%s' "$logs" | jq -r .data.data)" in *"hash_ids"*) pass get_log_serves_real_log ;; *) fail get_log_serves_real_log "$logs" ;; esac
+r=$(api GET "$PA" "/v1/platform/schedule/task/get_log?task_id=$TID&log_level=info")
+expect get_log_requires_start "$(code_of "$r")" 5001
+r=$(api GET "$PA" "/v1/platform/schedule/task/get_log_line?task_id=nope&log_level=info")
+expect get_log_line_unknown_task "$(code_of "$r")" 5002
+
+# a container that finishes while the gateway is down gets its real outcome
+J2=$(submit "$(one '.config.task_params.common.hash_ids_0.sleep_ms = 1500 | .config.task_params.guest["0"].hash_ids_0.exit_code = 7')")
+i=0
+while [ "$(DK ps -q --filter "label=org.bfia.job=$J2" | wc -l)" != 2 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+gw_stop ca
+sleep 2.5
+expect finished_while_down_containers_exited "$(DK ps -q --filter "label=org.bfia.job=$J2" | wc -l)" 0
+# an orphan: a container with our labels that no task row knows
+DK run -d --name "orphan-$A" --label org.bfia.managed=true --label org.bfia.node=$A --label org.bfia.job=ghost bfia-demo:1.0.0 >/dev/null 2>&1
+node_start ca $A "$PA" "$R"
+gw_ready "$PA" 20
+expect finished_while_down_outcome "$(job_wait "$PA" "$J2" 60)" failed
+expect finished_while_down_exit_code "$(psql_db ca -c "SELECT exit_code || '/' || status_channel FROM t_task WHERE job_id='$J2' AND role='guest' AND task_name='hash_ids_0'")" 7/exit_code
+expect orphan_removed "$(DK ps -aq --filter "name=orphan-$A" | wc -l)" 0
+expect orphan_recorded "$(psql_db ca -c "SELECT count(*) FROM t_event WHERE entity='container' AND entity_id='orphan-$A'")" 1
+
+# exit code decides when no callback came; a claimed SUCCESS is held
+J3=$(submit "$(one '.config.task_params.common.hash_ids_0.no_callback = true')")
+expect no_callback_exit_zero_succeeds "$(job_wait "$PA" "$J3" 60)" success
+J4=$(submit "$(one '.config.task_params.host["0"].hash_ids_0.exit_code = 5')")
+expect claimed_success_then_exit_5_fails "$(job_wait "$PA" "$J4" 60)" failed
+expect claimed_success_row_failed "$(psql_db ca -c "SELECT status || '/' || claimed_status || '/' || exit_code FROM t_task WHERE job_id='$J4' AND role='host' AND task_name='hash_ids_0'")" FAILED/SUCCESS/5
+
+# OOM is detected and reported
+J5=$(submit "$(one '.config.task_params.guest["0"].hash_ids_0.alloc_mb = 200 | .config.job_params.guest["0"].resources = {memory_mb: 32}')")
+expect oom_job_failed "$(job_wait "$PA" "$J5" 60)" failed
+expect oom_detected "$(psql_db ca -c "SELECT oom_killed FROM t_task WHERE job_id='$J5' AND role='guest' AND task_name='hash_ids_0'")" t
+case "$(psql_db ca -c "SELECT error_text FROM t_task WHERE job_id='$J5' AND role='guest' AND task_name='hash_ids_0'")" in *"out of memory"*) pass oom_reported ;; *) fail oom_reported "no OOM text" ;; esac
+
+# an image the engine no longer has: FAILED with a clear reason
+sh deploy/providers/build.sh "$DOCKER_URL" bfia-gone:1 >/dev/null 2>&1
+gone=$(jq -n --slurpfile c deploy/providers/demo/components.json '{name:"gone",device:"docker",version:"1",metadata:{image:"bfia-gone:1"},components_description:($c[0] | map_values(.provider="gone" | .version="1"))}')
+expect register_gone "$(code_of "$(api POST "$PA" /v2/provider/register "$gone")")" 0
+DK rmi -f bfia-gone:1 >/dev/null 2>&1
+J6=$(submit "$(one '.dag.components |= map(.provider = "gone" | .version = "1")')")
+expect missing_image_job_failed "$(job_wait "$PA" "$J6" 60)" failed
+case "$(psql_db ca -c "SELECT error_text FROM t_task WHERE job_id='$J6' LIMIT 1")" in *"not on the engine"*) pass missing_image_reason ;; *) fail missing_image_reason "$(psql_db ca -c "SELECT error_text FROM t_task WHERE job_id='$J6' LIMIT 1")" ;; esac
+
+# 20 concurrent launches: ten independent components, two roles each
+wide=$(one '.dag.components = [range(10) as $i | {name: "h\($i)", componentName: "hash_ids", provider: "bfia-demo", version: "1.0.0", input: [], output: [{type: "dataset", key: "hashed"}]}] | .config.task_params = {common: {}, guest: {"0": ([range(10) as $i | {key: "h\($i)", value: {dataset_id: "demo#guest"}}] | from_entries)}, host: {"0": ([range(10) as $i | {key: "h\($i)", value: {dataset_id: "demo#host"}}] | from_entries)}}')
+J7=$(submit "$wide")
+expect twenty_concurrent_outcome "$(job_wait "$PA" "$J7" 120)" success
+expect twenty_concurrent_rows "$(psql_db ca -c "SELECT count(*) FROM t_task WHERE job_id='$J7' AND status='SUCCESS' AND exit_code=0")" 20
+expect twenty_concurrent_cleaned "$(DK ps -aq --filter "label=org.bfia.job=$J7" | wc -l)" 0
+
+gw_stop ca
+expect ca_exit_clean "$GW_RC" 0
+check ca_sanitizer_clean sanitizer_clean ca

@@ -132,7 +132,10 @@ static void next(struct tool *t)
         snprintf(o->name, sizeof(o->name), "dockertool-%d-%d", (int)getpid(), t->started++);
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "Image", t->image);
-        cJSON *cmd = cJSON_AddArrayToObject(b, "Cmd");
+        /* DOCKERTOOL_IMAGE_CMD=1: run the image's own command (images
+         * without a shell, like the demo provider). */
+        const char *own = getenv("DOCKERTOOL_IMAGE_CMD");
+        cJSON *cmd = own && *own == '1' ? cJSON_CreateArray() : cJSON_AddArrayToObject(b, "Cmd");
         char sh[128];
         if (strcmp(t->cmd_mode, "logs") == 0)
             snprintf(sh, sizeof(sh), "echo out-line; echo err-line 1>&2; exit %d", t->exit_code);
@@ -141,6 +144,8 @@ static void next(struct tool *t)
         cJSON_AddItemToArray(cmd, cJSON_CreateString("/bin/sh"));
         cJSON_AddItemToArray(cmd, cJSON_CreateString("-c"));
         cJSON_AddItemToArray(cmd, cJSON_CreateString(sh));
+        if (own && *own == '1')
+            cJSON_Delete(cmd);
         cJSON *labels = cJSON_AddObjectToObject(b, "Labels");
         cJSON_AddStringToObject(labels, "org.bfia.test", "1");
         cJSON *hc = cJSON_AddObjectToObject(b, "HostConfig");

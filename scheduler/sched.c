@@ -796,7 +796,7 @@ static void on_pass(void *arg, int err, const struct db_res *res, const char *er
             free(why);
             finished = true;
         } else if (all_success) {
-            finish_job(s, j->job_id, "success", "every task succeeded");
+            finish_job(s, j->job_id, "success", "");
             finished = true;
         } else {
             for (int k = 0; k < nn; k++) {

@@ -11,8 +11,14 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "container/attest.h"
 #include "container/docker.h"
 #include "gateway/app.h"
 #include "gateway/cfg.h"
@@ -40,6 +46,8 @@ struct run {
     bool oom;
     char *error;        /* engine error or lost-container reason */
     char *logs;
+    char *jti;          /* launch token id */
+    char *tokdir;       /* <attest_dir>/<container name> */
     struct log_ctx log;
 };
 
@@ -76,6 +84,8 @@ static void run_free(struct run *u)
     free(u->digest);
     free(u->error);
     free(u->logs);
+    free(u->jti);
+    free(u->tokdir);
     cJSON_Delete(u->spec);
     free(u);
 }
@@ -180,8 +190,20 @@ static void on_final_written(void *arg, int err, const struct db_res *res, const
  * component itself claimed FAILED.  A row already terminal (stopped) keeps
  * its status but still gets the exit code and the log tail.
  */
+/* Revocation: the token file goes when the container ends. */
+static void token_revoke(struct run *u)
+{
+    if (!u->tokdir)
+        return;
+    char *f = gw_xasprintf("%s/token.jwt", u->tokdir);
+    unlink(f);
+    free(f);
+    rmdir(u->tokdir);
+}
+
 static void finish(struct run *u)
 {
+    token_revoke(u);
     const char *status = (u->exit_code == 0 && !u->oom && !u->error) ? "SUCCESS" : "FAILED";
     char reason[512];
     if (u->error)
@@ -200,10 +222,11 @@ static void finish(struct run *u)
         " UPDATE t_task t SET"
         "  status = CASE WHEN t.status IN ('READY','RUNNING') THEN"
         "     (CASE WHEN $5 = 'SUCCESS' AND t.claimed_status = 'FAILED' THEN 'FAILED' ELSE $5 END)"
+        "     WHEN t.status = 'SUCCESS' AND $5 <> 'SUCCESS' THEN 'FAILED'"
         "     ELSE t.status END,"
         "  status_channel = CASE WHEN t.status IN ('READY','RUNNING') THEN 'exit_code'"
         "     ELSE t.status_channel END,"
-        "  exit_code = $6::int, oom_killed = $7::boolean AND t.status <> 'SUCCESS',"
+        "  exit_code = $6::int, oom_killed = $7::boolean,"
         "  error_text = CASE WHEN t.error_text = '' THEN"
         "     (CASE WHEN $5 = 'SUCCESS' AND t.claimed_status = 'FAILED'"
         "      THEN 'the component reported FAILED' ELSE $8 END) ELSE t.error_text END,"
@@ -372,18 +395,67 @@ static void mark_running(struct run *u)
 {
     static const char sql[] =
         "WITH u AS (UPDATE t_task SET status = 'RUNNING', status_channel = 'api',"
-        " container_id = $5, start_time = coalesce(start_time, now()), status_updated_at = now()"
+        " container_id = $5, token_id = $7, start_time = coalesce(start_time, now()),"
+        " status_updated_at = now()"
         " WHERE job_id = $1 AND task_id = $2 AND role = $3 AND role_index = $4::int"
         " AND status = 'READY' RETURNING 1)"
         ", e AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
         " SELECT 'task', $1 || '/' || $2 || '/' || $3 || '.' || $4, 'READY', 'RUNNING', 'api',"
         " 'container ' || $6 FROM u)"
         " SELECT count(*) FROM u HAVING count(*) > 0";
-    const char *p[6] = {u->job_id, u->task_id, u->role, u->idx, u->cid, u->name};
-    if (db_query(u->r->app->db, sql, 6, p, on_running_written, u, NULL) != 0) {
+    const char *p[7] = {u->job_id, u->task_id, u->role, u->idx, u->cid, u->name, u->jti};
+    if (db_query(u->r->app->db, sql, 7, p, on_running_written, u, NULL) != 0) {
         u->error = gw_xstrdup("database unavailable at launch");
         finish(u);
     }
+}
+
+static const char *spec_str(const struct run *u, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(u->spec, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Mint the launch token now that the container and its image are known,
+ * and write it atomically into the directory mounted at /run/bfia/attest. */
+static int mint_token(struct run *u)
+{
+    struct attest_launch in = {
+        .job_id = u->job_id,
+        .task_id = u->task_id,
+        .task_name = spec_str(u, "task_name"),
+        .role = u->role,
+        .role_index = u->role_index,
+        .component = spec_str(u, "component"),
+        .provider = spec_str(u, "provider"),
+        .version = spec_str(u, "version"),
+        .image_ref = spec_str(u, "image"),
+        .image_digest = u->digest,
+        .container_name = u->name,
+        .container_id = u->cid,
+        .env = cJSON_GetObjectItemCaseSensitive(u->spec, "env"),
+        .now = (long long)time(NULL),
+        .ttl_s = 3600,
+    };
+    char *tok = NULL;
+    free(u->jti);
+    u->jti = NULL;
+    if (attest_mint_launch(u->r->app->attest, &in, &tok, &u->jti) != 0)
+        return -1;
+    char *tmp = gw_xasprintf("%s/.token.tmp", u->tokdir), *dst = gw_xasprintf("%s/token.jwt", u->tokdir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+    int rc = -1;
+    if (fd >= 0) {
+        size_t n = strlen(tok);
+        rc = write(fd, tok, n) == (ssize_t)n && fsync(fd) == 0 ? 0 : -1;
+        close(fd);
+        if (rc == 0)
+            rc = rename(tmp, dst);
+    }
+    free(tmp);
+    free(dst);
+    free(tok);
+    return rc;
 }
 
 static void on_created_inspect(void *arg, const struct docker_result *res)
@@ -409,6 +481,11 @@ static void on_created_inspect(void *arg, const struct docker_result *res)
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(st, "Status");
     if (cJSON_IsString(status) && strcmp(status->valuestring, "created") != 0)
         u->adopt_only = true;
+    if (!u->adopt_only && mint_token(u) != 0) {
+        u->error = gw_xstrdup("cannot mint the task's launch token");
+        finish(u);
+        return;
+    }
     mark_running(u);
 }
 
@@ -496,6 +573,16 @@ static cJSON *create_body(struct run *u)
         cJSON_AddBoolToObject(m, "ReadOnly", false);
         cJSON_AddItemToArray(mounts, m);
     }
+    if (u->tokdir) {
+        /* The launch token, read-only inside (written after create). */
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "Type", "bind");
+        cJSON_AddStringToObject(m, "Source", u->tokdir);
+        cJSON_AddStringToObject(m, "Target", ATTEST_MOUNT);
+        cJSON_AddBoolToObject(m, "ReadOnly", true);
+        cJSON_AddItemToArray(mounts, m);
+        cJSON_AddItemToArray(env, cJSON_CreateString("config.attest.token_file=" ATTEST_TOKEN_FILE));
+    }
     cJSON_AddBoolToObject(hc, "Privileged", false);
     cJSON *cd = cJSON_AddArrayToObject(hc, "CapDrop");
     cJSON_AddItemToArray(cd, cJSON_CreateString("ALL"));
@@ -538,6 +625,11 @@ static void on_row(void *arg, int err, const struct db_res *res, const char *err
         return;
     }
     u->digest = gw_xstrdup(dg->valuestring);
+    u->tokdir = gw_xasprintf("%s/%s", u->r->app->attest_dir, u->name);
+    if (mkdir(u->tokdir, 0755) != 0 && errno != EEXIST) {
+        free(u->tokdir);
+        u->tokdir = NULL;
+    }
     cJSON *body = create_body(u);
     int rc = docker_container_create(u->r->app->docker, u->name, body, on_created, u);
     cJSON_Delete(body);
@@ -711,6 +803,7 @@ static void on_rec_rows(void *arg, int err, const struct db_res *res, const char
                 continue;
             u->cid = gw_xstrdup(id->valuestring);
             u->name = gw_xstrdup(name);
+            u->tokdir = gw_xasprintf("%s/%s", r->app->attest_dir, name);
             if (strcmp(status, "READY") == 0) {
                 /* created before the crash, CAS to RUNNING never committed */
                 run_free(u);

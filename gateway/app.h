@@ -17,6 +17,7 @@ struct docker;
 struct runner;
 struct peers;
 struct sched;
+struct attest;
 
 struct gw_app {
     struct event_base *base;
@@ -30,6 +31,8 @@ struct gw_app {
     struct runner *runner;    /* task containers (container/runner.h) */
     struct peers *peers;      /* route table cache and peer calls (gateway/peer.h) */
     struct sched *sched;      /* scheduler side of jobs (scheduler/sched.h) */
+    struct attest *attest;    /* node key and launch tokens (container/attest.h) */
+    char *attest_dir;         /* <data_dir>/attest: per-container token directories */
     char *storage_dir;        /* absolute <data_dir>/storage: file:// datasets and outputs */
     bool starting;            /* reconcile not finished: only ops endpoints answer */
     int schema_version;       /* newest migration this binary ships */

@@ -27,6 +27,7 @@
 #include "gateway/metrics.h"
 #include "gateway/peer.h"
 #include "gateway/server.h"
+#include "container/attest.h"
 #include "container/docker.h"
 #include "container/runner.h"
 #include "routes/route.h"
@@ -48,6 +49,31 @@ struct main_state {
 /* ---- start-up: routes file -> reconcile with the engine -> resume jobs ---- */
 
 static void startup_reconcile(struct main_state *ms);
+
+static void on_key_recorded(void *arg, int err, const struct db_res *res, const char *errmsg,
+                            const char *sqlstate)
+{
+    (void)arg;
+    (void)res;
+    (void)sqlstate;
+    if (err)
+        log_kv(LOG_LEVEL_WARN, NULL, "attest.key", "cannot record the node key", "err", errmsg, NULL);
+}
+
+/* The active key in t_attest_key (the private half stays in its 0600 file). */
+static void record_key(struct gw_app *app)
+{
+    char *jwk = attest_public_jwk_text(app->attest);
+    char *path = gw_xasprintf("%s/keys/node-es256.pem", app->cfg->data_dir);
+    static const char sql[] =
+        "INSERT INTO t_attest_key (kid, public_jwk, private_key_path) SELECT $1, $2::jsonb, $3"
+        " WHERE NOT EXISTS (SELECT 1 FROM t_attest_key WHERE kid = $1 OR retired_at IS NULL)";
+    const char *p[3] = {attest_kid(app->attest), jwk, path};
+    if (db_query(app->db, sql, 3, p, on_key_recorded, NULL, NULL) != 0)
+        log_kv(LOG_LEVEL_WARN, NULL, "attest.key", "database unavailable", NULL);
+    free(jwk);
+    free(path);
+}
 
 static void on_resumed(void *arg, int err, const char *msg)
 {
@@ -79,6 +105,7 @@ static void on_reconciled(void *arg, int err, const char *msg)
                NULL);
     }
     ms->reconcile_tries = 1000; /* reconcile done: the timer now resumes jobs */
+    record_key(&ms->app);
     sched_resume(ms->app.sched, on_resumed, ms);
 }
 
@@ -397,10 +424,12 @@ int main(int argc, char **argv)
 
     {
         char *dd = realpath(cfg->data_dir, NULL);
-        app->storage_dir = gw_xasprintf("%s/storage", dd ? dd : cfg->data_dir);
+        char *dd0 = gw_xstrdup(dd ? dd : cfg->data_dir);
         free(dd);
+        app->storage_dir = gw_xasprintf("%s/storage", dd0);
         if (mkdir_p(app->storage_dir) != 0) {
             fprintf(stderr, "gateway: cannot create %s: %s\n", app->storage_dir, strerror(errno));
+            free(dd0);
             exit_code = 1;
             goto out;
         }
@@ -409,6 +438,23 @@ int main(int argc, char **argv)
         app->docker = docker_new(app->httpc, app->metrics, &dopts, &eb);
         if (!app->docker) {
             fprintf(stderr, "gateway: docker.host: %s\n", eb.msg);
+            free(dd0);
+            exit_code = 1;
+            goto out;
+        }
+        char *kp = gw_xasprintf("%s/keys/node-es256.pem", dd0);
+        app->attest = attest_open(cfg->node_id, kp, &eb);
+        free(kp);
+        if (!app->attest) {
+            fprintf(stderr, "gateway: node signing key: %s\n", eb.msg);
+            free(dd0);
+            exit_code = 1;
+            goto out;
+        }
+        app->attest_dir = gw_xasprintf("%s/attest", dd0);
+        free(dd0);
+        if (mkdir_p(app->attest_dir) != 0) {
+            fprintf(stderr, "gateway: cannot create %s\n", app->attest_dir);
             exit_code = 1;
             goto out;
         }
@@ -448,6 +494,8 @@ out:
     server_free(app->server);
     peers_free(app->peers);
     free(app->storage_dir);
+    free(app->attest_dir);
+    attest_free(app->attest);
     if (ms.startup_timer)
         event_free(ms.startup_timer);
     metrics_free(app->metrics);

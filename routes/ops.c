@@ -10,6 +10,7 @@
 #include "gateway/httpc.h"
 #include "gateway/json.h"
 #include "gateway/metrics.h"
+#include "container/attest.h"
 #include "route.h"
 
 #ifndef GW_VERSION
@@ -126,4 +127,16 @@ void ops_version(struct gw_req *req)
     json_add_str(data, "node_id", req->app->cfg->node_id);
     json_add_int(data, "schema_version", req->app->schema_version);
     route_reply_ok(req, data);
+}
+
+/* GET /v1/interconn/attest/jwks and /.well-known/jwks.json: the public keys
+ * launch tokens of this node verify with (a plain JWKS, no envelope). */
+void ops_jwks(struct gw_req *req)
+{
+    cJSON *j = attest_jwks(req->app->attest);
+    char *s = json_print(j);
+    cJSON_Delete(j);
+    static const char *const h[] = {"Cache-Control", "max-age=300", NULL};
+    server_reply(req, 200, "application/jwk-set+json", s, strlen(s), h);
+    cJSON_free(s);
 }

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "container/attest.h"
 #include "container/docker.h"
 #include "container/runner.h"
 #include "container/taskenv.h"
@@ -356,6 +358,9 @@ static void on_task_ctx(void *arg, int err, const struct db_res *res, const char
                 cJSON_AddItemToArray(ea, cJSON_CreateString(env.vars[v]));
             taskenv_cleanup(&env);
             cJSON_AddStringToObject(spec, "image_digest", digest);
+            json_add_str(spec, "image", db_res_get(res, 0, 8));
+            json_add_str(spec, "task_name", t->task_name);
+            json_add_str(spec, "component", dag_task(d, ti)->component);
             json_add_str(spec, "provider", db_res_get(res, 0, 6));
             json_add_str(spec, "version", db_res_get(res, 0, 7));
             cJSON_AddStringToObject(spec, "storage_dir", app->storage_dir);
@@ -424,7 +429,7 @@ void partner_task_start(struct gw_req *req)
     req->ctx_free = tstart_free;
     static const char sql[] =
         "SELECT j.role, j.status, j.dag::text, j.config::text, c.description::text, p.image_digest,"
-        " c.provider, c.version FROM t_job j"
+        " c.provider, c.version, p.image FROM t_job j"
         " LEFT JOIN LATERAL (SELECT x FROM jsonb_array_elements(j.dag->'components') x"
         "   WHERE x->>'name' = $2 LIMIT 1) comp ON true"
         " LEFT JOIN t_component c ON c.component_name = comp.x->>'componentName'"
@@ -651,6 +656,87 @@ static void on_cb_written(void *arg, int err, const struct db_res *res, const ch
     route_reply_ok(req, NULL);
 }
 
+struct authcb {
+    struct gw_req *req;
+    char *job_id, *task_id;
+};
+
+static void authcb_free(void *p)
+{
+    struct authcb *a = p;
+    free(a->job_id);
+    free(a->task_id);
+    free(a);
+}
+
+static void on_authed_written(void *arg, int err, const struct db_res *res, const char *errmsg,
+                              const char *sqlstate)
+{
+    (void)sqlstate;
+    struct authcb *a = arg;
+    struct gw_req *req = a->req;
+    if (db_failed(req, err, errmsg))
+        return;
+    /* rows: matched (token of this row), changed, job_id */
+    long long matched = atoll(db_res_get(res, 0, 0)), changed = atoll(db_res_get(res, 0, 1));
+    if (matched == 0) {
+        log_kv(LOG_LEVEL_WARN, &req->log, "attest.refused",
+               "callback token is not the live token of that task and role", "task", a->task_id,
+               NULL);
+        route_reply_err(req, GW_EAUTH,
+                        "Authorization: the launch token is not the current token of this task "
+                        "and role (replayed, revoked or for another task)");
+        return;
+    }
+    if (changed > 0 && db_res_get(res, 0, 2))
+        partner_task_changed(req->app, db_res_get(res, 0, 2), a->task_id);
+    route_reply_ok(req, NULL);
+}
+
+/* A callback carrying the container's launch token: verified against the
+ * node key and bound to exactly this task, role and index and to the live
+ * token id of its row; its status change is applied at once. */
+static void authed_callback(struct gw_req *req, const char *task_id, const char *role, int idx,
+                            const char *status, const char *token)
+{
+    char self_role[64];
+    snprintf(self_role, sizeof(self_role), "%.40s.%d", role, idx);
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    char *jti = NULL;
+    if (attest_verify_launch(req->app->attest, token, NULL, task_id, self_role,
+                             (long long)time(NULL), &jti, &eb) != 0) {
+        log_kv(LOG_LEVEL_WARN, &req->log, "attest.refused", "callback with a bad launch token",
+               "task", task_id, "err", eb.msg, NULL);
+        char *m = gw_xasprintf("Authorization: %s", eb.msg);
+        route_reply_err(req, GW_EAUTH, m);
+        free(m);
+        return;
+    }
+    struct authcb *a = gw_xcalloc(1, sizeof(*a));
+    a->req = req;
+    a->task_id = gw_xstrdup(task_id);
+    req->ctx = a;
+    req->ctx_free = authcb_free;
+    char ix[12];
+    snprintf(ix, sizeof(ix), "%d", idx);
+    static const char sql[] =
+        "WITH m AS (SELECT job_id, status FROM t_task WHERE task_id = $1 AND role = $2"
+        "  AND role_index = $3::int AND token_id = $5)"
+        ", u AS (UPDATE t_task SET status = $4, status_channel = 'callback', claimed_status = $4,"
+        "  end_time = CASE WHEN $4 IN ('SUCCESS','FAILED') THEN now() ELSE end_time END,"
+        "  status_updated_at = now()"
+        "  WHERE task_id = $1 AND role = $2 AND role_index = $3::int AND token_id = $5"
+        "  AND status = 'RUNNING' AND $4 IN ('SUCCESS','FAILED') RETURNING job_id)"
+        ", ev AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        "  SELECT 'task', job_id || '/' || $1 || '/' || $2 || '.' || $3, 'RUNNING', $4, 'callback',"
+        "  'container callback with a valid launch token' FROM u)"
+        " SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM u), (SELECT job_id FROM m LIMIT 1)";
+    const char *p[5] = {task_id, role, ix, status, jti};
+    db_or_reply(req, sql, 5, p, on_authed_written, a);
+    free(jti);
+}
+
 /*
  * POST /v1/platform/schedule/task/callback {task_id, status, role} from a
  * container.  FATE and UnionPay images send no credential, so the claim is
@@ -682,6 +768,11 @@ void partner_container_callback(struct gw_req *req)
     }
     char ix[12];
     snprintf(ix, sizeof(ix), "%d", idx);
+    const char *auth = server_req_header(req, "Authorization");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        authed_callback(req, task_id, role, idx < 0 ? 0 : idx, status, auth + 7);
+        return;
+    }
     static const char sql[] =
         "WITH m AS (SELECT job_id, task_id, role, role_index, status FROM t_task WHERE task_id = $1"
         "  AND ($2 = '' OR role = $2) AND ($3::int < 0 OR role_index = $3::int))"

@@ -22,6 +22,8 @@ static const struct route table[] = {
     {GW_GET | GW_HEAD, "/readyz", ops_readyz, 1 * KiB, ROUTE_AUTH_NONE},
     {GW_GET, "/metrics", ops_metrics, 1 * KiB, ROUTE_AUTH_NONE},
     {GW_GET, "/version", ops_version, 1 * KiB, ROUTE_AUTH_NONE},
+    {GW_GET, "/v1/interconn/attest/jwks", ops_jwks, 1 * KiB, ROUTE_AUTH_NONE},
+    {GW_GET, "/.well-known/jwks.json", ops_jwks, 1 * KiB, ROUTE_AUTH_NONE},
     {GW_GET | GW_POST, "/v1/platform/route/get", platform_route_get, 64 * KiB, ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/route/list", platform_route_list, 64 * KiB,
      ROUTE_AUTH_LOCAL},

@@ -55,7 +55,7 @@ gw_start() {
     mkdir -p "$T_ROOT/$_name"
     env GW_NODE_ID="${GW_NODE_ID_OVERRIDE:-JG01000011000000${_port#??}}" \
         GW_HTTP_HOST=127.0.0.1 GW_HTTP_PORT="$_port" GW_DB_DSN="$(dsn_for "$_db")" \
-        GW_DATA_DIR="$T_ROOT/$_name/data" GW_LOG_LEVEL=info \
+        GW_DATA_DIR="$T_ROOT/$_name/data" GW_LOG_LEVEL=info GW_ROUTES_FILE=/dev/null \
         "$@" "$GW_BIN" -c conf/test.yaml >>"$T_ROOT/$_name.log" 2>&1 &
     echo $! >"$T_ROOT/$_name.pid"
 }

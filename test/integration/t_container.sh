@@ -111,7 +111,7 @@ expect launch_unprivileged "$(jqi '.[0].HostConfig.Privileged')" false
 expect launch_caps_dropped "$(jqi '.[0].HostConfig.CapDrop | join(",")')" ALL
 expect launch_no_new_privileges "$(jqi '.[0].HostConfig.SecurityOpt | join(",")')" no-new-privileges
 expect launch_network_mode "$(jqi '.[0].HostConfig.NetworkMode')" host
-expect launch_storage_mounted "$(jqi '.[0].Mounts | map(.Destination) | join(",")')" "$T_ROOT/ca/data/storage"
+expect launch_storage_mounted "$(jqi '.[0].Mounts | map(select(.Destination != "/run/bfia/attest") | .Destination) | join(",")')" "$T_ROOT/ca/data/storage"
 expect launch_no_docker_socket "$(jqi '[.[0].Mounts[].Source | select(test("docker.sock"))] | length')" 0
 expect launch_env_self_role "$(jqi '.[0].Config.Env[] | select(startswith("config.self_role="))')" "config.self_role=guest.0"
 expect launch_env_input "$(jqi '.[0].Config.Env[] | select(startswith("runtime.component.input.data="))')" 'runtime.component.input.data={"name": "guest", "namespace": "demo"}'
@@ -120,6 +120,33 @@ expect launch_env_callback "$(jqi '.[0].Config.Env[] | select(startswith("system
 expect launch_env_storage "$(jqi '.[0].Config.Env[] | select(startswith("system.storage="))')" "system.storage=file://$T_ROOT/ca/data/storage"
 HOSTCN="host-$A-$TID-0"
 expect launch_host_unlimited "$(DK inspect -f '{{.HostConfig.Memory}}' "$HOSTCN")" 134217728
+# the launch token (attestation.md §2.4-2.7): mounted read-only, bound to
+# this job, task, role and index, image digest and container; kid in the JWKS
+b64d() { _s=$(printf '%s' "$1" | tr '_-' '/+'); case $((${#_s} % 4)) in 2) _s="$_s==" ;; 3) _s="$_s=" ;; esac; printf '%s' "$_s" | base64 -d 2>/dev/null; }
+TOK=$(cat "$T_ROOT/ca/data/attest/$CN/token.jwt" 2>/dev/null)
+claims=$(b64d "$(printf '%s' "$TOK" | cut -d. -f2)")
+hdr=$(b64d "$(printf '%s' "$TOK" | cut -d. -f1)")
+expect token_claims_bound "$(printf '%s' "$claims" | jq -r '[.bfia.job_id, .bfia.task_id, .bfia.self_role, .bfia.image.config_digest, .bfia.container.name, .bfia.container.id, .iss] | join(",")')" "$J,$TID,guest.0,$digest,$CN,$(jqi '.[0].Id'),$A"
+jwks=$(curl -s "http://127.0.0.1:$PA/.well-known/jwks.json")
+expect token_kid_in_jwks "$(printf '%s' "$jwks" | jq -r --arg k "$(printf '%s' "$hdr" | jq -r .kid)" '[.keys[] | select(.kid == $k)] | length')" 1
+expect jwks_two_paths_agree "$(curl -s "http://127.0.0.1:$PA/v1/interconn/attest/jwks")" "$jwks"
+expect node_key_recorded "$(psql_db ca -c "SELECT kid FROM t_attest_key WHERE retired_at IS NULL")" "$(printf '%s' "$jwks" | jq -r '.keys[0].kid')"
+expect node_key_file_0600 "$(stat -c %a "$T_ROOT/ca/data/keys/node-es256.pem")" 600
+expect token_mount_read_only "$(jqi '.[0].Mounts[] | select(.Destination == "/run/bfia/attest") | .RW')" false
+expect token_file_env "$(jqi '.[0].Config.Env[] | select(startswith("config.attest.token_file="))')" "config.attest.token_file=/run/bfia/attest/token.jwt"
+cb() { curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $1" --data-binary "$2" "http://127.0.0.1:$PA/v1/platform/schedule/task/callback"; }
+r=$(cb "$TOK" "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host.0\"}")
+expect token_for_other_role_refused "$(code_of "$r")" 5004
+r=$(cb "$TOK" "{\"task_id\":\"task_other\",\"status\":\"SUCCESS\",\"role\":\"guest.0\"}")
+expect token_of_task_a_as_task_b_refused "$(code_of "$r")" 5004
+bad="$(printf '%s' "$TOK" | cut -d. -f1,2).$(printf '%s' "$TOK" | cut -d. -f3 | rev)"
+r=$(cb "$bad" "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"guest.0\"}")
+expect tampered_token_refused "$(code_of "$r")" 5004
+case "$(printf '%s' "$r" | jq -r .msg)" in *E_SIG*|*E_B64*) pass tampered_token_message_names_check ;; *) fail tampered_token_message_names_check "$r" ;; esac
+none="$(printf '{"alg":"none","typ":"bfia-launch+jwt"}' | base64 -w0 | tr '+/' '-_' | tr -d '=').$(printf '%s' "$TOK" | cut -d. -f2)."
+r=$(cb "$none" "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"guest.0\"}")
+expect alg_none_refused "$(code_of "$r")" 5004
+expect refused_tokens_changed_nothing "$(psql_db ca -c "SELECT status FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0' AND role='guest'")" RUNNING
 # restart the gateway while the containers run: the right outcome anyway
 kill -9 "$(gw_pid ca)"
 sleep 0.3
@@ -128,6 +155,7 @@ gw_ready "$PA" 20
 expect restart_while_running_outcome "$(job_wait "$PA" "$J" 60)" success
 expect restart_while_running_exit_codes "$(psql_db ca -c "SELECT string_agg(status || ':' || exit_code, ',' ORDER BY role) FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")" "SUCCESS:0,SUCCESS:0"
 logs=$(api GET "$PA" "/v1/platform/schedule/task/get_log?task_id=$TID&log_level=info&start=0")
+check token_revoked_after_exit test ! -e "$T_ROOT/ca/data/attest/$CN/token.jwt"
 case "$(printf '%s' "$logs" | jq -r .data.data)" in *"hash_ids"*) pass get_log_serves_real_log ;; *) fail get_log_serves_real_log "$logs" ;; esac
 r=$(api GET "$PA" "/v1/platform/schedule/task/get_log?task_id=$TID&log_level=info")
 expect get_log_requires_start "$(code_of "$r")" 5001
@@ -153,7 +181,7 @@ expect orphan_recorded "$(psql_db ca -c "SELECT count(*) FROM t_event WHERE enti
 # exit code decides when no callback came; a claimed SUCCESS is held
 J3=$(submit "$(one '.config.task_params.common.hash_ids_0.no_callback = true')")
 expect no_callback_exit_zero_succeeds "$(job_wait "$PA" "$J3" 60)" success
-J4=$(submit "$(one '.config.task_params.host["0"].hash_ids_0.exit_code = 5')")
+J4=$(submit "$(one '.config.task_params.host["0"].hash_ids_0.exit_code = 5 | .config.task_params.host["0"].hash_ids_0.no_token = true')")
 expect claimed_success_then_exit_5_fails "$(job_wait "$PA" "$J4" 60)" failed
 expect claimed_success_row_failed "$(psql_db ca -c "SELECT status || '/' || claimed_status || '/' || exit_code FROM t_task WHERE job_id='$J4' AND role='host' AND task_name='hash_ids_0'")" FAILED/SUCCESS/5
 
@@ -176,7 +204,10 @@ case "$(psql_db ca -c "SELECT error_text FROM t_task WHERE job_id='$J6' LIMIT 1"
 wide=$(one '.dag.components = [range(10) as $i | {name: "h\($i)", componentName: "hash_ids", provider: "bfia-demo", version: "1.0.0", input: [], output: [{type: "dataset", key: "hashed"}]}] | .config.task_params = {common: {}, guest: {"0": ([range(10) as $i | {key: "h\($i)", value: {dataset_id: "demo#guest"}}] | from_entries)}, host: {"0": ([range(10) as $i | {key: "h\($i)", value: {dataset_id: "demo#host"}}] | from_entries)}}')
 J7=$(submit "$wide")
 expect twenty_concurrent_outcome "$(job_wait "$PA" "$J7" 120)" success
+i=0
+while [ "$(DK ps -aq --filter "label=org.bfia.job=$J7" | wc -l)" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 expect twenty_concurrent_rows "$(psql_db ca -c "SELECT count(*) FROM t_task WHERE job_id='$J7' AND status='SUCCESS' AND exit_code=0")" 20
+expect twenty_concurrent_token_callbacks_applied "$(psql_db ca -c "SELECT count(*) FROM t_task WHERE job_id='$J7' AND status_channel='callback'")" 20
 expect twenty_concurrent_cleaned "$(DK ps -aq --filter "label=org.bfia.job=$J7" | wc -l)" 0
 
 gw_stop ca

@@ -42,7 +42,7 @@ GW_NODE_ID=JG0100001100000010 "$GW_BIN" -c conf/test.yaml --check-config >/dev/n
 expect check_config_accepts_good "$?" 0
 
 # --- start -------------------------------------------------------------------
-gw_start gw "$P" "$DB" GW_HTTP_BODY_MAX=1048576 GW_SHUTDOWN_TIMEOUT_S=10
+gw_start gw "$P" "$DB" GW_HTTP_BODY_MAX=1048576 GW_UPLOAD_MAX=1048576 GW_SHUTDOWN_TIMEOUT_S=10
 if gw_ready "$P" 15; then pass gateway_ready; else fail gateway_ready "no 200 from /readyz"; cat "$T_ROOT/gw.log"; exit 1; fi
 
 r=$(api GET "$P" /healthz)

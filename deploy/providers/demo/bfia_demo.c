@@ -238,8 +238,25 @@ static void callback(const char *status)
     char body[1024];
     int bl = snprintf(body, sizeof(body), "{\"task_id\":\"%s\",\"role\":\"%s\",\"status\":\"%s\"}",
                       env("config.task_id"), env("config.self_role"), status);
+    /* The launch token: from config.attest.token, else the file named by
+     * config.attest.token_file (mounted read-only by the gateway);
+     * no_token=true sends none, as FATE and UnionPay images do. */
     const char *tok = env("config.attest.token");
-    char req[4096];
+    static char filetok[8192];
+    if (!*tok && *env("config.attest.token_file")) {
+        FILE *tf = fopen(env("config.attest.token_file"), "r");
+        if (tf) {
+            size_t n = fread(filetok, 1, sizeof(filetok) - 1, tf);
+            fclose(tf);
+            while (n > 0 && (filetok[n - 1] == '\n' || filetok[n - 1] == '\r'))
+                n--;
+            filetok[n] = '\0';
+            tok = filetok;
+        }
+    }
+    if (param_true("no_token"))
+        tok = "";
+    char req[12288];
     int rl = snprintf(req, sizeof(req),
                       "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
                       "Content-Length: %d\r\n%s%s%sConnection: close\r\n\r\n%s",

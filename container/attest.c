@@ -1,0 +1,229 @@
+/*
+ * attest.c - node key and launch tokens.  See attest.h.
+ */
+#include "attest.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "gateway/json.h"
+#include "gateway/jws.h"
+
+struct attest {
+    char *node_id;
+    struct jws_key *key;      /* active signing key */
+    struct jws_keyset *verify; /* keys tokens may be verified with */
+};
+
+static int mkdirs_for(const char *path)
+{
+    char *d = gw_xstrdup(path);
+    for (char *p = d + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(d, 0700) != 0 && errno != EEXIST) {
+            free(d);
+            return -1;
+        }
+        *p = '/';
+    }
+    free(d);
+    return 0;
+}
+
+struct attest *attest_open(const char *node_id, const char *key_path, struct gw_errbuf *eb)
+{
+    struct jws_key *k = NULL;
+    int rc = jws_key_load_pem(key_path, &k, eb);
+    if (rc == GW_ENOTFOUND) {
+        k = jws_key_generate(JWS_ALG_ES256);
+        if (!k) {
+            gw_errf(eb, GW_EINTERNAL, "cannot generate the node key");
+            return NULL;
+        }
+        if (mkdirs_for(key_path) != 0 || jws_key_save_pem(k, key_path, eb) != 0) {
+            if (!eb || !eb->msg[0])
+                gw_errf(eb, GW_EINTERNAL, "cannot store the node key at %s", key_path);
+            jws_key_free(k);
+            return NULL;
+        }
+    } else if (rc != 0) {
+        return NULL;
+    }
+    struct attest *a = gw_xcalloc(1, sizeof(*a));
+    a->node_id = gw_xstrdup(node_id);
+    a->key = k;
+    /* The verification set holds the public half (a fresh key from the JWK). */
+    cJSON *jwk = jws_key_to_jwk(k);
+    struct jws_key *pub = NULL;
+    a->verify = jws_keyset_new();
+    if (jws_key_from_jwk(jwk, &pub, eb) != 0 || jws_keyset_add_take(a->verify, pub) != 0) {
+        cJSON_Delete(jwk);
+        attest_free(a);
+        return NULL;
+    }
+    cJSON_Delete(jwk);
+    return a;
+}
+
+void attest_free(struct attest *a)
+{
+    if (!a)
+        return;
+    jws_key_free(a->key);
+    jws_keyset_free(a->verify);
+    free(a->node_id);
+    free(a);
+}
+
+const char *attest_kid(const struct attest *a)
+{
+    return jws_key_kid(a->key);
+}
+
+cJSON *attest_jwks(const struct attest *a)
+{
+    return jws_keyset_to_jwks(a->verify);
+}
+
+char *attest_public_jwk_text(const struct attest *a)
+{
+    cJSON *j = jws_key_to_jwk(a->key);
+    char *s = json_print(j);
+    char *out = gw_xstrdup(s);
+    cJSON_free(s);
+    cJSON_Delete(j);
+    return out;
+}
+
+static char *rand_b64(size_t n)
+{
+    unsigned char r[32];
+    if (n > sizeof(r) || RAND_bytes(r, (int)n) != 1)
+        return NULL;
+    return jws_b64url_encode_alloc(r, n);
+}
+
+/* sha256: over the sorted runtime.component.* entries, one per line. */
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static void runtime_digest(const cJSON *env, char out[72])
+{
+    int n = cJSON_GetArraySize(env), k = 0;
+    const char **v = gw_xcalloc((size_t)(n + 1), sizeof(char *));
+    const cJSON *e;
+    cJSON_ArrayForEach(e, env)
+        if (cJSON_IsString(e) && strncmp(e->valuestring, "runtime.component.", 18) == 0)
+            v[k++] = e->valuestring;
+    qsort(v, (size_t)k, sizeof(char *), cmp_str);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    for (int i = 0; i < k; i++) {
+        EVP_DigestUpdate(md, v[i], strlen(v[i]));
+        EVP_DigestUpdate(md, "\n", 1);
+    }
+    unsigned char dg[32];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(md, dg, &dl);
+    EVP_MD_CTX_free(md);
+    free(v);
+    int p = snprintf(out, 72, "sha256:");
+    for (int i = 0; i < 32; i++)
+        p += snprintf(out + p, (size_t)(72 - p), "%02x", dg[i]);
+}
+
+int attest_mint_launch(const struct attest *a, const struct attest_launch *in, char **token,
+                       char **jti_out)
+{
+    char *jti = rand_b64(16), *nonce = rand_b64(16);
+    if (!jti || !nonce) {
+        free(jti);
+        free(nonce);
+        return GW_EINTERNAL;
+    }
+    char self_role[48], sub[400], session[200], rd[72];
+    snprintf(self_role, sizeof(self_role), "%s.%d", in->role, in->role_index);
+    snprintf(sub, sizeof(sub), "%s/%s/%s", in->job_id, in->task_id, self_role);
+    snprintf(session, sizeof(session), "session_%s", in->job_id);
+    runtime_digest(in->env, rd);
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "iss", a->node_id);
+    cJSON_AddStringToObject(c, "sub", sub);
+    cJSON_AddStringToObject(c, "aud", a->node_id);
+    cJSON_AddNumberToObject(c, "iat", (double)in->now);
+    cJSON_AddNumberToObject(c, "nbf", (double)in->now);
+    cJSON_AddNumberToObject(c, "exp", (double)(in->now + in->ttl_s));
+    cJSON_AddStringToObject(c, "jti", jti);
+    cJSON_AddStringToObject(c, "eat_profile", JWS_EAT_PROFILE);
+    cJSON_AddStringToObject(c, "eat_nonce", nonce);
+    char sw[300];
+    snprintf(sw, sizeof(sw), "%s/%s", in->provider, in->component);
+    cJSON_AddStringToObject(c, "swname", sw);
+    cJSON *swv = cJSON_AddArrayToObject(c, "swversion");
+    cJSON_AddItemToArray(swv, cJSON_CreateString(in->version));
+    cJSON *b = cJSON_AddObjectToObject(c, "bfia");
+    cJSON_AddNumberToObject(b, "ver", 1);
+    cJSON_AddStringToObject(b, "node_id", a->node_id);
+    cJSON_AddStringToObject(b, "job_id", in->job_id);
+    cJSON_AddStringToObject(b, "task_id", in->task_id);
+    cJSON_AddStringToObject(b, "task_name", in->task_name);
+    cJSON_AddStringToObject(b, "session_id", session);
+    cJSON_AddStringToObject(b, "self_role", self_role);
+    cJSON *comp = cJSON_AddObjectToObject(b, "component");
+    cJSON_AddStringToObject(comp, "name", in->component);
+    cJSON_AddStringToObject(comp, "provider", in->provider);
+    cJSON_AddStringToObject(comp, "version", in->version);
+    cJSON *img = cJSON_AddObjectToObject(b, "image");
+    json_add_str(img, "ref", in->image_ref);
+    /* An imported image has no registry manifest: its id is both. */
+    cJSON_AddStringToObject(img, "manifest_digest", in->image_digest);
+    cJSON_AddStringToObject(img, "config_digest", in->image_digest);
+    cJSON_AddStringToObject(b, "runtime_digest", rd);
+    cJSON_AddStringToObject(b, "attester", "software");
+    cJSON *ct = cJSON_AddObjectToObject(b, "container");
+    cJSON_AddStringToObject(ct, "id", in->container_id);
+    cJSON_AddStringToObject(ct, "name", in->container_name);
+    int rc = jws_sign(a->key, JWS_TYP_LAUNCH_STR, c, token);
+    cJSON_Delete(c);
+    free(nonce);
+    if (rc != 0) {
+        free(jti);
+        return GW_EINTERNAL;
+    }
+    *jti_out = jti;
+    return 0;
+}
+
+int attest_verify_launch(const struct attest *a, const char *token, const char *job_id,
+                         const char *task_id, const char *self_role, long long now, char **jti,
+                         struct gw_errbuf *eb)
+{
+    struct jws_verify_ctx ctx;
+    jws_verify_ctx_init(&ctx, JWS_TYP_LAUNCH, now);
+    ctx.keys = a->verify;
+    ctx.expected_iss = a->node_id;
+    ctx.expected_aud = a->node_id;
+    ctx.binding.job_id = job_id;
+    ctx.binding.task_id = task_id;
+    ctx.binding.self_role = self_role;
+    cJSON *claims = NULL;
+    enum jws_error e = jws_verify(token, strlen(token), &ctx, &claims);
+    if (e != JWS_OK) {
+        cJSON_Delete(claims);
+        return gw_errf(eb, GW_EAUTH, "launch token refused: %s", jws_error_name(e));
+    }
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(claims, "jti");
+    *jti = gw_xstrdup(cJSON_IsString(j) ? j->valuestring : "");
+    cJSON_Delete(claims);
+    return 0;
+}

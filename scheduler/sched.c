@@ -1578,20 +1578,24 @@ void sched_task_callback(struct gw_req *req)
     static const char sql[] =
         "WITH o AS (SELECT job_id, status AS old FROM t_schedule_task WHERE task_id = $1"
         "  AND node_id = $2 FOR UPDATE)"
-        ", u AS (UPDATE t_schedule_task t SET status = $3, status_channel = 'callback',"
+        ", u AS (UPDATE t_schedule_task t SET status = $3,"
+        "  status_channel = CASE WHEN t.status = $3 THEN t.status_channel ELSE 'callback' END,"
         "  wait_reason = '', error_text = coalesce(left($4, 4000), t.error_text),"
         "  exit_code = CASE WHEN $3 IN ('SUCCESS','FAILED') THEN $5::int ELSE NULL END,"
         "  log_tail = coalesce(right($6, 8192), t.log_tail),"
         "  start_time = coalesce(t.start_time, now()),"
-        "  end_time = CASE WHEN $3 IN ('SUCCESS','FAILED') THEN now() ELSE NULL END,"
+        "  end_time = CASE WHEN t.status = $3 THEN t.end_time"
+        "   WHEN $3 IN ('SUCCESS','FAILED') THEN now() ELSE NULL END,"
         "  updated_at = now() FROM o"
-        "  WHERE t.task_id = $1 AND t.node_id = $2 AND bfia_task_step_ok(t.status, $3)"
+        "  WHERE t.task_id = $1 AND t.node_id = $2 AND ((bfia_task_step_ok(t.status, $3)"
         "  AND EXISTS (SELECT 1 FROM t_schedule_job sj WHERE sj.job_id = t.job_id"
-        "   AND sj.status = 'RUNNING') RETURNING o.old)"
+        "   AND sj.status = 'RUNNING'))"
+        "  OR (t.status = $3 AND $3 IN ('SUCCESS','FAILED') AND $5::int IS NOT NULL))"
+        "  RETURNING o.old)"
         ", e AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
         "  SELECT 'schedule_task', (SELECT job_id FROM o) || '/' || $1 || '@' || $2, old, $3,"
-        "  'callback', 'task/callback' FROM u)"
-        " SELECT o.job_id, o.old, EXISTS (SELECT 1 FROM u) FROM o";
+        "  'callback', 'task/callback' FROM u WHERE old <> $3)"
+        " SELECT o.job_id, o.old, EXISTS (SELECT 1 FROM u WHERE old <> $3) FROM o";
     const char *p[6] = {task_id, req->caller, status, cJSON_IsString(et) ? et->valuestring : NULL,
                         cJSON_IsNumber(ec) ? ecs : NULL, cJSON_IsString(lt) ? lt->valuestring : NULL};
     db_or_reply(req, sql, 6, p, on_cb, req);

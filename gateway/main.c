@@ -93,10 +93,12 @@ static void on_reconciled(void *arg, int err, const char *msg)
 {
     struct main_state *ms = arg;
     if (err) {
-        if (++ms->reconcile_tries < 5 || err == GW_EDB) {
+        /* The database must answer; an engine that does not answer after a
+         * few seconds must not keep a scheduler-only node from serving. */
+        if (++ms->reconcile_tries < 4 || err == GW_EDB) {
             log_kv(LOG_LEVEL_WARN, NULL, "process.start", "reconcile failed; retrying", "err", msg,
                    NULL);
-            struct timeval tv = {2, 0};
+            struct timeval tv = {1, 0};
             event_add(ms->startup_timer, &tv);
             return;
         }

@@ -1,0 +1,59 @@
+# t_profiles.sh - wire profiles: our scheduler with a partner that speaks
+# the kuscia profile (code 200, data null) and one that speaks fate-flow
+# (code 0, no data), both scripted (test/support/fakepeer.c); and those
+# callers reading our status_all.
+. test/integration/lib.sh
+
+if ! docker_up; then
+    fail engine_available "no Docker engine could be started"
+    exit 0
+fi
+A=JG0100001100000010 K=JG0100001100000070 F=JG0100001100000080
+PA=$(free_port) PK=$(free_port) PF=$(free_port)
+R="$T_ROOT/routes_p.yaml"
+routes_file "$R" $A "$PA"
+printf '%s:\n  host: 127.0.0.1\n  port: %s\n  profile: kuscia\n' $K "$PK" >>"$R"
+printf '%s:\n  host: 127.0.0.1\n  port: %s\n  profile: fate-flow\n' $F "$PF" >>"$R"
+"$OUT/tools/fakepeer" "$PK" kuscia "$T_ROOT/kuscia.log" &
+KPID=$!
+"$OUT/tools/fakepeer" "$PF" fate-flow "$T_ROOT/ff.log" &
+FPID=$!
+new_db pa
+node_start pa $A "$PA" "$R" GW_SCHED_POLL_MS=200
+gw_ready "$PA" 20
+expect node_ready "$?" 0
+expect provider "$(code_of "$(register_demo "$PA")")" 0
+expect dataset "$(code_of "$(upload "$PA" demo guest deploy/demo/data/guest.csv)")" 0
+
+for peer in K F; do
+    eval node=\$$peer
+    r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$node\"]")")
+    expect "job_with_${peer}_created" "$(code_of "$r")" 0
+    J=$(printf '%s' "$r" | jq -r .data.job_id)
+    expect "job_with_${peer}_outcome" "$(job_wait "$PA" "$J" 60)" success
+    eval "J_$peer=$J"
+done
+klog="$T_ROOT/kuscia.log"
+expect kuscia_got_job_create "$(grep -c "/v1/interconn/schedule/job/create\"" "$klog")" 1
+expect kuscia_got_task_start_for_both_tasks "$(grep -c '/v1/interconn/schedule/task/start' "$klog")" 2
+expect kuscia_sees_our_node_id "$(jq -r 'select(.path | contains("job/create")) | .x_node_id' "$klog")" $A
+expect kuscia_create_body_strings_not_null "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | [.flow_id, .old_job_id] | map(type) | join(",")' "$klog")" "string,string"
+expect fateflow_got_poll_with_empty_role "$(jq -r 'select(.path | contains("task/poll")) | .body | fromjson | "[" + .role + "]"' "$T_ROOT/ff.log" | sort -u)" "[]"
+
+# those peers reading our scheduler
+r=$(curl -s -H "X-Node-Id: $K" "http://127.0.0.1:$PA/v1/interconn/schedule/job/status_all?job_id=$J_K")
+expect kuscia_caller_gets_code_200 "$(code_of "$r")" 200
+expect kuscia_caller_data_only_task_map "$(printf '%s' "$r" | jq -c '.data | [keys[], (.status | type)]')" '["status","object"]'
+r=$(curl -s -X GET -H "x_node_id: $F" -H 'Content-Type: application/json' --data-binary "{\"job_id\":\"$J_F\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/job/status_all")
+expect fateflow_caller_code_0 "$(code_of "$r")" 0
+expect fateflow_caller_keyed_by_task_name "$(printf '%s' "$r" | jq -r '.data.job_status + " " + .data.status.hash_ids_0')" "FINISHED SUCCESS"
+r=$(curl -s -H "X-Node-Id: $K" -H 'Content-Type: application/json' -d '{"job_id":"no-such"}' "http://127.0.0.1:$PA/v1/interconn/schedule/job/status_all")
+expect kuscia_caller_error_not_200 "$(code_of "$r")" 5002
+r=$(curl -s -H "x-node-id: $K" -H 'Content-Type: application/json' -d '{"task_id":"x","role":"host"}' "http://127.0.0.1:$PA/v1/interconn/schedule/task/poll")
+expect kuscia_caller_error_data_object "$(printf '%s' "$r" | jq -r '.data | type')" object
+
+kill "$KPID" "$FPID" 2>/dev/null
+wait "$KPID" "$FPID" 2>/dev/null
+gw_stop pa
+expect pa_exit_clean "$GW_RC" 0
+check pa_sanitizer_clean sanitizer_clean pa

@@ -78,8 +78,13 @@ fi
 J=${BENCH_JOBS:-100}
 echo "== $J concurrent two-party jobs (2 tasks each, 4 containers per job)"
 t0=$(date +%s)
-for i in $(seq "$J"); do submit >/dev/null & done
-wait
+pids=""
+for i in $(seq "$J"); do
+    submit >/dev/null &
+    pids="$pids $!"
+done
+# shellcheck disable=SC2086
+wait $pids
 if wait_all 900; then
     ok=$(PSQL na "SELECT count(*) FROM t_schedule_job WHERE outcome = 'success'")
     echo "all finished in $(( $(date +%s) - t0 )) s: $ok of $(PSQL na "SELECT count(*) FROM t_schedule_job") jobs succeeded"

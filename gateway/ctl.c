@@ -30,6 +30,7 @@
 
 #include "gateway/compat.h"
 #include "gateway/json.h"
+#include "gateway/jws.h"
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_TIMEOUT = 4 };
 
@@ -1495,6 +1496,80 @@ static int cmd_peer_check(const struct ctl *c, int n, char **a)
     return rc;
 }
 
+/*
+ * token verify FILE|-: verify a launch token (a task container's
+ * /run/bfia/attest/token.jwt) against the node's published JWKS, with the
+ * node's id as issuer and audience, and print the verdict and the binding.
+ */
+static int cmd_token_verify(const struct ctl *c, int n, char **a)
+{
+    if (n != 1) {
+        fprintf(stderr, "usage: bfiactl token verify FILE|-\n");
+        return EXIT_USAGE;
+    }
+    size_t len = 0;
+    char *tok = read_all(a[0], &len);
+    if (!tok) {
+        fprintf(stderr, "bfiactl: cannot read %s\n", a[0]);
+        return EXIT_USAGE;
+    }
+    while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
+        tok[--len] = '\0';
+    struct env ver;
+    int rc = env_fetch(c, "GET", "/version", NULL, &ver);
+    if (rc != EXIT_OK) {
+        free(tok);
+        return rc;
+    }
+    char *node = gw_xstrdup(jstr(ver.data, "node_id"));
+    env_free(&ver);
+    long status = 0;
+    struct buf out = {NULL, 0};
+    rc = call(c, "GET", "/.well-known/jwks.json", NULL, &status, &out);
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    cJSON *jwks = rc == EXIT_OK ? json_parse(out.p ? out.p : "", out.n, &eb) : NULL;
+    free(out.p);
+    struct jws_keyset *ks = NULL;
+    if (!jwks || jws_keyset_from_jwks(jwks, &ks, &eb) != 0) {
+        fprintf(stderr, "bfiactl: the node's JWKS is unusable: %s\n", eb.msg);
+        cJSON_Delete(jwks);
+        free(tok);
+        free(node);
+        return rc != EXIT_OK ? rc : EXIT_REFUSED;
+    }
+    cJSON_Delete(jwks);
+    struct jws_verify_ctx ctx;
+    jws_verify_ctx_init(&ctx, JWS_TYP_LAUNCH, (long long)time(NULL));
+    ctx.keys = ks;
+    ctx.expected_iss = node;
+    ctx.expected_aud = node;
+    cJSON *claims = NULL;
+    enum jws_error e = jws_verify(tok, len, &ctx, &claims);
+    if (e != JWS_OK) {
+        printf("REFUSED %s\n", jws_error_name(e));
+        rc = EXIT_REFUSED;
+    } else if (c->json) {
+        char *s = cJSON_PrintUnformatted(claims);
+        puts(s);
+        cJSON_free(s);
+        rc = EXIT_OK;
+    } else {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(claims, "bfia");
+        const cJSON *img = cJSON_GetObjectItemCaseSensitive(b, "image");
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(b, "container");
+        printf("OK issuer %s\n  job %s task %s role %s\n  image %s\n  container %s\n",
+               jstr(claims, "iss"), jstr(b, "job_id"), jstr(b, "task_id"), jstr(b, "self_role"),
+               jstr(img, "config_digest"), jstr(ct, "name"));
+        rc = EXIT_OK;
+    }
+    cJSON_Delete(claims);
+    jws_keyset_free(ks);
+    free(tok);
+    free(node);
+    return rc;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -1518,6 +1593,7 @@ static void usage(FILE *out)
             "  dataset upload FILE NAMESPACE NAME   upload a file as a dataset\n"
             "  dataset list [NAMESPACE]\n"
             "  peer check NODE_ID   resolve, TCP connect, HTTP, BFIA protocol ping\n"
+            "  token verify FILE|-  verify a task launch token against the node's JWKS\n"
             "URL defaults to $BFIA_URL or http://127.0.0.1:8080.  --timeout S before the\n"
             "command is the HTTP timeout of each call (default 30).\n"
             "Exit codes: 0 ok, 1 refused by the gateway (or failed), 2 usage, 3 unreachable,\n"
@@ -1596,6 +1672,8 @@ int main(int argc, char **argv)
         rc = cmd_dataset_list(&c, nargs - 1, args + 1);
     } else if (strcmp(cmd, "peer") == 0 && strcmp(sub, "check") == 0) {
         rc = cmd_peer_check(&c, nargs - 1, args + 1);
+    } else if (strcmp(cmd, "token") == 0 && strcmp(sub, "verify") == 0) {
+        rc = cmd_token_verify(&c, nargs - 1, args + 1);
     } else {
         usage(stderr);
         rc = EXIT_USAGE;

@@ -127,6 +127,13 @@ TOK=$(cat "$T_ROOT/ca/data/attest/$CN/token.jwt" 2>/dev/null)
 claims=$(b64d "$(printf '%s' "$TOK" | cut -d. -f2)")
 hdr=$(b64d "$(printf '%s' "$TOK" | cut -d. -f1)")
 expect token_claims_bound "$(printf '%s' "$claims" | jq -r '[.bfia.job_id, .bfia.task_id, .bfia.self_role, .bfia.image.config_digest, .bfia.container.name, .bfia.container.id, .iss] | join(",")')" "$J,$TID,guest.0,$digest,$CN,$(jqi '.[0].Id'),$A"
+printf '%s\n' "$TOK" >"$T_ROOT/token.jwt"
+check token_verifies_against_node_jwks "$CTL_BIN" --url "http://127.0.0.1:$PA" token verify "$T_ROOT/token.jwt"
+v=$("$CTL_BIN" --url "http://127.0.0.1:$PA" --json token verify "$T_ROOT/token.jwt" | jq -r '.bfia.task_id + " " + .bfia.self_role')
+expect token_verify_shows_binding "$v" "$TID guest.0"
+printf '%s.%s\n' "$(printf '%s' "$TOK" | cut -d. -f1,2)" "$(printf '%s' "$TOK" | cut -d. -f3 | rev)" >"$T_ROOT/bad.jwt"
+"$CTL_BIN" --url "http://127.0.0.1:$PA" token verify "$T_ROOT/bad.jwt" >"$T_ROOT/bad.out" 2>&1
+expect token_verify_tampered_exit "$?" 1
 jwks=$(curl -s "http://127.0.0.1:$PA/.well-known/jwks.json")
 expect token_kid_in_jwks "$(printf '%s' "$jwks" | jq -r --arg k "$(printf '%s' "$hdr" | jq -r .kid)" '[.keys[] | select(.kid == $k)] | length')" 1
 expect jwks_two_paths_agree "$(curl -s "http://127.0.0.1:$PA/v1/interconn/attest/jwks")" "$jwks"

@@ -27,6 +27,8 @@ static const struct route table[] = {
     {GW_GET | GW_POST, "/v1/platform/route/get", platform_route_get, 64 * KiB, ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/route/list", platform_route_list, 64 * KiB,
      ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v1/platform/route/set", platform_route_set, 64 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v1/platform/route/delete", platform_route_delete, 64 * KiB, ROUTE_AUTH_LOCAL},
     /* platform API: this node's UI, CLI and task containers */
     {GW_POST, "/v1/platform/schedule/job/create_all", sched_platform_create_all, 4 * MiB,
      ROUTE_AUTH_LOCAL},

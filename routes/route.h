@@ -91,6 +91,8 @@ void ops_version(struct gw_req *req);
 void ops_jwks(struct gw_req *req);
 void platform_route_get(struct gw_req *req);
 void platform_route_list(struct gw_req *req);
+void platform_route_set(struct gw_req *req);
+void platform_route_delete(struct gw_req *req);
 void platform_stop_task(struct gw_req *req);
 void partner_job_create(struct gw_req *req);
 void partner_job_start(struct gw_req *req);

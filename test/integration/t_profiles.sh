@@ -52,6 +52,26 @@ expect kuscia_caller_error_not_200 "$(code_of "$r")" 5002
 r=$(curl -s -H "x-node-id: $K" -H 'Content-Type: application/json' -d '{"task_id":"x","role":"host"}' "http://127.0.0.1:$PA/v1/interconn/schedule/task/poll")
 expect kuscia_caller_error_data_object "$(printf '%s' "$r" | jq -r '.data | type')" object
 
+# routes edited through the platform API take effect without a restart
+Z=JG0100001100000090
+r=$(api POST "$PA" /v1/platform/route/set "{\"node_id\":\"$Z\",\"host\":\"127.0.0.1\",\"port\":$PF,\"profile\":\"fate-flow\"}")
+expect route_set "$(code_of "$r")" 0
+expect route_set_visible "$(api GET "$PA" "/v1/platform/route/get?node_id=$Z" | jq -r '.data.profile + " " + .data.auth')" "fate-flow off"
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$Z\"]")")
+expect route_set_usable_at_once "$(job_wait "$PA" "$(printf '%s' "$r" | jq -r .data.job_id)" 60)" success
+n0=$(psql_db pa -c "SELECT count(*) FROM t_route")
+for b in '{"node_id":"X1","host":"127.0.0.1","port":70000}' '{"node_id":"X2","host":"a/b","port":80}' \
+         '{"node_id":"X3","host":"h","port":80,"profile":"grpc"}' '{"host":"h","port":80}' \
+         '{"node_id":"../x","host":"h","port":80}' '{"node_id":"X4","host":"h","port":"eighty"}'; do
+    r=$(api POST "$PA" /v1/platform/route/set "$b")
+    expect "route_set_bad_$(printf '%s' "$b" | md5sum | cut -c1-6)" "$(code_of "$r")" 5001
+done
+expect route_set_bad_changes_nothing "$(psql_db pa -c "SELECT count(*) FROM t_route")" "$n0"
+expect route_delete "$(code_of "$(api POST "$PA" /v1/platform/route/delete "{\"node_id\":\"$Z\"}")")" 0
+expect route_delete_unknown "$(code_of "$(api POST "$PA" /v1/platform/route/delete "{\"node_id\":\"$Z\"}")")" 5002
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$Z\"]")")
+expect route_deleted_unusable_at_once "$(code_of "$r")" 5001
+
 kill "$KPID" "$FPID" 2>/dev/null
 wait "$KPID" "$FPID" 2>/dev/null
 gw_stop pa

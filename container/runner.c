@@ -475,7 +475,7 @@ static int mint_token(struct run *u)
     int rc = -1;
     if (fd >= 0) {
         size_t n = strlen(tok);
-        rc = write(fd, tok, n) == (ssize_t)n && fsync(fd) == 0 ? 0 : -1;
+        rc = write(fd, tok, n) == (ssize_t)n ? 0 : -1;
         close(fd);
         if (rc == 0)
             rc = rename(tmp, dst);

@@ -192,6 +192,12 @@ static void on_step(evutil_socket_t fd, short what, void *arg)
         }
         off += w;
     }
+    /* Flush each step as it goes, so the final fsync (on the loop) never
+     * has a whole upload to write back at once. */
+    if (fdatasync(u->dst_fd) != 0) {
+        fail(u, GW_EINTERNAL, "cannot write the dataset");
+        return;
+    }
     event_active(u->ev, EV_TIMEOUT, 0); /* next step on the next loop turn */
 }
 

@@ -33,50 +33,7 @@
 #include "route.h"
 #include "scheduler/dag.h"
 
-#define ID_MAX 128
-
 /* Params or reply with the error; returns false when replied. */
-static bool params(struct gw_req *req)
-{
-    struct gw_errbuf eb;
-    gw_errbuf_clear(&eb);
-    if (server_req_params(req, &eb) != 0) {
-        route_reply_err(req, GW_EINVAL, eb.msg);
-        return false;
-    }
-    return true;
-}
-
-static bool get_id(struct gw_req *req, const char *key, bool required, const char **out)
-{
-    struct gw_errbuf eb;
-    gw_errbuf_clear(&eb);
-    if (json_get_id(req->params, key, required, ID_MAX, out, &eb) != 0) {
-        route_reply_err(req, GW_EINVAL, eb.msg);
-        return false;
-    }
-    return true;
-}
-
-static int db_or_reply(struct gw_req *req, const char *sql, int n, const char *const *p, db_cb cb,
-                       void *arg)
-{
-    int rc = db_query(req->app->db, sql, n, p, cb, arg, NULL);
-    if (rc == GW_EBUSY)
-        route_reply_err(req, rc, "database wait queue is full; retry later");
-    else if (rc != 0)
-        route_reply_err(req, rc, "database unavailable");
-    return rc;
-}
-
-static bool db_failed(struct gw_req *req, int err, const char *errmsg)
-{
-    if (!err)
-        return false;
-    route_reply_err(req, err, err == GW_ETIMEOUT ? "database query timed out" : errmsg);
-    return true;
-}
-
 /* ---- job/create ------------------------------------------------------------- */
 
 static void on_job_created(void *arg, int err, const struct db_res *res, const char *errmsg,
@@ -84,7 +41,7 @@ static void on_job_created(void *arg, int err, const struct db_res *res, const c
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     const char *missing = db_res_get(res, 0, 1);
     if (missing && *missing) {
@@ -99,12 +56,12 @@ static void on_job_created(void *arg, int err, const struct db_res *res, const c
 
 void partner_job_create(struct gw_req *req)
 {
-    if (!params(req))
+    if (!route_params(req))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
     const char *job_id = NULL, *flow = "", *sched = NULL;
-    if (!get_id(req, "job_id", true, &job_id))
+    if (!route_get_id(req, "job_id", true, &job_id))
         return;
     if (json_get_str(req->params, "flow_id", false, 128, &flow, &eb) != 0 ||
         json_get_id(req->params, "scheduler", false, 64, &sched, &eb) != 0) {
@@ -145,7 +102,7 @@ void partner_job_create(struct gw_req *req)
         " SELECT (SELECT count(*) FROM ins), (SELECT m FROM missing)";
     const char *p[9] = {job_id, flow, dj, cj, dag_initiator(d), sched, dag_sync_type(d), rj,
                         req->caller ? req->caller : "local"};
-    db_or_reply(req, sql, 9, p, on_job_created, req);
+    route_db(req, sql, 9, p, on_job_created, req);
     cJSON_free(rj);
     cJSON_free(dj);
     cJSON_free(cj);
@@ -160,7 +117,7 @@ static void on_job_started(void *arg, int err, const struct db_res *res, const c
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     long long total = atoll(db_res_get(res, 0, 0)), finished = atoll(db_res_get(res, 0, 1));
     if (total == 0)
@@ -174,7 +131,7 @@ static void on_job_started(void *arg, int err, const struct db_res *res, const c
 void partner_job_start(struct gw_req *req)
 {
     const char *job_id = NULL;
-    if (!params(req) || !get_id(req, "job_id", true, &job_id))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id))
         return;
     static const char sql[] =
         "WITH u AS (UPDATE t_job SET status = 'RUNNING', start_time = now(), updated_at = now()"
@@ -184,7 +141,7 @@ void partner_job_start(struct gw_req *req)
         " SELECT count(*), count(*) FILTER (WHERE status IN ('FINISHED','REJECTED'))"
         " FROM t_job WHERE job_id = $1";
     const char *p[1] = {job_id};
-    db_or_reply(req, sql, 1, p, on_job_started, req);
+    route_db(req, sql, 1, p, on_job_started, req);
 }
 
 /* ---- task/start -------------------------------------------------------------- */
@@ -209,7 +166,7 @@ static void on_tasks_inserted(void *arg, int err, const struct db_res *res, cons
     (void)sqlstate;
     struct tstart *t = arg;
     struct gw_req *req = t->req;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     /* rows: role, role_index of every READY row of the task */
     for (int i = 0; i < db_res_rows(res); i++) {
@@ -224,8 +181,6 @@ static void on_tasks_inserted(void *arg, int err, const struct db_res *res, cons
  * cpu in cores; memory in GiB (the S-GUIDE sample), or memory_mb. */
 static void add_limits(cJSON *spec, const cJSON *config, const char *role, int idx)
 {
-    char ix[12];
-    snprintf(ix, sizeof(ix), "%d", idx);
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(config, "job_params");
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(
         dag_index_entry(cJSON_GetObjectItemCaseSensitive(jp, role), idx), "resources");
@@ -243,7 +198,6 @@ static void add_limits(cJSON *spec, const cJSON *config, const char *role, int i
         mem = 6 * 1024 * 1024; /* the engine's minimum */
     cJSON_AddNumberToObject(spec, "nano_cpus", cpu);
     cJSON_AddNumberToObject(spec, "memory_bytes", mem);
-    (void)ix;
 }
 
 static void on_task_ctx(void *arg, int err, const struct db_res *res, const char *errmsg,
@@ -253,7 +207,7 @@ static void on_task_ctx(void *arg, int err, const struct db_res *res, const char
     struct tstart *t = arg;
     struct gw_req *req = t->req;
     struct gw_app *app = req->app;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     /* rows: role, status, dag, config, description, image_digest, provider, version */
     int n = db_res_rows(res);
@@ -403,7 +357,7 @@ static void on_task_ctx(void *arg, int err, const struct db_res *res, const char
         char *rj = json_print(rows);
         const char *p[7] = {t->job_id, t->task_id, t->task_name, dt->component, rj, dt->provider,
                             dt->version};
-        db_or_reply(req, sql, 7, p, on_tasks_inserted, t);
+        route_db(req, sql, 7, p, on_tasks_inserted, t);
         cJSON_free(rj);
         cJSON_Delete(rows);
     }
@@ -417,8 +371,8 @@ out:
 void partner_task_start(struct gw_req *req)
 {
     const char *job_id = NULL, *task_id = NULL, *task_name = NULL;
-    if (!params(req) || !get_id(req, "job_id", true, &job_id) ||
-        !get_id(req, "task_id", true, &task_id) || !get_id(req, "task_name", true, &task_name))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id) ||
+        !route_get_id(req, "task_id", true, &task_id) || !route_get_id(req, "task_name", true, &task_name))
         return;
     struct tstart *t = gw_xcalloc(1, sizeof(*t));
     t->req = req;
@@ -438,7 +392,7 @@ void partner_task_start(struct gw_req *req)
         "   AND p.device = c.device"
         " WHERE j.job_id = $1 ORDER BY j.role";
     const char *p[2] = {job_id, task_name};
-    db_or_reply(req, sql, 2, p, on_task_ctx, t);
+    route_db(req, sql, 2, p, on_task_ctx, t);
 }
 
 /* ---- task/poll -------------------------------------------------------------- */
@@ -448,7 +402,7 @@ static void on_polled(void *arg, int err, const struct db_res *res, const char *
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     const char *st = db_res_rows(res) ? db_res_get(res, 0, 0) : NULL;
     if (!st) {
@@ -495,7 +449,7 @@ static bool split_role(const char *in, char *role, size_t cap, int *idx)
 void partner_task_poll(struct gw_req *req)
 {
     const char *task_id = NULL, *role_in = "";
-    if (!params(req) || !get_id(req, "task_id", true, &task_id))
+    if (!route_params(req) || !route_get_id(req, "task_id", true, &task_id))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
@@ -518,7 +472,7 @@ void partner_task_poll(struct gw_req *req)
         " FROM t_task WHERE task_id = $1"
         " AND ($2 = '' OR role = $2) AND ($3::int < 0 OR role_index = $3::int)";
     const char *p[3] = {task_id, role, ix};
-    db_or_reply(req, sql, 3, p, on_polled, req);
+    route_db(req, sql, 3, p, on_polled, req);
 }
 
 /* ---- stop -------------------------------------------------------------------- */
@@ -542,7 +496,7 @@ static void on_stopped(void *arg, int err, const struct db_res *res, const char 
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     /* first row: the job's row count in column 0 (task_id NULL) */
     if (db_res_rows(res) == 0 || atoi(db_res_get(res, 0, 0)) == 0) {
@@ -563,8 +517,8 @@ static void on_stopped(void *arg, int err, const struct db_res *res, const char 
 void partner_job_stop(struct gw_req *req)
 {
     const char *job_id = NULL, *task_name = NULL;
-    if (!params(req) || !get_id(req, "job_id", true, &job_id) ||
-        !get_id(req, "task_name", false, &task_name))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id) ||
+        !route_get_id(req, "task_name", false, &task_name))
         return;
     const char *who = req->caller ? req->caller : "local";
     if (!task_name) {
@@ -584,7 +538,7 @@ void partner_job_stop(struct gw_req *req)
             " SELECT (SELECT count(*) FROM t_job WHERE job_id = $1)::text, NULL, NULL, NULL, NULL"
             " UNION ALL SELECT job_id, task_id, role, role_index::text, container_id FROM u";
         const char *p[2] = {job_id, who};
-        db_or_reply(req, sql, 2, p, on_stopped, req);
+        route_db(req, sql, 2, p, on_stopped, req);
         return;
     }
     /* One statement: the downstream closure is computed from the stored
@@ -610,14 +564,14 @@ void partner_job_stop(struct gw_req *req)
         " SELECT (SELECT count(*) FROM t_job WHERE job_id = $1)::text, NULL, NULL, NULL, NULL"
         " UNION ALL SELECT job_id, task_id, role, role_index::text, container_id FROM u";
     const char *p[3] = {job_id, task_name, who};
-    db_or_reply(req, sql, 3, p, on_stopped, req);
+    route_db(req, sql, 3, p, on_stopped, req);
 }
 
 /* Kuscia's POST /v1/interconn/schedule/task/stop {task_id}. */
 void partner_task_stop(struct gw_req *req)
 {
     const char *task_id = NULL;
-    if (!params(req) || !get_id(req, "task_id", true, &task_id))
+    if (!route_params(req) || !route_get_id(req, "task_id", true, &task_id))
         return;
     static const char sql[] =
         "WITH u AS (UPDATE t_task SET status = 'FAILED', status_channel = 'api',"
@@ -631,7 +585,7 @@ void partner_task_stop(struct gw_req *req)
         " SELECT (SELECT count(*) FROM t_task WHERE task_id = $1)::text, NULL, NULL, NULL, NULL"
         " UNION ALL SELECT job_id, task_id, role, role_index::text, container_id FROM u";
     const char *p[2] = {task_id, req->caller ? req->caller : "local"};
-    db_or_reply(req, sql, 2, p, on_stopped, req);
+    route_db(req, sql, 2, p, on_stopped, req);
 }
 
 /* ---- container callback ------------------------------------------------------ */
@@ -641,7 +595,7 @@ static void on_cb_written(void *arg, int err, const struct db_res *res, const ch
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     long long rows = atoll(db_res_get(res, 0, 0)), live = atoll(db_res_get(res, 0, 1));
     if (rows == 0) {
@@ -675,7 +629,7 @@ static void on_authed_written(void *arg, int err, const struct db_res *res, cons
     (void)sqlstate;
     struct authcb *a = arg;
     struct gw_req *req = a->req;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     /* rows: matched (token of this row), changed, job_id */
     long long matched = atoll(db_res_get(res, 0, 0)), changed = atoll(db_res_get(res, 0, 1));
@@ -733,7 +687,7 @@ static void authed_callback(struct gw_req *req, const char *task_id, const char 
         "  'container callback with a valid launch token' FROM u)"
         " SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM u), (SELECT job_id FROM m LIMIT 1)";
     const char *p[5] = {task_id, role, ix, status, jti};
-    db_or_reply(req, sql, 5, p, on_authed_written, a);
+    route_db(req, sql, 5, p, on_authed_written, a);
     free(jti);
 }
 
@@ -747,7 +701,7 @@ static void authed_callback(struct gw_req *req, const char *task_id, const char 
 void partner_container_callback(struct gw_req *req)
 {
     const char *task_id = NULL, *status = NULL, *role_in = "";
-    if (!params(req) || !get_id(req, "task_id", true, &task_id))
+    if (!route_params(req) || !route_get_id(req, "task_id", true, &task_id))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
@@ -786,7 +740,7 @@ void partner_container_callback(struct gw_req *req)
         "  FROM m WHERE m.status = 'RUNNING' AND $4 <> 'RUNNING')"
         " SELECT count(*), count(*) FILTER (WHERE status IN ('READY','RUNNING')) FROM m";
     const char *p[4] = {task_id, role, ix, status};
-    db_or_reply(req, sql, 4, p, on_cb_written, req);
+    route_db(req, sql, 4, p, on_cb_written, req);
 }
 
 /* ---- logs ---------------------------------------------------------------------- */
@@ -852,7 +806,7 @@ static void on_log_rows(void *arg, int err, const struct db_res *res, const char
 {
     (void)sqlstate;
     struct logreq *l = arg;
-    if (db_failed(l->req, err, errmsg))
+    if (route_db_failed(l->req, err, errmsg))
         return;
     if (db_res_rows(res) == 0) {
         route_reply_err(l->req, GW_ENOTFOUND, "task_id: no such task on this node");
@@ -884,7 +838,7 @@ static void on_log_rows(void *arg, int err, const struct db_res *res, const char
 static void logs_common(struct gw_req *req, bool count_only)
 {
     const char *task_id = NULL, *level = "info";
-    if (!params(req) || !get_id(req, "task_id", true, &task_id))
+    if (!route_params(req) || !route_get_id(req, "task_id", true, &task_id))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
@@ -910,7 +864,7 @@ static void logs_common(struct gw_req *req, bool count_only)
         "SELECT status, container_id, log_tail FROM t_task WHERE task_id = $1"
         " ORDER BY role, role_index";
     const char *p[1] = {task_id};
-    db_or_reply(req, sql, 1, p, on_log_rows, l);
+    route_db(req, sql, 1, p, on_log_rows, l);
 }
 
 void partner_get_log_line(struct gw_req *req)
@@ -995,7 +949,7 @@ void partner_task_changed(struct gw_app *app, const char *job_id, const char *ta
 void platform_stop_task(struct gw_req *req)
 {
     const char *task_name = NULL;
-    if (!params(req) || !get_id(req, "task_name", true, &task_name))
+    if (!route_params(req) || !route_get_id(req, "task_name", true, &task_name))
         return;
     partner_job_stop(req);
 }

@@ -31,39 +31,18 @@ static cJSON *route_row(const struct db_res *r, int i)
     return o;
 }
 
-/* Shared completion for the DB-backed handlers: errors map through the one
- * table in route.c. */
-static int db_failed(struct gw_req *req, int err, const char *errmsg)
-{
-    if (!err)
-        return 0;
-    route_reply_err(req, err, err == GW_ETIMEOUT ? "database query timed out" : errmsg);
-    return 1;
-}
-
 static void on_route_get(void *arg, int err, const struct db_res *res, const char *errmsg,
                          const char *sqlstate)
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     if (db_res_rows(res) == 0) {
         route_reply_err(req, GW_ENOTFOUND, "node_id is not in the route table");
         return;
     }
     route_reply_ok(req, route_row(res, 0));
-}
-
-/* Start a query for req, or answer at once when the pool refuses. */
-static void query_or_reply(struct gw_req *req, const char *sql, int n, const char *const *params,
-                           db_cb cb)
-{
-    int rc = db_query(req->app->db, sql, n, params, cb, req, NULL);
-    if (rc == GW_EBUSY)
-        route_reply_err(req, rc, "database wait queue is full; retry later");
-    else if (rc != 0)
-        route_reply_err(req, rc, "database unavailable");
 }
 
 void platform_route_get(struct gw_req *req)
@@ -80,7 +59,7 @@ void platform_route_get(struct gw_req *req)
         "SELECT node_id, host, port, scheme, profile, auth, coalesce(key_pin, '') FROM t_route "
         "WHERE node_id = $1";
     const char *params[1] = {node};
-    query_or_reply(req, sql, 1, params, on_route_get);
+    route_db(req, sql, 1, params, on_route_get, req);
 }
 
 static void on_route_list(void *arg, int err, const struct db_res *res, const char *errmsg,
@@ -88,7 +67,7 @@ static void on_route_list(void *arg, int err, const struct db_res *res, const ch
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     cJSON *data = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(data, "routes");
@@ -107,7 +86,7 @@ void platform_route_list(struct gw_req *req)
     }
     static const char sql[] = "SELECT node_id, host, port, scheme, profile, auth, "
                               "coalesce(key_pin, '') FROM t_route ORDER BY node_id";
-    query_or_reply(req, sql, 0, NULL, on_route_list);
+    route_db(req, sql, 0, NULL, on_route_list, req);
 }
 
 /* ---- route editing (rows with source 'api'; a file reload keeps them) ---- */
@@ -127,7 +106,7 @@ static void on_route_written(void *arg, int err, const struct db_res *res, const
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     if (db_res_rows(res) == 0 || atoll(db_res_get(res, 0, 0)) == 0) {
         route_reply_err(req, GW_ENOTFOUND, "node_id is not in the route table");
@@ -196,7 +175,7 @@ void platform_route_set(struct gw_req *req)
         " SELECT 'route', $1, 'set', 'api', $2 || ':' || $3 || ' ' || $5 FROM u)"
         " SELECT count(*) FROM u";
     const char *p[7] = {node, host, ps, scheme, profile, auth, key};
-    query_or_reply(req, sql, 7, p, on_route_written);
+    route_db(req, sql, 7, p, on_route_written, req);
 }
 
 /* POST /v1/platform/route/delete {node_id} */
@@ -216,5 +195,5 @@ void platform_route_delete(struct gw_req *req)
         " SELECT 'route', $1, 'deleted', 'api', 'route/delete' FROM d)"
         " SELECT count(*) FROM d";
     const char *p[1] = {node};
-    query_or_reply(req, sql, 1, p, on_route_written);
+    route_db(req, sql, 1, p, on_route_written, req);
 }

@@ -227,3 +227,44 @@ void route_dispatch(struct gw_req *req)
     }
     r->handler(req);
 }
+
+bool route_params(struct gw_req *req)
+{
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    if (server_req_params(req, &eb) != 0) {
+        route_reply_err(req, GW_EINVAL, eb.msg);
+        return false;
+    }
+    return true;
+}
+
+bool route_get_id(struct gw_req *req, const char *key, bool required, const char **out)
+{
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    if (json_get_id(req->params, key, required, 128, out, &eb) != 0) {
+        route_reply_err(req, GW_EINVAL, eb.msg);
+        return false;
+    }
+    return true;
+}
+
+int route_db(struct gw_req *req, const char *sql, int n, const char *const *params, db_cb cb,
+             void *arg)
+{
+    int rc = db_query(req->app->db, sql, n, params, cb, arg, NULL);
+    if (rc == GW_EBUSY)
+        route_reply_err(req, rc, "database wait queue is full; retry later");
+    else if (rc != 0)
+        route_reply_err(req, rc, "database unavailable");
+    return rc;
+}
+
+bool route_db_failed(struct gw_req *req, int err, const char *errmsg)
+{
+    if (!err)
+        return false;
+    route_reply_err(req, err, err == GW_ETIMEOUT ? "database query timed out" : errmsg);
+    return true;
+}

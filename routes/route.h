@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "gateway/compat.h"
+#include "gateway/db.h"
 #include "gateway/err.h"
 #include "gateway/server.h"
 
@@ -79,6 +80,20 @@ void route_reply_err(struct gw_req *req, int err, const char *msg);
 
 /** Reply with an explicit envelope (code, msg, data taken; NULL data = {}), HTTP 200. */
 void route_reply(struct gw_req *req, int code, const char *msg, struct cJSON *data);
+
+/*
+ * Handler helpers, one definition for every API file.  Each answers the
+ * request itself when it fails (and returns false / non-zero):
+ *   route_params     builds req->params (query + JSON body);
+ *   route_get_id     an identifier field (json_get_id rules, <= 128 bytes);
+ *   route_db         starts a query, answering busy/unavailable at once;
+ *   route_db_failed  the common first line of a query callback.
+ */
+bool route_params(struct gw_req *req);
+bool route_get_id(struct gw_req *req, const char *key, bool required, const char **out);
+int route_db(struct gw_req *req, const char *sql, int n, const char *const *params, db_cb cb,
+             void *arg);
+bool route_db_failed(struct gw_req *req, int err, const char *errmsg);
 
 /* body_max value meaning "upload.max" (dataset uploads). */
 #define ROUTE_BODY_UPLOAD ((size_t)-1)

@@ -58,47 +58,6 @@ struct sched {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static bool params(struct gw_req *req)
-{
-    struct gw_errbuf eb;
-    gw_errbuf_clear(&eb);
-    if (server_req_params(req, &eb) != 0) {
-        route_reply_err(req, GW_EINVAL, eb.msg);
-        return false;
-    }
-    return true;
-}
-
-static bool get_id(struct gw_req *req, const char *key, bool required, const char **out)
-{
-    struct gw_errbuf eb;
-    gw_errbuf_clear(&eb);
-    if (json_get_id(req->params, key, required, ID_MAX, out, &eb) != 0) {
-        route_reply_err(req, GW_EINVAL, eb.msg);
-        return false;
-    }
-    return true;
-}
-
-static int db_or_reply(struct gw_req *req, const char *sql, int n, const char *const *p, db_cb cb,
-                       void *arg)
-{
-    int rc = db_query(req->app->db, sql, n, p, cb, arg, NULL);
-    if (rc == GW_EBUSY)
-        route_reply_err(req, rc, "database wait queue is full; retry later");
-    else if (rc != 0)
-        route_reply_err(req, rc, "database unavailable");
-    return rc;
-}
-
-static bool db_failed(struct gw_req *req, int err, const char *errmsg)
-{
-    if (!err)
-        return false;
-    route_reply_err(req, err, err == GW_ETIMEOUT ? "database query timed out" : errmsg);
-    return true;
-}
-
 /* Statement without a reply to wait for; errors are logged. */
 static void on_bg(void *arg, int err, const struct db_res *res, const char *errmsg,
                   const char *sqlstate)
@@ -237,10 +196,6 @@ static void unreach_clear(struct sjob *j, const char *node)
 }
 
 /* ---- finishing ------------------------------------------------------------------ */
-
-struct stopper {
-    char *node;
-};
 
 static void on_stop_sent(void *arg, const struct peer_resp *r)
 {
@@ -610,10 +565,6 @@ static void on_polled(void *arg, const struct peer_resp *r)
         snprintf(reason, sizeof(reason), "poll: node %s unreachable for %llds: %.400s", c->node,
                  ms / 1000, r->msg);
         bool dead = ms > (long long)app->cfg->sched_party_deadline_s * 1000;
-        static const char wait_sql[] =
-            "SELECT count(*) FROM (UPDATE t_schedule_task SET wait_reason = $4 WHERE job_id = $1"
-            " AND task_id = $2 AND node_id = $3 AND status IN ('READY','RUNNING') RETURNING 1) u"
-            " WHERE false";
         static const char dead_sql[] =
             "WITH u AS (UPDATE t_schedule_task SET status = 'FAILED', status_channel = 'poll',"
             " error_text = $4, wait_reason = '', end_time = now(), updated_at = now()"
@@ -622,7 +573,6 @@ static void on_polled(void *arg, const struct peer_resp *r)
             ", e AS (INSERT INTO t_event (entity, entity_id, to_status, channel, reason)"
             " SELECT 'schedule_task', $1 || '/' || $2 || '@' || $3, 'FAILED', 'poll', $4 FROM u)"
             " SELECT count(*) FROM u";
-        (void)wait_sql;
         const char *p[4] = {j->job_id, c->task_id, c->node, reason};
         if (dead) {
             if (db_query(app->db, dead_sql, 4, p, on_poll_written, c, NULL) == 0)
@@ -779,11 +729,6 @@ static void on_pass(void *arg, int err, const struct db_res *res, const char *er
                 const cJSON *e = cJSON_GetObjectItemCaseSensitive(t, "error");
                 fail_reason = cJSON_IsString(e) ? e->valuestring : "";
             }
-            /* poll what is live on a party */
-            bool sent = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "sent"));
-            const cJSON *age = cJSON_GetObjectItemCaseSensitive(t, "age");
-            (void)age;
-            (void)sent;
         }
         int all_success = nn > 0;
         for (int k = 0; k < nn; k++)
@@ -1020,7 +965,7 @@ static void on_create_written(void *arg, int err, const struct db_res *res, cons
     (void)sqlstate;
     struct create *c = arg;
     struct gw_req *req = c->req;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     if (atoll(db_res_get(res, 0, 0)) == 0) {
         /* Repeated create_all of a known job: nothing changes. */
@@ -1062,7 +1007,7 @@ static void on_components(void *arg, int err, const struct db_res *res, const ch
     (void)sqlstate;
     struct create *c = arg;
     struct gw_req *req = c->req;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     struct dag *d = c->d;
     cJSON *rows = cJSON_CreateArray();
@@ -1175,7 +1120,7 @@ static void on_components(void *arg, int err, const struct db_res *res, const ch
                          dag_initiator(d),    sched_node, pj,            dag_sync_type(d),
                          c->approval ? "true" : "false",  rj,
                          req->caller ? req->caller : "local"};
-    db_or_reply(req, sql, 12, p, on_create_written, c);
+    route_db(req, sql, 12, p, on_create_written, c);
     cJSON_free(dj);
     cJSON_free(cj);
     cJSON_free(pj);
@@ -1186,7 +1131,7 @@ static void on_components(void *arg, int err, const struct db_res *res, const ch
 void sched_create_all(struct gw_req *req)
 {
     const char *job_id = NULL, *flow = "", *old = "";
-    if (!params(req) || !get_id(req, "job_id", true, &job_id))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
@@ -1228,7 +1173,7 @@ void sched_create_all(struct gw_req *req)
         " AND c.provider = x.v->>'provider' AND c.version = x.v->>'version' ORDER BY x.ord";
     char *comps = json_print(cJSON_GetObjectItemCaseSensitive(dag_json(d), "components"));
     const char *p[1] = {comps};
-    db_or_reply(req, sql, 1, p, on_components, c);
+    route_db(req, sql, 1, p, on_components, c);
     cJSON_free(comps);
 }
 
@@ -1265,7 +1210,7 @@ static void on_forwarded(void *arg, const struct peer_resp *r)
 
 void sched_platform_create_all(struct gw_req *req)
 {
-    if (!params(req))
+    if (!route_params(req))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
@@ -1310,16 +1255,12 @@ void sched_platform_create_all(struct gw_req *req)
 
 /* ---- stop_all ------------------------------------------------------------------- */
 
-struct stopall {
-    struct gw_req *req;
-};
-
 static void on_stop_all(void *arg, int err, const struct db_res *res, const char *errmsg,
                         const char *sqlstate)
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     if (db_res_rows(res) == 0) {
         route_reply_err(req, GW_ENOTFOUND, "job_id: this node schedules no such job");
@@ -1350,8 +1291,8 @@ static void on_stop_all(void *arg, int err, const struct db_res *res, const char
 void sched_stop_all(struct gw_req *req)
 {
     const char *job_id = NULL, *task_name = NULL;
-    if (!params(req) || !get_id(req, "job_id", true, &job_id) ||
-        !get_id(req, "task_name", false, &task_name))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id) ||
+        !route_get_id(req, "task_name", false, &task_name))
         return;
     char *why = gw_xasprintf("stopped by %s%s%s", req->caller ? req->caller : "the platform",
                              task_name ? " at task " : "", task_name ? task_name : "");
@@ -1368,7 +1309,7 @@ void sched_stop_all(struct gw_req *req)
         "  SELECT 'schedule_job', $1, 'FINISHED', 'api', $2 FROM u)"
         " SELECT parties::text, EXISTS (SELECT 1 FROM u) FROM t_schedule_job WHERE job_id = $1";
     const char *p[2] = {job_id, why};
-    db_or_reply(req, sql, 2, p, on_stop_all, req);
+    route_db(req, sql, 2, p, on_stop_all, req);
     free(why);
 }
 
@@ -1377,7 +1318,7 @@ static void on_sched_of(void *arg, int err, const struct db_res *res, const char
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     if (db_res_rows(res) == 0) {
         route_reply_err(req, GW_ENOTFOUND, "job_id: no such job on this node");
@@ -1398,14 +1339,14 @@ static void on_sched_of(void *arg, int err, const struct db_res *res, const char
 void sched_platform_stop_all(struct gw_req *req)
 {
     const char *job_id = NULL, *task_name = NULL;
-    if (!params(req) || !get_id(req, "job_id", true, &job_id) ||
-        !get_id(req, "task_name", false, &task_name))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id) ||
+        !route_get_id(req, "task_name", false, &task_name))
         return;
     static const char sql[] =
         "SELECT scheduler FROM t_schedule_job WHERE job_id = $1"
         " UNION ALL SELECT scheduler FROM t_job WHERE job_id = $1 LIMIT 1";
     const char *p[1] = {job_id};
-    db_or_reply(req, sql, 1, p, on_sched_of, req);
+    route_db(req, sql, 1, p, on_sched_of, req);
 }
 
 /* ---- status ---------------------------------------------------------------------- */
@@ -1415,7 +1356,7 @@ static void on_status_all(void *arg, int err, const struct db_res *res, const ch
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     if (db_res_rows(res) == 0) {
         route_reply_err(req, GW_ENOTFOUND, "job_id: this node schedules no such job");
@@ -1440,7 +1381,7 @@ static void on_status_all(void *arg, int err, const struct db_res *res, const ch
 void sched_status_all(struct gw_req *req)
 {
     const char *job_id = NULL;
-    if (!params(req) || !get_id(req, "job_id", true, &job_id))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id))
         return;
     static const char sql[] =
         "SELECT j.status,"
@@ -1452,7 +1393,7 @@ void sched_status_all(struct gw_req *req)
         "   WHERE job_id = j.job_id GROUP BY task_id) y), '{}')::text"
         " FROM t_schedule_job j WHERE j.job_id = $1";
     const char *p[1] = {job_id};
-    db_or_reply(req, sql, 1, p, on_status_all, req);
+    route_db(req, sql, 1, p, on_status_all, req);
 }
 
 static void on_platform_status(void *arg, int err, const struct db_res *res, const char *errmsg,
@@ -1460,7 +1401,7 @@ static void on_platform_status(void *arg, int err, const struct db_res *res, con
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     const char *doc = db_res_rows(res) ? db_res_get(res, 0, 0) : NULL;
     if (!doc) {
@@ -1480,7 +1421,7 @@ static void on_platform_status(void *arg, int err, const struct db_res *res, con
 void sched_platform_status_all(struct gw_req *req)
 {
     const char *job_id = NULL;
-    if (!params(req) || !get_id(req, "job_id", true, &job_id))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id))
         return;
     static const char sql[] =
         "SELECT coalesce("
@@ -1514,7 +1455,7 @@ void sched_platform_status_all(struct gw_req *req)
         "    ORDER BY t.created_at) FROM t_task t WHERE t.job_id = $1), '[]'))"
         "  FROM t_job j WHERE j.job_id = $1 HAVING count(*) > 0))::text";
     const char *p[2] = {job_id, req->app->cfg->node_id};
-    db_or_reply(req, sql, 2, p, on_platform_status, req);
+    route_db(req, sql, 2, p, on_platform_status, req);
 }
 
 /* ---- callback from a partner --------------------------------------------------- */
@@ -1524,7 +1465,7 @@ static void on_cb(void *arg, int err, const struct db_res *res, const char *errm
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     if (db_res_rows(res) == 0) {
         route_reply_err(req, GW_ENOTFOUND, "task_id: no such task for the calling node");
@@ -1550,7 +1491,7 @@ static void on_cb(void *arg, int err, const struct db_res *res, const char *errm
 void sched_task_callback(struct gw_req *req)
 {
     const char *task_id = NULL, *status = NULL, *role = "";
-    if (!params(req) || !get_id(req, "task_id", true, &task_id))
+    if (!route_params(req) || !route_get_id(req, "task_id", true, &task_id))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
@@ -1598,7 +1539,7 @@ void sched_task_callback(struct gw_req *req)
         " SELECT o.job_id, o.old, EXISTS (SELECT 1 FROM u WHERE old <> $3) FROM o";
     const char *p[6] = {task_id, req->caller, status, cJSON_IsString(et) ? et->valuestring : NULL,
                         cJSON_IsNumber(ec) ? ecs : NULL, cJSON_IsString(lt) ? lt->valuestring : NULL};
-    db_or_reply(req, sql, 6, p, on_cb, req);
+    route_db(req, sql, 6, p, on_cb, req);
 }
 
 /* ---- audit_confirm ----------------------------------------------------------------- */
@@ -1608,7 +1549,7 @@ static void on_audit(void *arg, int err, const struct db_res *res, const char *e
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     if (db_res_rows(res) == 0) {
         route_reply_err(req, GW_ENOTFOUND, "job_id: this node schedules no such job");
@@ -1642,7 +1583,7 @@ static void on_audit(void *arg, int err, const struct db_res *res, const char *e
 void sched_audit_confirm(struct gw_req *req)
 {
     const char *job_id = NULL, *status = NULL;
-    if (!params(req) || !get_id(req, "job_id", true, &job_id))
+    if (!route_params(req) || !route_get_id(req, "job_id", true, &job_id))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
@@ -1667,7 +1608,7 @@ void sched_audit_confirm(struct gw_req *req)
         " SELECT o.old, EXISTS (SELECT 1 FROM u), (SELECT parties::text FROM t_schedule_job"
         "  WHERE job_id = $1) FROM o";
     const char *p[3] = {job_id, status, req->caller ? req->caller : "local"};
-    db_or_reply(req, sql, 3, p, on_audit, req);
+    route_db(req, sql, 3, p, on_audit, req);
 }
 
 /* ---- query_job_list ------------------------------------------------------------- */
@@ -1677,7 +1618,7 @@ static void on_job_list(void *arg, int err, const struct db_res *res, const char
 {
     (void)sqlstate;
     struct gw_req *req = arg;
-    if (db_failed(req, err, errmsg))
+    if (route_db_failed(req, err, errmsg))
         return;
     cJSON *data = cJSON_CreateObject();
     cJSON *jl = cJSON_AddObjectToObject(data, "job_list");
@@ -1689,7 +1630,7 @@ static void on_job_list(void *arg, int err, const struct db_res *res, const char
 void sched_query_job_list(struct gw_req *req)
 {
     const char *flow = NULL;
-    if (!params(req))
+    if (!route_params(req))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
@@ -1703,5 +1644,5 @@ void sched_query_job_list(struct gw_req *req)
         "  AND job_id NOT IN (SELECT job_id FROM t_schedule_job) GROUP BY job_id"
         " ORDER BY 1 DESC LIMIT 10000";
     const char *p[1] = {flow};
-    db_or_reply(req, sql, 1, p, on_job_list, req);
+    route_db(req, sql, 1, p, on_job_list, req);
 }

@@ -86,7 +86,9 @@ mkdir -p "$T_ROOT/ca/data/import" && cp deploy/demo/data/host.csv "$T_ROOT/ca/da
 r=$(api POST "$PA" /v2/component/upload '{"file":"h.csv","namespace":"imp","name":"h","head":true}')
 expect upload_path_from_import "$(code_of "$r")" 0
 expect hostile_uploads_change_nothing "$(psql_db ca -c "SELECT count(*) FROM t_dataset")" "$((d0 + 1))"
-check nothing_escaped_storage sh -c "! ls '$T_ROOT/ca/data/etc' '$T_ROOT/ca/x' 2>/dev/null"
+# '../../etc' under storage/demo would land in data/etc; '../x' in data/x
+check nothing_escaped_storage sh -c "! ls -d '$T_ROOT/ca/data/etc' '$T_ROOT/ca/data/x' '$T_ROOT/ca/data/storage/x' 2>/dev/null"
+expect nothing_escaped_storage_only_known_dirs "$(ls "$T_ROOT/ca/data/storage" | sort | tr "\n" " ")" "demo imp "
 r=$(api GET "$PA" "/v2/component/dataset/list?namespace=demo")
 expect dataset_list "$(printf '%s' "$r" | jq -r '[.data.datasets[].dataset_id] | join(",")')" "demo#guest,demo#host"
 

@@ -148,9 +148,9 @@ expect scheduler_crash_one_launch_per_row "$(psql_db ja -c "SELECT count(*) FROM
 
 # --- idempotent repeats ---------------------------------------------------------
 TID=$(psql_db jb -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")
+before=$(docker -H "$DOCKER_URL" ps -aq | wc -l)
 r=$(api POST "$PB" /v1/interconn/schedule/task/start "{\"job_id\":\"$J\",\"task_id\":\"$TID\",\"task_name\":\"hash_ids_0\"}")
 expect repeated_task_start_on_finished_job "$(code_of "$r")" 5003
-before=$(docker -H "$DOCKER_URL" ps -aq | wc -l)
 r=$(api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"$TID\",\"role\":\"host.0\"}")
 expect poll_role_with_index "$(printf '%s' "$r" | jq -r .data.status)" SUCCESS
 r=$(api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"no-such-task\",\"role\":\"\"}")
@@ -189,6 +189,28 @@ for ep in job/create job/start task/start job/stop task/poll task/stop; do
     r=$(api POST "$PB" "/v1/interconn/schedule/$ep" '{"job_id":5,"task_id":[],"task_name":{}}')
     expect "bad_types_$(echo $ep | tr / _)" "$(code_of "$r")" 5001
 done
+# scheduler-side and platform endpoints: unknown ids, bad values, wrong types
+r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J\",\"status\":\"MAYBE\"}")
+expect audit_confirm_bad_status "$(code_of "$r")" 5001
+r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm '{"job_id":"unknown-job","status":"READY"}')
+expect audit_confirm_unknown_job "$(code_of "$r")" 5002
+r=$(api GET "$PA" "/v1/interconn/schedule/job/status_all?job_id=unknown-job")
+expect status_all_unknown_job "$(code_of "$r")" 5002
+r=$(api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=unknown-job")
+expect platform_status_all_unknown_job "$(code_of "$r")" 5002
+r=$(api POST "$PA" /v1/platform/schedule/job/query_job_list '{"flow_id":42}')
+expect query_job_list_wrong_type "$(code_of "$r")" 5001
+r=$(api POST "$PA" /v1/interconn/schedule/job/stop_all '{"job_id":"unknown-job"}')
+expect stop_all_unknown_job "$(code_of "$r")" 5002
+r=$(api POST "$PA" /v1/platform/schedule/job/stop_all '{"job_id":"unknown-job"}')
+expect platform_stop_all_unknown_job "$(code_of "$r")" 5002
+r=$(api POST "$PA" /v1/platform/schedule/job/stop_task "{\"job_id\":\"$J\"}")
+expect stop_task_missing_task_name "$(code_of "$r")" 5001
+r=$(api GET "$PA" "/v1/platform/schedule/task/get_log_line?log_level=info")
+expect get_log_line_missing_task_id "$(code_of "$r")" 5001
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all '{"dag":{"components":[]},"config":{}}')
+expect platform_create_all_empty_dag "$(code_of "$r")" 5001
+expect scheduler_state_unchanged_by_bad_calls "$(psql_db ja -c "SELECT count(*) FROM t_schedule_job")" "$jobs_before"
 r=$(api POST "$PB" /v1/interconn/schedule/job/start '{"job_id":"unknown-job"}')
 expect job_start_unknown_job "$(code_of "$r")" 5002
 r=$(api POST "$PB" /v1/platform/schedule/task/callback '{"task_id":"unknown","status":"SUCCESS","role":"host"}')

@@ -2,6 +2,7 @@
  * peer.c - route table cache, routes file loading, calls to peer nodes.
  */
 #include "peer.h"
+#include "reqsig.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -212,6 +213,12 @@ cJSON *peers_parse_file(const char *path, struct gw_errbuf *eb)
                     line, node);
             goto fail;
         }
+        struct gw_errbuf keb;
+        gw_errbuf_clear(&keb);
+        if (key && reqsig_pin_check(key, &keb) != 0) {
+            gw_errf(eb, GW_EINVAL, "%s:%zu: node %s: %.200s", path, line, node, keb.msg);
+            goto fail;
+        }
         json_add_str(o, "host", host);
         json_add_int(o, "port", pn);
         json_add_str(o, "scheme", scheme);
@@ -260,6 +267,8 @@ static void on_refresh(void *arg, int err, const struct db_res *res, const char 
             const char *k = db_res_get(res, (int)i, 6);
             r->key_pin = k ? gw_xstrdup(k) : NULL;
         }
+        if (p->app->reqsig)
+            reqsig_forget(p->app->reqsig);
     }
     if (rf->done)
         rf->done(rf->arg, err, err ? errmsg : "");
@@ -412,19 +421,28 @@ static char *query_of(const cJSON *body)
     return q;
 }
 
-int peer_call(struct gw_app *app, const char *node, const char *method, const char *path,
-              const cJSON *body, int retries, peer_cb cb, void *arg, struct httpc_req **out)
+bool peers_any_unsigned(const struct peers *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->r[i].auth && strcmp(p->r[i].auth, "required") != 0)
+            return true;
+    return false;
+}
+
+/* Where node is reached: its route, or this node's own listener. */
+static int peer_addr(struct gw_app *app, const char *node, const char *path, const char *query,
+                     char **url, enum peer_profile *prof)
 {
     const struct peer_route *rt = peers_find(app->peers, node);
     char self_host[64];
     const char *scheme = "http", *host;
     int port;
-    enum peer_profile prof = PEER_STANDARD;
+    *prof = PEER_STANDARD;
     if (rt) {
         scheme = rt->scheme;
         host = rt->host;
         port = rt->port;
-        prof = rt->profile;
+        *prof = rt->profile;
     } else if (strcmp(node, app->cfg->node_id) == 0) {
         const char *h = app->cfg->http_host;
         snprintf(self_host, sizeof(self_host), "%s",
@@ -434,21 +452,67 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
     } else {
         return GW_ENOTFOUND;
     }
+    bool v6 = strchr(host, ':') != NULL;
+    *url = gw_xasprintf("%s://%s%s%s:%d%s%s%s", scheme, v6 ? "[" : "", host, v6 ? "]" : "", port,
+                        path, query && *query ? "?" : "", query ? query : "");
+    return 0;
+}
+
+int peer_fetch(struct gw_app *app, const char *node, const char *path, httpc_done_cb done,
+               void *arg)
+{
+    char *url = NULL;
+    enum peer_profile prof;
+    int rc = peer_addr(app, node, path, NULL, &url, &prof);
+    if (rc != 0)
+        return rc;
+    char h1[128];
+    snprintf(h1, sizeof(h1), "x-source-node-id: %s", app->cfg->node_id);
+    const char *hdrs[] = {h1, NULL};
+    struct httpc_opts o = {
+        .method = "GET",
+        .url = url,
+        .headers = hdrs,
+        .timeout_ms = app->cfg->peer_timeout_ms,
+        .resp_max = 256 * 1024,
+        .retries = 1,
+        .backoff_ms = 200,
+        .retry_on_5xx = true,
+    };
+    rc = httpc_send(app->httpc, &o, done, arg, NULL);
+    free(url);
+    return rc;
+}
+
+int peer_call(struct gw_app *app, const char *node, const char *method, const char *path,
+              const cJSON *body, int retries, peer_cb cb, void *arg, struct httpc_req **out)
+{
     bool get = method && strcmp(method, "GET") == 0;
     char *q = get ? query_of(body) : NULL;
-    bool v6 = strchr(host, ':') != NULL;
-    char *url = gw_xasprintf("%s://%s%s%s:%d%s%s%s", scheme, v6 ? "[" : "", host, v6 ? "]" : "",
-                             port, path, q && *q ? "?" : "", q ? q : "");
-    free(q);
+    char *url = NULL;
+    enum peer_profile prof;
+    int rc = peer_addr(app, node, path, q, &url, &prof);
+    if (rc != 0) {
+        free(q);
+        return rc;
+    }
     /* A standard peer gets the query only on GET; a fate-flow peer reads
      * the JSON body even on GET, so it gets both. */
     char *js = body && (!get || prof != PEER_KUSCIA) ? json_print(body) : NULL;
+    /* The request-target as sent, for the signature. */
+    char *target = gw_xasprintf("%s%s%s", path, q && *q ? "?" : "", q ? q : "");
+    free(q);
+    struct reqsig_out sg;
+    reqsig_outgoing(app, get ? "GET" : "POST", target, node, js, js ? strlen(js) : 0,
+                    prof == PEER_STANDARD, prof == PEER_KUSCIA, &sg);
+    free(target);
     char h1[128], h2[128], h3[128];
     const char *me = app->cfg->node_id;
     snprintf(h1, sizeof(h1), "x-source-node-id: %s", me);
     snprintf(h2, sizeof(h2), "x-node-id: %s", me);
     snprintf(h3, sizeof(h3), "x-target-node-id: %s", node);
-    const char *hdrs[] = {"Content-Type: application/json", h1, h2, h3, NULL};
+    const char *hdrs[] = {"Content-Type: application/json", h1, h2, h3, sg.ts, sg.nonce,
+                          sg.sign[0] ? sg.sign : NULL, NULL};
     struct httpc_opts o = {
         .method = get ? "GET" : "POST",
         .url = url,
@@ -466,7 +530,7 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
     pc->arg = arg;
     pc->node = gw_xstrdup(node);
     pc->profile = prof;
-    int rc = httpc_send(app->httpc, &o, on_peer_done, pc, out);
+    rc = httpc_send(app->httpc, &o, on_peer_done, pc, out);
     free(url);
     if (js)
         cJSON_free(js);

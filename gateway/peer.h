@@ -28,6 +28,7 @@ struct gw_app;
 struct cJSON;
 struct peers;
 struct httpc_req;
+struct httpc_resp;
 
 enum peer_profile { PEER_STANDARD, PEER_FATE_FLOW, PEER_KUSCIA };
 
@@ -46,6 +47,9 @@ void peers_free(struct peers *p);
 
 /** Cached route of node, or NULL. */
 const struct peer_route *peers_find(const struct peers *p, const char *node);
+
+/** Whether some route accepts unsigned requests (auth optional or off). */
+bool peers_any_unsigned(const struct peers *p);
 
 /** Profile of a caller (standard when unknown). */
 enum peer_profile peers_profile(const struct peers *p, const char *node);
@@ -90,5 +94,12 @@ typedef void (*peer_cb)(void *arg, const struct peer_resp *r);
 int peer_call(struct gw_app *app, const char *node, const char *method, const char *path,
               const struct cJSON *body, int retries, peer_cb cb, void *arg,
               struct httpc_req **out) GW_MUSTCHECK;
+
+/**
+ * GET path from node's address with no envelope handling (the JWKS fetch):
+ * the raw reply goes to done.  0, or GW_ENOTFOUND when node has no route.
+ */
+int peer_fetch(struct gw_app *app, const char *node, const char *path,
+               void (*done)(void *arg, const struct httpc_resp *r), void *arg) GW_MUSTCHECK;
 
 #endif

@@ -12,6 +12,7 @@
 #include "gateway/app.h"
 #include "gateway/db.h"
 #include "gateway/json.h"
+#include "gateway/reqsig.h"
 #include "gateway/peer.h"
 #include "route.h"
 
@@ -163,6 +164,14 @@ void platform_route_set(struct gw_req *req)
         route_reply_err(req, GW_EINVAL, "auth: expected required, optional or off");
         return;
     }
+    if (key && *key && reqsig_pin_check(key, &eb) != 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "key: %.280s", eb.msg);
+        route_reply_err(req, GW_EINVAL, strncmp(eb.msg, "key:", 4) == 0 ? eb.msg : msg);
+        return;
+    }
+    if (key && !*key)
+        key = NULL;
     char ps[16];
     snprintf(ps, sizeof(ps), "%lld", port);
     static const char sql[] =

@@ -8,6 +8,7 @@
 #include "gateway/app.h"
 #include "gateway/cfg.h"
 #include "gateway/json.h"
+#include "gateway/reqsig.h"
 #include "gateway/peer.h"
 #include "scheduler/sched.h"
 
@@ -24,6 +25,8 @@ static const struct route table[] = {
     {GW_GET, "/version", ops_version, 1 * KiB, ROUTE_AUTH_NONE},
     {GW_GET, "/v1/interconn/attest/jwks", ops_jwks, 1 * KiB, ROUTE_AUTH_NONE},
     {GW_GET, "/.well-known/jwks.json", ops_jwks, 1 * KiB, ROUTE_AUTH_NONE},
+    {GW_GET, "/v1/platform/attest/jwks", ops_jwks, 1 * KiB, ROUTE_AUTH_NONE},
+    {GW_POST, "/v1/platform/attest/key/rotate", ops_key_rotate, 4 * KiB, ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/route/get", platform_route_get, 64 * KiB, ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/route/list", platform_route_list, 64 * KiB,
      ROUTE_AUTH_LOCAL},
@@ -180,6 +183,18 @@ void route_reply_err(struct gw_req *req, int err, const char *msg)
     reply_envelope(req, status, code, msg && *msg ? msg : gw_strerror(err), NULL);
 }
 
+/* A peer request whose credentials were checked (reqsig.h). */
+static void after_auth(struct gw_req *req, int err, const char *msg)
+{
+    if (err) {
+        route_reply_err(req, err, msg);
+        return;
+    }
+    size_t n;
+    const struct route *t = route_table(&n);
+    t[req->route_idx].handler(req);
+}
+
 void route_dispatch(struct gw_req *req)
 {
     struct gw_app *app = req->app;
@@ -223,6 +238,10 @@ void route_dispatch(struct gw_req *req)
         snprintf(msg, sizeof(msg), "request body of %zu bytes is over this endpoint's limit of %zu",
                  req->body_len, cap);
         route_reply_err(req, GW_ETOOBIG, msg);
+        return;
+    }
+    if (r->auth == ROUTE_AUTH_PEER && app->reqsig) {
+        reqsig_check(app->reqsig, req, after_auth);
         return;
     }
     r->handler(req);

@@ -104,6 +104,7 @@ void ops_readyz(struct gw_req *req);
 void ops_metrics(struct gw_req *req);
 void ops_version(struct gw_req *req);
 void ops_jwks(struct gw_req *req);
+void ops_key_rotate(struct gw_req *req);
 void platform_route_get(struct gw_req *req);
 void platform_route_list(struct gw_req *req);
 void platform_route_set(struct gw_req *req);

@@ -1,0 +1,502 @@
+/*
+ * reqsig.c - signed node-to-node requests.  See reqsig.h for the wire form.
+ */
+#include "reqsig.h"
+
+#include <cjson/cJSON.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "cfg.h"
+#include "container/attest.h"
+#include "httpc.h"
+#include "json.h"
+#include "jws.h"
+#include "log.h"
+#include "peer.h"
+#include "server.h"
+
+/* ---- canonical form ---------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The query's pairs sorted bytewise, joined with '&'; empty pieces dropped. */
+static char *sorted_query(const char *q)
+{
+    if (!q || !*q)
+        return gw_xstrdup("");
+    char *copy = gw_xstrdup(q);
+    size_t n = 1;
+    for (const char *p = q; *p; p++)
+        n += *p == '&';
+    char **v = gw_xcalloc(n, sizeof(char *));
+    size_t k = 0;
+    for (char *save = NULL, *t = strtok_r(copy, "&", &save); t; t = strtok_r(NULL, "&", &save))
+        v[k++] = t;
+    qsort(v, k, sizeof(char *), cmp_str);
+    char *out = gw_xmalloc(strlen(q) + 1);
+    size_t len = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t l = strlen(v[i]);
+        if (i)
+            out[len++] = '&';
+        memcpy(out + len, v[i], l);
+        len += l;
+    }
+    out[len] = '\0';
+    free(v);
+    free(copy);
+    return out;
+}
+
+char *reqsig_canonical(const char *method, const char *target, const char *source,
+                       const char *dest, const char *timestamp, const char *nonce,
+                       const void *body, size_t len)
+{
+    const char *qm = strchr(target, '?');
+    size_t plen = qm ? (size_t)(qm - target) : strlen(target);
+    char *q = sorted_query(qm ? qm + 1 : NULL);
+    unsigned char dg[32];
+    unsigned int dl = 0;
+    EVP_Digest(len ? body : "", len, dg, &dl, EVP_sha256(), NULL);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", dg[i]);
+    char *out = gw_xasprintf("BFIA-SIGN-V1\n%s\n%.*s\n%s\n%s\n%s\n%s\n%s\n%s", method, (int)plen,
+                             target, q, source, dest, timestamp, nonce, hex);
+    free(q);
+    return out;
+}
+
+int reqsig_sign(const struct jws_key *key, const char *canonical, char out[REQSIG_HDR_MAX])
+{
+    uint8_t sig[64];
+    size_t sl = 0;
+    if (jws_sign_raw(key, (const uint8_t *)canonical, strlen(canonical), sig, &sl) != 0)
+        return GW_EINTERNAL;
+    char b64[JWS_B64URL_ENC_LEN(64) + 1];
+    jws_b64url_encode(sig, sl, b64);
+    snprintf(out, REQSIG_HDR_MAX, "%s;kid=%s;sig=%s", jws_alg_name(jws_key_alg(key)),
+             jws_key_kid(key), b64);
+    return 0;
+}
+
+static bool kid_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
+int reqsig_parse(const char *value, char kid[65], uint8_t sig[64], struct gw_errbuf *eb)
+{
+    if (strncmp(value, "ES256;kid=", 10) != 0)
+        return gw_errf(eb, GW_EINVAL,
+                       "x-auth-sign must be \"ES256;kid=<kid>;sig=<base64url>\" (see the README)");
+    const char *k = value + 10, *s = strstr(k, ";sig=");
+    size_t kl = s ? (size_t)(s - k) : 0;
+    if (!s || kl == 0 || kl > JWS_KID_MAX)
+        return gw_errf(eb, GW_EINVAL, "x-auth-sign: kid missing or longer than 64 chars");
+    for (size_t i = 0; i < kl; i++)
+        if (!kid_char(k[i]))
+            return gw_errf(eb, GW_EINVAL, "x-auth-sign: kid has a character outside [A-Za-z0-9_-]");
+    memcpy(kid, k, kl);
+    kid[kl] = '\0';
+    s += 5;
+    uint8_t buf[JWS_B64URL_DEC_MAX(100)];
+    size_t sl = strlen(s), out = 0;
+    if (sl > 100 || jws_b64url_decode(s, sl, buf, &out) != 0 || out != 64)
+        return gw_errf(eb, GW_EINVAL, "x-auth-sign: sig is not 64 bytes of base64url");
+    memcpy(sig, buf, 64);
+    return 0;
+}
+
+void reqsig_nonce(char out[23])
+{
+    uint8_t r[16];
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        /* Not reachable with a seeded OpenSSL; still never reuse a constant. */
+        long long t = gw_now_mono_us() ^ gw_now_wall_ms();
+        memcpy(r, &t, sizeof(t));
+        memcpy(r + 8, &out, sizeof(void *) < 8 ? sizeof(void *) : 8);
+    }
+    jws_b64url_encode(r, sizeof(r), out);
+}
+
+int reqsig_pin_check(const char *text, struct gw_errbuf *eb)
+{
+    cJSON *j = json_parse(text, strlen(text), eb);
+    if (!j)
+        return GW_EINVAL;
+    struct jws_key *k = NULL;
+    int rc = 0;
+    if (!cJSON_IsObject(j))
+        rc = gw_errf(eb, GW_EINVAL, "key: expected a JWK object (JSON text)");
+    else if (cJSON_GetObjectItemCaseSensitive(j, "d"))
+        rc = gw_errf(eb, GW_EINVAL, "key: a private key was given; pin the public JWK only");
+    else if (jws_key_from_jwk(j, &k, eb) != 0)
+        rc = GW_EINVAL;
+    jws_key_free(k);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* ---- outgoing ---------------------------------------------------------------- */
+
+void reqsig_outgoing(struct gw_app *app, const char *method, const char *target, const char *dest,
+                     const void *body, size_t len, bool sign, bool ts_unit_s,
+                     struct reqsig_out *out)
+{
+    long long now = gw_now_wall_ms();
+    char ts[24], nonce[23];
+    snprintf(ts, sizeof(ts), "%lld", ts_unit_s ? now / 1000 : now);
+    reqsig_nonce(nonce);
+    snprintf(out->ts, sizeof(out->ts), "x-timestamp: %s", ts);
+    snprintf(out->nonce, sizeof(out->nonce), "x-nonce: %s", nonce);
+    out->sign[0] = '\0';
+    if (!sign || ts_unit_s || !app->attest)
+        return;
+    char *c = reqsig_canonical(method, target, app->cfg->node_id, dest, ts, nonce, body, len);
+    char v[REQSIG_HDR_MAX];
+    if (reqsig_sign(attest_signing_key(app->attest), c, v) == 0)
+        snprintf(out->sign, sizeof(out->sign), "x-auth-sign: %s", v);
+    free(c);
+}
+
+/* ---- the verifier -------------------------------------------------------------- */
+
+struct waiter {
+    struct gw_req *req;
+    reqsig_done done;
+    struct waiter *next;
+};
+
+/* What this node knows of one peer's keys. */
+struct peer_keys {
+    char *node;
+    struct jws_keyset *jwks;  /* last good JWKS fetched, or NULL */
+    long long fetched_ms;     /* when jwks was fetched (monotonic), 0 = never */
+    long long attempt_ms;     /* last fetch attempt, for the refetch limit */
+    char *fetch_err;          /* why the last fetch failed, or NULL */
+    bool fetching;
+    struct waiter *waiters;
+    char *pin_text;           /* the route's key pin this pin was parsed from */
+    struct jws_key *pin;
+    struct peer_keys *next;
+};
+
+struct reqsig {
+    struct gw_app *app;
+    struct peer_keys *peers;
+    struct jws_replay *replay;
+};
+
+struct reqsig *reqsig_new(struct gw_app *app)
+{
+    struct reqsig *rs = gw_xcalloc(1, sizeof(*rs));
+    rs->app = app;
+    rs->replay = jws_replay_new(1u << 20);
+    return rs;
+}
+
+static void peer_keys_free(struct peer_keys *pk)
+{
+    /* Parked requests are answered before a cache entry may go. */
+    for (struct waiter *w = pk->waiters, *n; w; w = n) {
+        n = w->next;
+        w->done(w->req, GW_EAUTH, "node keys were reloaded; retry");
+        free(w);
+    }
+    jws_keyset_free(pk->jwks);
+    jws_key_free(pk->pin);
+    free(pk->pin_text);
+    free(pk->fetch_err);
+    free(pk->node);
+    free(pk);
+}
+
+void reqsig_forget(struct reqsig *rs)
+{
+    struct peer_keys **pp = &rs->peers;
+    while (*pp) {
+        struct peer_keys *pk = *pp;
+        if (pk->fetching) { /* its fetch callback still holds it */
+            pk->fetched_ms = 0;
+            pp = &pk->next;
+            continue;
+        }
+        *pp = pk->next;
+        peer_keys_free(pk);
+    }
+}
+
+void reqsig_free(struct reqsig *rs)
+{
+    if (!rs)
+        return;
+    for (struct peer_keys *pk = rs->peers, *n; pk; pk = n) {
+        n = pk->next;
+        for (struct waiter *w = pk->waiters, *wn; w; w = wn) {
+            wn = w->next;
+            free(w);
+        }
+        pk->waiters = NULL;
+        peer_keys_free(pk);
+    }
+    jws_replay_free(rs->replay);
+    free(rs);
+}
+
+static struct peer_keys *keys_of(struct reqsig *rs, const char *node)
+{
+    for (struct peer_keys *pk = rs->peers; pk; pk = pk->next)
+        if (strcmp(pk->node, node) == 0)
+            return pk;
+    struct peer_keys *pk = gw_xcalloc(1, sizeof(*pk));
+    pk->node = gw_xstrdup(node);
+    pk->next = rs->peers;
+    rs->peers = pk;
+    return pk;
+}
+
+static const char *header(struct gw_req *req, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+static bool nonce_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < REQSIG_NONCE_MIN || n > REQSIG_NONCE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!kid_char(s[i]))
+            return false;
+    return true;
+}
+
+static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool may_fetch);
+
+static void on_jwks(void *arg, const struct httpc_resp *hr)
+{
+    struct peer_keys *pk = arg;
+    pk->fetching = false;
+    free(pk->fetch_err);
+    pk->fetch_err = NULL;
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    if (hr->err || hr->status != 200) {
+        pk->fetch_err = hr->err ? gw_xasprintf("unreachable: %s", hr->errmsg)
+                                : gw_xasprintf("HTTP %ld", hr->status);
+    } else {
+        cJSON *j = json_parse(hr->body, hr->body_len, &eb);
+        struct jws_keyset *ks = NULL;
+        if (!j || jws_keyset_from_jwks(j, &ks, &eb) != 0) {
+            pk->fetch_err = gw_xasprintf("JWKS refused: %s", eb.msg);
+        } else {
+            jws_keyset_free(pk->jwks);
+            pk->jwks = ks;
+            pk->fetched_ms = gw_now_mono_ms();
+        }
+        cJSON_Delete(j);
+    }
+    if (pk->fetch_err)
+        log_kv(LOG_LEVEL_WARN, NULL, "auth.jwks", "cannot fetch a peer's JWKS", "node", pk->node,
+               "err", pk->fetch_err, NULL);
+    struct waiter *w = pk->waiters;
+    pk->waiters = NULL;
+    while (w) {
+        struct waiter *n = w->next;
+        check(w->req->app->reqsig, w->req, w->done, false);
+        free(w);
+        w = n;
+    }
+}
+
+/* Park req until node's JWKS arrives. */
+static void fetch_and_wait(struct reqsig *rs, struct peer_keys *pk, struct gw_req *req,
+                           reqsig_done done)
+{
+    struct waiter *w = gw_xcalloc(1, sizeof(*w));
+    w->req = req;
+    w->done = done;
+    w->next = pk->waiters;
+    pk->waiters = w;
+    if (pk->fetching)
+        return;
+    pk->attempt_ms = gw_now_mono_ms();
+    int rc = peer_fetch(rs->app, pk->node, "/v1/interconn/attest/jwks", on_jwks, pk);
+    if (rc != 0) {
+        struct httpc_resp hr = {.err = rc, .errmsg = "no route"};
+        on_jwks(pk, &hr);
+        return;
+    }
+    pk->fetching = true;
+}
+
+static void refuse(struct gw_req *req, reqsig_done done, const char *fmt, ...)
+    GW_PRINTF(3, 4);
+
+static void refuse(struct gw_req *req, reqsig_done done, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_kv(LOG_LEVEL_WARN, &req->log, "auth.refused", msg, "path", req->path, NULL);
+    done(req, GW_EAUTH, msg);
+}
+
+static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool may_fetch)
+{
+    struct gw_app *app = rs->app;
+    const char *me = app->cfg->node_id;
+    const char *caller = req->caller;
+    if (!caller || !*caller) {
+        if (peers_any_unsigned(app->peers)) {
+            done(req, 0, NULL);
+            return;
+        }
+        refuse(req, done, "request names no caller node (x-source-node-id); this node accepts "
+                          "only signed requests from the nodes in its route table");
+        return;
+    }
+    bool self = strcmp(caller, me) == 0;
+    const struct peer_route *rt = peers_find(app->peers, caller);
+    if (!rt && !self) {
+        refuse(req, done, "unknown node %.128s: not in this node's route table", caller);
+        return;
+    }
+    const char *policy = rt ? rt->auth : "required";
+    const char *sign = header(req, "x-auth-sign");
+    if (strcmp(policy, "off") == 0 || (strcmp(policy, "optional") == 0 && !sign)) {
+        done(req, 0, NULL);
+        return;
+    }
+    const char *ts = header(req, "x-timestamp"), *nonce = header(req, "x-nonce"),
+               *target = header(req, "x-target-node-id");
+    if (!sign) {
+        refuse(req, done, "unsigned request from node %s: x-auth-sign is required", caller);
+        return;
+    }
+    if (!ts || !nonce || !target) {
+        refuse(req, done, "signed request from node %s lacks %s", caller,
+               !ts ? "x-timestamp" : !nonce ? "x-nonce" : "x-target-node-id");
+        return;
+    }
+    if (strcmp(target, me) != 0) {
+        refuse(req, done, "request was signed for node %.128s, not for this node %s", target, me);
+        return;
+    }
+    char *end = NULL;
+    long long t = strtoll(ts, &end, 10);
+    long long now = gw_now_wall_ms(), win = (long long)app->cfg->auth_window_s * 1000;
+    if (!*ts || *end || t <= 0) {
+        refuse(req, done, "x-timestamp must be Unix milliseconds");
+        return;
+    }
+    if (t < now - win || t > now + win) {
+        refuse(req, done, "stale timestamp: x-timestamp is %lld s from this node's clock (window "
+                          "+-%d s)", (t - now) / 1000, app->cfg->auth_window_s);
+        return;
+    }
+    if (!nonce_ok(nonce)) {
+        refuse(req, done, "x-nonce must be 8-64 chars of [A-Za-z0-9_-]");
+        return;
+    }
+    char kid[65];
+    uint8_t sig[64];
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    if (reqsig_parse(sign, kid, sig, &eb) != 0) {
+        refuse(req, done, "%s", eb.msg);
+        return;
+    }
+
+    /* The key: ours, the route's pin, or the caller's JWKS. */
+    const struct jws_key *key = NULL;
+    if (self && !rt) {
+        key = jws_keyset_find(attest_keyset(app->attest), kid);
+    } else if (rt->key_pin && *rt->key_pin) {
+        struct peer_keys *pk = keys_of(rs, caller);
+        if (!pk->pin_text || strcmp(pk->pin_text, rt->key_pin) != 0) {
+            jws_key_free(pk->pin);
+            pk->pin = NULL;
+            free(pk->pin_text);
+            pk->pin_text = gw_xstrdup(rt->key_pin);
+            cJSON *j = json_parse(rt->key_pin, strlen(rt->key_pin), &eb);
+            if (j && jws_key_from_jwk(j, &pk->pin, &eb) != 0)
+                pk->pin = NULL;
+            cJSON_Delete(j);
+        }
+        if (!pk->pin) {
+            refuse(req, done, "the key pinned for node %s in the route table is not a usable JWK",
+                   caller);
+            return;
+        }
+        if (strcmp(jws_key_kid(pk->pin), kid) != 0) {
+            refuse(req, done, "unknown key: node %s signed with kid %s, the route table pins %s",
+                   caller, kid, jws_key_kid(pk->pin));
+            return;
+        }
+        key = pk->pin;
+    } else {
+        struct peer_keys *pk = keys_of(rs, caller);
+        long long mono = gw_now_mono_ms();
+        bool stale = !pk->jwks || mono - pk->fetched_ms >= app->cfg->auth_jwks_max_age_s * 1000LL;
+        key = pk->jwks ? jws_keyset_find(pk->jwks, kid) : NULL;
+        bool may_refetch = mono - pk->attempt_ms >= app->cfg->auth_jwks_refetch_s * 1000LL ||
+                           pk->attempt_ms == 0;
+        if (may_fetch && (stale || (!key && may_refetch))) {
+            fetch_and_wait(rs, pk, req, done);
+            return;
+        }
+        if (!key) {
+            if (!pk->jwks && pk->fetch_err)
+                refuse(req, done, "cannot check node %s's signature: its JWKS could not be "
+                                  "fetched (%s)", caller, pk->fetch_err);
+            else
+                refuse(req, done, "unknown key: kid %s is not in node %s's JWKS", kid, caller);
+            return;
+        }
+    }
+    if (!key) {
+        refuse(req, done, "unknown key: kid %s is not one of this node's keys", kid);
+        return;
+    }
+    const char *raw = evhttp_request_get_uri(req->ev);
+    char *c = reqsig_canonical(req->method_name, raw ? raw : req->path, caller, target, ts, nonce,
+                               req->body, req->body_len);
+    bool ok = jws_verify_raw(key, (const uint8_t *)c, strlen(c), sig, 64);
+    free(c);
+    if (!ok) {
+        refuse(req, done, "bad signature: x-auth-sign does not verify with node %s's key %s",
+               caller, kid);
+        return;
+    }
+    int rc = jws_replay_insert(rs->replay, caller, nonce, (t + win) / 1000 + 1, now / 1000);
+    if (rc == GW_ECONFLICT) {
+        refuse(req, done, "replayed nonce: node %s already used x-nonce %s", caller, nonce);
+        return;
+    }
+    if (rc != 0) {
+        refuse(req, done, "replay cache is full; retry later");
+        return;
+    }
+    done(req, 0, NULL);
+}
+
+void reqsig_check(struct reqsig *rs, struct gw_req *req, reqsig_done done)
+{
+    check(rs, req, done, true);
+}

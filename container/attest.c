@@ -14,10 +14,21 @@
 
 #include "gateway/json.h"
 #include "gateway/jws.h"
+#include "gateway/log.h"
+
+struct retired {
+    char *jwk;          /* public JWK text */
+    char kid[JWS_KID_MAX + 1];
+    long long retired_s;
+};
 
 struct attest {
     char *node_id;
-    struct jws_key *key;      /* active signing key */
+    char *key_path;            /* the active key's PEM; the pending one is <key_path>.next */
+    struct jws_key *key;       /* active signing key */
+    struct jws_key *next;      /* published, not yet signing (rotation), or NULL */
+    struct retired *ret;       /* retired keys still published for verification */
+    size_t nret;
     struct jws_keyset *verify; /* keys tokens may be verified with */
 };
 
@@ -35,6 +46,45 @@ static int mkdirs_for(const char *path)
         *p = '/';
     }
     free(d);
+    return 0;
+}
+
+static int add_public(struct jws_keyset *ks, const cJSON *jwk, struct gw_errbuf *eb)
+{
+    struct jws_key *pub = NULL;
+    if (jws_key_from_jwk(jwk, &pub, eb) != 0)
+        return GW_EINVAL;
+    if (jws_keyset_find(ks, jws_key_kid(pub))) {
+        jws_key_free(pub);
+        return 0;
+    }
+    return jws_keyset_add_take(ks, pub);
+}
+
+/* The verification set: active, next, then the retired keys. */
+static int rebuild(struct attest *a, struct gw_errbuf *eb)
+{
+    struct jws_keyset *ks = jws_keyset_new();
+    int rc = 0;
+    const struct jws_key *own[2] = {a->key, a->next};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        if (!own[i])
+            continue;
+        cJSON *j = jws_key_to_jwk(own[i]);
+        rc = add_public(ks, j, eb);
+        cJSON_Delete(j);
+    }
+    for (size_t i = 0; i < a->nret && rc == 0; i++) {
+        cJSON *j = cJSON_Parse(a->ret[i].jwk);
+        rc = j ? add_public(ks, j, eb) : GW_EINVAL;
+        cJSON_Delete(j);
+    }
+    if (rc != 0) {
+        jws_keyset_free(ks);
+        return rc;
+    }
+    jws_keyset_free(a->verify);
+    a->verify = ks;
     return 0;
 }
 
@@ -59,17 +109,18 @@ struct attest *attest_open(const char *node_id, const char *key_path, struct gw_
     }
     struct attest *a = gw_xcalloc(1, sizeof(*a));
     a->node_id = gw_xstrdup(node_id);
+    a->key_path = gw_xstrdup(key_path);
     a->key = k;
-    /* The verification set holds the public half (a fresh key from the JWK). */
-    cJSON *jwk = jws_key_to_jwk(k);
-    struct jws_key *pub = NULL;
-    a->verify = jws_keyset_new();
-    if (jws_key_from_jwk(jwk, &pub, eb) != 0 || jws_keyset_add_take(a->verify, pub) != 0) {
-        cJSON_Delete(jwk);
+    /* A rotation that was pending when the node stopped stays pending. */
+    char *np = gw_xasprintf("%s.next", key_path);
+    struct jws_key *nk = NULL;
+    if (jws_key_load_pem(np, &nk, NULL) == 0)
+        a->next = nk;
+    free(np);
+    if (rebuild(a, eb) != 0) {
         attest_free(a);
         return NULL;
     }
-    cJSON_Delete(jwk);
     return a;
 }
 
@@ -78,7 +129,12 @@ void attest_free(struct attest *a)
     if (!a)
         return;
     jws_key_free(a->key);
+    jws_key_free(a->next);
+    for (size_t i = 0; i < a->nret; i++)
+        free(a->ret[i].jwk);
+    free(a->ret);
     jws_keyset_free(a->verify);
+    free(a->key_path);
     free(a->node_id);
     free(a);
 }
@@ -86,6 +142,105 @@ void attest_free(struct attest *a)
 const char *attest_kid(const struct attest *a)
 {
     return jws_key_kid(a->key);
+}
+
+const char *attest_next_kid(const struct attest *a)
+{
+    return a->next ? jws_key_kid(a->next) : NULL;
+}
+
+int attest_rotate_begin(struct attest *a, struct gw_errbuf *eb)
+{
+    if (a->next)
+        return 0;
+    struct jws_key *k = jws_key_generate(JWS_ALG_ES256);
+    if (!k)
+        return gw_errf(eb, GW_EINTERNAL, "cannot generate a key");
+    char *np = gw_xasprintf("%s.next", a->key_path);
+    int rc = jws_key_save_pem(k, np, eb);
+    free(np);
+    if (rc != 0) {
+        jws_key_free(k);
+        return rc;
+    }
+    a->next = k;
+    return rebuild(a, eb);
+}
+
+static void retire(struct attest *a, struct jws_key *old, long long now_s)
+{
+    cJSON *j = jws_key_to_jwk(old);
+    char *s = json_print(j);
+    cJSON_Delete(j);
+    a->ret = gw_xrealloc(a->ret, (a->nret + 1) * sizeof(*a->ret));
+    struct retired *r = &a->ret[a->nret++];
+    r->jwk = gw_xstrdup(s);
+    snprintf(r->kid, sizeof(r->kid), "%s", jws_key_kid(old));
+    r->retired_s = now_s;
+    cJSON_free(s);
+}
+
+int attest_rotate_activate(struct attest *a, bool drop_old, long long now_s, struct gw_errbuf *eb)
+{
+    if (!a->next)
+        return gw_errf(eb, GW_ECONFLICT, "no key is waiting to be activated");
+    char *np = gw_xasprintf("%s.next", a->key_path);
+    /* The rename replaces the old private key: it is gone from disk. */
+    int rc = rename(np, a->key_path);
+    free(np);
+    if (rc != 0)
+        return gw_errf(eb, GW_EINTERNAL, "cannot activate the new key: %s", strerror(errno));
+    struct jws_key *old = a->key;
+    a->key = a->next;
+    a->next = NULL;
+    if (!drop_old)
+        retire(a, old, now_s);
+    jws_key_free(old);
+    return rebuild(a, eb);
+}
+
+int attest_add_retired(struct attest *a, const char *jwk_text, long long retired_s,
+                       struct gw_errbuf *eb)
+{
+    cJSON *j = cJSON_Parse(jwk_text);
+    struct jws_key *k = NULL;
+    if (!j || jws_key_from_jwk(j, &k, eb) != 0) {
+        cJSON_Delete(j);
+        return GW_EINVAL;
+    }
+    cJSON_Delete(j);
+    bool known = jws_keyset_find(a->verify, jws_key_kid(k)) != NULL;
+    if (!known)
+        retire(a, k, retired_s);
+    jws_key_free(k);
+    return known ? 0 : rebuild(a, eb);
+}
+
+size_t attest_expire(struct attest *a, long long now_s, long long keep_s)
+{
+    size_t w = 0, dropped = 0;
+    for (size_t i = 0; i < a->nret; i++) {
+        if (a->ret[i].retired_s + keep_s <= now_s) {
+            free(a->ret[i].jwk);
+            dropped++;
+            continue;
+        }
+        a->ret[w++] = a->ret[i];
+    }
+    a->nret = w;
+    if (dropped && rebuild(a, NULL) != 0)
+        log_kv(LOG_LEVEL_ERROR, NULL, "attest.key", "cannot rebuild the key set", NULL);
+    return dropped;
+}
+
+const struct jws_key *attest_signing_key(const struct attest *a)
+{
+    return a->key;
+}
+
+const struct jws_keyset *attest_keyset(const struct attest *a)
+{
+    return a->verify;
 }
 
 cJSON *attest_jwks(const struct attest *a)

@@ -15,11 +15,16 @@
 #ifndef GW_CONTAINER_ATTEST_H
 #define GW_CONTAINER_ATTEST_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "gateway/compat.h"
 #include "gateway/err.h"
 
 struct cJSON;
 struct attest;
+struct jws_key;
+struct jws_keyset;
 
 #define ATTEST_MOUNT "/run/bfia/attest"
 #define ATTEST_TOKEN_FILE ATTEST_MOUNT "/token.jwt"
@@ -29,6 +34,36 @@ struct attest *attest_open(const char *node_id, const char *key_path, struct gw_
 void attest_free(struct attest *a);
 
 const char *attest_kid(const struct attest *a);
+/** The kid of the key waiting to become active, or NULL. */
+const char *attest_next_kid(const struct attest *a);
+
+/**
+ * Rotation, step 1: generate the next key, store it at <key_path>.next
+ * (0600) and publish its public half (it verifies, it does not sign yet).
+ * A pending next key is kept (0).  Blocking file I/O of a few hundred bytes.
+ */
+int attest_rotate_begin(struct attest *a, struct gw_errbuf *eb) GW_MUSTCHECK;
+
+/**
+ * Rotation, step 2: the next key becomes the signing key (its file renamed
+ * over the old one, so the old private key is gone).  The old public key
+ * stays published as retired (until attest_expire drops it), or is dropped
+ * at once with drop_old (a compromised key).
+ */
+int attest_rotate_activate(struct attest *a, bool drop_old, long long now_s,
+                           struct gw_errbuf *eb) GW_MUSTCHECK;
+
+/** Publish a retired public key again (from t_attest_key after a restart). */
+int attest_add_retired(struct attest *a, const char *jwk_text, long long retired_s,
+                       struct gw_errbuf *eb) GW_MUSTCHECK;
+
+/** Drop retired keys retired more than keep_s ago; returns how many. */
+size_t attest_expire(struct attest *a, long long now_s, long long keep_s);
+
+/** The active signing key (borrowed). */
+const struct jws_key *attest_signing_key(const struct attest *a);
+/** Every key this node's signatures may verify with (active, next, retired). */
+const struct jws_keyset *attest_keyset(const struct attest *a);
 /** {"keys":[...]} of the verification keys. Caller frees. */
 struct cJSON *attest_jwks(const struct attest *a);
 /** The public JWK as JSON text (for t_attest_key). free() it. */

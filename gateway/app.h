@@ -18,6 +18,8 @@ struct runner;
 struct peers;
 struct sched;
 struct attest;
+struct reqsig;
+struct keys;
 
 struct gw_app {
     struct event_base *base;
@@ -32,6 +34,8 @@ struct gw_app {
     struct peers *peers;      /* route table cache and peer calls (gateway/peer.h) */
     struct sched *sched;      /* scheduler side of jobs (scheduler/sched.h) */
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
+    struct keys *keys;        /* node key rotation (gateway/keys.h) */
+    struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */
     char *attest_dir;         /* <data_dir>/attest: per-container token directories */
     char *storage_dir;        /* absolute <data_dir>/storage: file:// datasets and outputs */
     bool starting;            /* reconcile not finished: only ops endpoints answer */

@@ -63,6 +63,10 @@ static const struct cfg_key keys[] = {
     {"sched.backstop_ms", I(sched_backstop_ms), "10000", 100, 3600000, true, false},
     {"sched.party_deadline_s", I(sched_party_deadline_s), "300", 1, 86400 * 7, true, false},
     {"upload.max", L(upload_max), "268435456", 1024, 1LL << 40, true, false},
+    {"auth.window_s", I(auth_window_s), "300", 5, 3600, true, false},
+    {"auth.jwks_max_age_s", I(auth_jwks_max_age_s), "300", 1, 86400, true, false},
+    {"auth.jwks_refetch_s", I(auth_jwks_refetch_s), "60", 0, 3600, true, false},
+    {"attest.key_publish_s", I(attest_key_publish_s), "330", 0, 86400 * 7, true, false},
 };
 
 #define NKEYS GW_ARRAY_LEN(keys)

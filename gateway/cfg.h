@@ -51,6 +51,10 @@ struct gw_cfg {
     int sched_backstop_ms; /* sched.backstop_ms: callback-mode backstop poll interval */
     int sched_party_deadline_s; /* sched.party_deadline_s: unreachable party fails the job after */
     long long upload_max;  /* upload.max: cap of one dataset upload in bytes */
+    int auth_window_s;     /* auth.window_s: x-timestamp accepted within +- this */
+    int auth_jwks_max_age_s; /* auth.jwks_max_age_s: a peer's fetched JWKS is fresh this long */
+    int auth_jwks_refetch_s; /* auth.jwks_refetch_s: unknown kid refetches at most this often */
+    int attest_key_publish_s; /* attest.key_publish_s: a rotated key is published this long first */
 };
 
 /** Allocate a config holding every default.  Free with cfg_free(). */

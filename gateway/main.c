@@ -28,6 +28,8 @@
 #include "gateway/peer.h"
 #include "gateway/server.h"
 #include "container/attest.h"
+#include "gateway/keys.h"
+#include "gateway/reqsig.h"
 #include "container/docker.h"
 #include "container/runner.h"
 #include "routes/route.h"
@@ -49,31 +51,6 @@ struct main_state {
 /* ---- start-up: routes file -> reconcile with the engine -> resume jobs ---- */
 
 static void startup_reconcile(struct main_state *ms);
-
-static void on_key_recorded(void *arg, int err, const struct db_res *res, const char *errmsg,
-                            const char *sqlstate)
-{
-    (void)arg;
-    (void)res;
-    (void)sqlstate;
-    if (err)
-        log_kv(LOG_LEVEL_WARN, NULL, "attest.key", "cannot record the node key", "err", errmsg, NULL);
-}
-
-/* The active key in t_attest_key (the private half stays in its 0600 file). */
-static void record_key(struct gw_app *app)
-{
-    char *jwk = attest_public_jwk_text(app->attest);
-    char *path = gw_xasprintf("%s/keys/node-es256.pem", app->cfg->data_dir);
-    static const char sql[] =
-        "INSERT INTO t_attest_key (kid, public_jwk, private_key_path) SELECT $1, $2::jsonb, $3"
-        " WHERE NOT EXISTS (SELECT 1 FROM t_attest_key WHERE kid = $1 OR retired_at IS NULL)";
-    const char *p[3] = {attest_kid(app->attest), jwk, path};
-    if (db_query(app->db, sql, 3, p, on_key_recorded, NULL, NULL) != 0)
-        log_kv(LOG_LEVEL_WARN, NULL, "attest.key", "database unavailable", NULL);
-    free(jwk);
-    free(path);
-}
 
 static void on_resumed(void *arg, int err, const char *msg)
 {
@@ -107,7 +84,7 @@ static void on_reconciled(void *arg, int err, const char *msg)
                NULL);
     }
     ms->reconcile_tries = 1000; /* reconcile done: the timer now resumes jobs */
-    record_key(&ms->app);
+    keys_startup(ms->app.keys);
     sched_resume(ms->app.sched, on_resumed, ms);
 }
 
@@ -460,6 +437,8 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto out;
         }
+        app->reqsig = reqsig_new(app);
+        app->keys = keys_new(app);
         app->peers = peers_new(app);
         app->runner = runner_new(app, partner_task_changed);
         app->sched = sched_new(app);
@@ -497,6 +476,8 @@ out:
     peers_free(app->peers);
     free(app->storage_dir);
     free(app->attest_dir);
+    reqsig_free(app->reqsig);
+    keys_free(app->keys);
     attest_free(app->attest);
     if (ms.startup_timer)
         event_free(ms.startup_timer);

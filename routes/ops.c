@@ -9,6 +9,7 @@
 #include "gateway/db.h"
 #include "gateway/httpc.h"
 #include "gateway/json.h"
+#include "gateway/keys.h"
 #include "gateway/metrics.h"
 #include "container/attest.h"
 #include "route.h"
@@ -139,4 +140,31 @@ void ops_jwks(struct gw_req *req)
     static const char *const h[] = {"Cache-Control", "max-age=300", NULL};
     server_reply(req, 200, "application/jwk-set+json", s, strlen(s), h);
     cJSON_free(s);
+}
+
+/* POST /v1/platform/attest/key/rotate {now?: bool}: start a key rotation
+ * (gateway/keys.h).  Answers the active and next kids and when the next
+ * key starts signing. */
+void ops_key_rotate(struct gw_req *req)
+{
+    if (!route_params(req))
+        return;
+    const cJSON *now = cJSON_GetObjectItemCaseSensitive(req->params, "now");
+    if (now && !cJSON_IsBool(now)) {
+        route_reply_err(req, GW_EINVAL, "now must be a boolean");
+        return;
+    }
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    int in_s = 0;
+    if (keys_rotate(req->app->keys, cJSON_IsTrue(now), &in_s, &eb) != 0) {
+        route_reply_err(req, GW_EINTERNAL, eb.msg[0] ? eb.msg : "key rotation failed");
+        return;
+    }
+    cJSON *d = cJSON_CreateObject();
+    json_add_str(d, "kid", attest_kid(req->app->attest));
+    const char *next = attest_next_kid(req->app->attest);
+    json_add_str(d, "next_kid", next ? next : "");
+    json_add_int(d, "activate_in_s", in_s);
+    route_reply_ok(req, d);
 }

@@ -31,6 +31,7 @@
 #include "gateway/compat.h"
 #include "gateway/json.h"
 #include "gateway/jws.h"
+#include "gateway/reqsig.h"
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_TIMEOUT = 4 };
 
@@ -1570,6 +1571,75 @@ static int cmd_token_verify(const struct ctl *c, int n, char **a)
     return rc;
 }
 
+/*
+ * request sign: the headers a node-to-node request needs, signed with a
+ * node key file (the README's canonical form).  For calling a peer by hand
+ * with curl, and for checking a peer's implementation of the signature.
+ *   bfiactl request sign --key PEM --from NODE --to NODE [--timestamp MS]
+ *                        [--nonce N] METHOD TARGET [BODYFILE|-]
+ */
+static int cmd_request_sign(int n, char **a)
+{
+    const char *key = NULL, *from = NULL, *to = NULL, *ts = NULL, *nonce = NULL;
+    int i = 0;
+    for (; i + 1 < n && strncmp(a[i], "--", 2) == 0; i += 2) {
+        if (strcmp(a[i], "--key") == 0)
+            key = a[i + 1];
+        else if (strcmp(a[i], "--from") == 0)
+            from = a[i + 1];
+        else if (strcmp(a[i], "--to") == 0)
+            to = a[i + 1];
+        else if (strcmp(a[i], "--timestamp") == 0)
+            ts = a[i + 1];
+        else if (strcmp(a[i], "--nonce") == 0)
+            nonce = a[i + 1];
+        else
+            break;
+    }
+    if (!key || !from || !to || n - i < 2 || n - i > 3) {
+        fprintf(stderr, "usage: bfiactl request sign --key PEM --from NODE --to NODE "
+                        "[--timestamp MS] [--nonce N] METHOD TARGET [BODYFILE|-]\n");
+        return EXIT_USAGE;
+    }
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    struct jws_key *k = NULL;
+    if (jws_key_load_pem(key, &k, &eb) != 0) {
+        fprintf(stderr, "bfiactl: %s: %s\n", key, eb.msg);
+        return EXIT_USAGE;
+    }
+    size_t len = 0;
+    char *body = n - i == 3 ? read_all(a[i + 2], &len) : NULL;
+    if (n - i == 3 && !body) {
+        fprintf(stderr, "bfiactl: cannot read %s\n", a[i + 2]);
+        jws_key_free(k);
+        return EXIT_USAGE;
+    }
+    char tsb[24], nb[23];
+    if (!ts) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        snprintf(tsb, sizeof(tsb), "%lld", (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000);
+        ts = tsb;
+    }
+    if (!nonce) {
+        reqsig_nonce(nb);
+        nonce = nb;
+    }
+    char *canon = reqsig_canonical(a[i], a[i + 1], from, to, ts, nonce, body, len);
+    char sig[REQSIG_HDR_MAX];
+    int rc = reqsig_sign(k, canon, sig);
+    if (rc == 0)
+        printf("x-source-node-id: %s\nx-target-node-id: %s\nx-timestamp: %s\nx-nonce: %s\n"
+               "x-auth-sign: %s\n", from, to, ts, nonce, sig);
+    else
+        fprintf(stderr, "bfiactl: signing failed\n");
+    free(canon);
+    free(body);
+    jws_key_free(k);
+    return rc == 0 ? EXIT_OK : EXIT_REFUSED;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -1594,6 +1664,12 @@ static void usage(FILE *out)
             "  dataset list [NAMESPACE]\n"
             "  peer check NODE_ID   resolve, TCP connect, HTTP, BFIA protocol ping\n"
             "  token verify FILE|-  verify a task launch token against the node's JWKS\n"
+            "  key rotate [--now]   new node key: published now, signing after\n"
+            "                       attest.key_publish_s (--now: at once, for a compromise)\n"
+            "  key jwk PEM          the public JWK of a key file (for a route's key pin)\n"
+            "  request sign --key PEM --from NODE --to NODE [--timestamp MS] [--nonce N]\n"
+            "               METHOD TARGET [BODYFILE|-]\n"
+            "                       x-* headers of a signed node-to-node request\n"
             "URL defaults to $BFIA_URL or http://127.0.0.1:8080.  --timeout S before the\n"
             "command is the HTTP timeout of each call (default 30).\n"
             "Exit codes: 0 ok, 1 refused by the gateway (or failed), 2 usage, 3 unreachable,\n"
@@ -1672,6 +1748,28 @@ int main(int argc, char **argv)
         rc = cmd_dataset_list(&c, nargs - 1, args + 1);
     } else if (strcmp(cmd, "peer") == 0 && strcmp(sub, "check") == 0) {
         rc = cmd_peer_check(&c, nargs - 1, args + 1);
+    } else if (strcmp(cmd, "request") == 0 && strcmp(sub, "sign") == 0) {
+        rc = cmd_request_sign(nargs - 1, args + 1);
+    } else if (strcmp(cmd, "key") == 0 && strcmp(sub, "jwk") == 0 && nargs == 2) {
+        struct gw_errbuf eb;
+        gw_errbuf_clear(&eb);
+        struct jws_key *k = NULL;
+        if (jws_key_load_pem(args[1], &k, &eb) != 0) {
+            fprintf(stderr, "bfiactl: %s: %s\n", args[1], eb.msg);
+            rc = EXIT_USAGE;
+        } else {
+            cJSON *j = jws_key_to_jwk(k);
+            char *s = cJSON_PrintUnformatted(j);
+            puts(s);
+            cJSON_free(s);
+            cJSON_Delete(j);
+            jws_key_free(k);
+            rc = EXIT_OK;
+        }
+    } else if (strcmp(cmd, "key") == 0 && strcmp(sub, "rotate") == 0 &&
+               (nargs == 1 || (nargs == 2 && strcmp(args[1], "--now") == 0))) {
+        rc = call_envelope(&c, "POST", "/v1/platform/attest/key/rotate",
+                           nargs == 2 ? "{\"now\":true}" : "{}");
     } else if (strcmp(cmd, "token") == 0 && strcmp(sub, "verify") == 0) {
         rc = cmd_token_verify(&c, nargs - 1, args + 1);
     } else {

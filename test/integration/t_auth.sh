@@ -1,0 +1,157 @@
+# t_auth.sh - signed node-to-node requests and key rotation, between real
+# gateways on loopback (a real PostgreSQL each, a real Docker engine):
+# a signed job runs; unsigned, unidentified, unknown-node, forged, stale,
+# replayed, mis-targeted and wrong-key requests are refused with a message
+# that names the problem and change nothing; a pinned key works; the node
+# key rotates in the middle of a running job and the job still succeeds.
+. test/integration/lib.sh
+
+if ! docker_up; then
+    fail engine_available "no Docker engine could be started (see $DOCKER_STATE)"
+    exit 0
+fi
+pass engine_available
+
+A=JG0100001100000010 B=JG0100001100000020 C=JG0100001100000030
+PA=$(free_port) PB=$(free_port)
+R="$T_ROOT/auth-routes.yaml"
+# No auth line: the standard profile requires signatures.
+printf '%s:\n  host: 127.0.0.1\n  port: %s\n%s:\n  host: 127.0.0.1\n  port: %s\n' $A "$PA" $B "$PB" >"$R"
+for n in aa ab; do new_db $n; done
+node_start aa $A "$PA" "$R" GW_SCHED_POLL_MS=200 GW_AUTH_JWKS_REFETCH_S=1 GW_AUTH_JWKS_MAX_AGE_S=2 GW_ATTEST_KEY_PUBLISH_S=2
+node_start ab $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_AUTH_JWKS_REFETCH_S=1 GW_AUTH_JWKS_MAX_AGE_S=2 GW_ATTEST_KEY_PUBLISH_S=2
+gw_ready "$PA" 20 && gw_ready "$PB" 20
+expect two_nodes_ready "$?" 0
+for p in $PA $PB; do register_demo "$p" >/dev/null; done
+upload "$PA" demo guest deploy/demo/data/guest.csv >/dev/null
+upload "$PB" demo host deploy/demo/data/host.csv >/dev/null
+
+# --- a real job between two nodes that require signatures --------------------
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json callback)")
+expect signed_job_created "$(code_of "$r")" 0
+J=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
+expect signed_job_succeeds "$(job_wait "$PA" "$J" 60)" success
+expect signed_job_nothing_refused "$(cat "$T_ROOT/aa.log" "$T_ROOT/ab.log" | grep -c '"auth.refused"')" 0
+
+KA="$T_ROOT/aa/data/keys/node-es256.pem"
+POLL=/v1/interconn/schedule/task/poll
+BODY='{"task_id":"no-such-task","role":"host.0"}'
+printf '%s' "$BODY" >"$T_ROOT/body.json"
+jobs_b() { psql_db ab -c "SELECT count(*) FROM t_job"; }
+NJB=$(jobs_b)
+
+# send PORT PATH BODY HEADERS-FILE: POST with the headers in the file.
+send() {
+    _hf=$4
+    set --  -s -H 'Content-Type: application/json' --data-binary "$3" "http://127.0.0.1:$1$2"
+    while IFS= read -r _h; do set -- "$@" -H "$_h"; done <"$_hf"
+    curl "$@"
+}
+msg_of() { printf '%s' "$1" | jq -r '.msg // ""'; }
+refused() { # NAME RESPONSE WORDS
+    if [ "$(code_of "$2")" = 5004 ] && printf '%s' "$(msg_of "$2")" | grep -q "$3"; then
+        pass "$1"
+    else
+        fail "$1" "got $2, want code 5004 naming '$3'"
+    fi
+}
+
+# The real peer's key, properly signed: passes the check, reaches the handler.
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h1"
+# (the handler answers: no such task)
+expect signed_request_passes "$(code_of "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h1")")" 5002
+refused replayed_nonce_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h1")" "replayed nonce"
+
+printf 'x-source-node-id: %s\n' $A >"$T_ROOT/h2"
+refused unsigned_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h2")" "unsigned request"
+: >"$T_ROOT/h3"
+refused unidentified_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h3")" "names no caller"
+"$CTL_BIN" request sign --key "$KA" --from $C --to $B POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h4"
+refused unknown_node_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h4")" "unknown node $C"
+
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h5"
+refused forged_body_refused "$(send "$PB" "$POLL" '{"task_id":"other-task","role":"host.0"}' "$T_ROOT/h5")" "bad signature"
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST "/v1/interconn/schedule/job/stop" "$T_ROOT/body.json" >"$T_ROOT/h6"
+refused forged_path_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h6")" "bad signature"
+old=$(( $(date +%s) * 1000 - 400000 ))
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B --timestamp $old POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h7"
+refused stale_timestamp_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h7")" "stale timestamp"
+"$CTL_BIN" request sign --key "$KA" --from $A --to $C POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h8"
+refused other_target_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h8")" "signed for node $C"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T_ROOT/rogue.pem" 2>/dev/null
+"$CTL_BIN" request sign --key "$T_ROOT/rogue.pem" --from $A --to $B POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h9"
+refused rogue_key_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h9")" "unknown key"
+sed 's/^x-nonce: .*/x-nonce: bad nonce!/' "$T_ROOT/h1" >"$T_ROOT/h10"
+refused bad_nonce_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h10")" "x-nonce"
+sed 's/^x-auth-sign: .*/x-auth-sign: HS256;kid=x;sig=abc/' "$T_ROOT/h1" >"$T_ROOT/h11"
+refused malformed_sign_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h11")" "x-auth-sign"
+grep -v '^x-timestamp' "$T_ROOT/h5" >"$T_ROOT/h12"
+refused missing_timestamp_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h12")" "x-timestamp"
+
+# A forged job/create changes nothing on the partner.
+jc='{"job_id":"forged-job","dag":{},"config":{}}'
+printf '%s' "$jc" >"$T_ROOT/jc.json"
+"$CTL_BIN" request sign --key "$T_ROOT/rogue.pem" --from $A --to $B POST /v1/interconn/schedule/job/create "$T_ROOT/jc.json" >"$T_ROOT/h13"
+refused forged_create_refused "$(send "$PB" /v1/interconn/schedule/job/create "$jc" "$T_ROOT/h13")" "unknown key"
+expect forged_create_changes_nothing "$(jobs_b)" "$NJB"
+check refusals_logged grep -q '"auth.refused"' "$T_ROOT/ab.log"
+
+# --- a pinned key in the route table -------------------------------------------
+JWK_A=$(curl -s "http://127.0.0.1:$PA/.well-known/jwks.json" | jq -c '.keys[0]')
+r=$(api POST "$PB" /v1/platform/route/set "$(jq -nc --arg n $A --arg p "$PA" --arg k "$JWK_A" '{node_id:$n,host:"127.0.0.1",port:($p|tonumber),key:$k}')")
+expect pin_set "$(code_of "$r")" 0
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h14"
+expect pinned_key_passes "$(code_of "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h14")")" 5002
+ROGUE_JWK=$("$CTL_BIN" key jwk "$T_ROOT/rogue.pem" 2>/dev/null)
+r=$(api POST "$PB" /v1/platform/route/set "$(jq -nc --arg n $A --arg p "$PA" --arg k "$ROGUE_JWK" '{node_id:$n,host:"127.0.0.1",port:($p|tonumber),key:$k}')")
+expect pin_other_set "$(code_of "$r")" 0
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h15"
+refused pinned_other_key_refuses_real_key "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h15")" "pins"
+r=$(api POST "$PB" /v1/platform/route/set '{"node_id":"JG0100001100000077","host":"127.0.0.1","port":9,"key":"{not a jwk"}')
+expect pin_malformed_refused "$(code_of "$r")" 5001
+r=$(api POST "$PB" /v1/platform/route/set "$(jq -nc --arg n $A --arg p "$PA" '{node_id:$n,host:"127.0.0.1",port:($p|tonumber)}')")
+expect pin_removed "$(code_of "$r")" 0
+
+# --- key rotation in the middle of a running job -------------------------------
+KID0=$(curl -s "http://127.0.0.1:$PB/.well-known/jwks.json" | jq -r '.keys[0].kid')
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json callback '.config.task_params.common.hash_ids_0.sleep_ms = 4000')")
+J2=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
+i=0
+while [ "$(psql_db ab -c "SELECT count(*) FROM t_task WHERE job_id='$J2' AND status='RUNNING'")" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+r=$("$CTL_BIN" --url "http://127.0.0.1:$PB" --json key rotate)
+expect rotate_code "$(code_of "$r")" 0
+NEXT=$(printf '%s' "$r" | jq -r '.data.next_kid')
+expect rotate_next_published "$(curl -s "http://127.0.0.1:$PB/.well-known/jwks.json" | jq -r --arg k "$NEXT" '[.keys[].kid] | index($k) != null')" true
+expect rotate_still_signs_with_old "$(printf '%s' "$r" | jq -r .data.kid)" "$KID0"
+expect rotate_bad_input "$(api POST "$PB" /v1/platform/attest/key/rotate '{"now":"yes"}' | jq -r .code)" 5001
+expect rotate_bad_input_changes_nothing "$(curl -s "http://127.0.0.1:$PB/.well-known/jwks.json" | jq '.keys | length')" 2
+sleep 3
+expect rotate_activated "$(psql_db ab -c "SELECT kid FROM t_attest_key WHERE retired_at IS NULL")" "$NEXT"
+expect rotated_job_succeeds "$(job_wait "$PA" "$J2" 60)" success
+jw=$(curl -s "http://127.0.0.1:$PB/.well-known/jwks.json")
+expect rotated_old_key_still_published "$(printf '%s' "$jw" | jq -r --arg k "$KID0" '[.keys[].kid] | index($k) != null')" true
+expect rotated_key_file_is_new "$("$CTL_BIN" key jwk "$T_ROOT/ab/data/keys/node-es256.pem" | jq -r .kid)" "$NEXT"
+expect rotated_old_private_key_gone "$(ls "$T_ROOT/ab/data/keys/" | tr '\n' ' ')" "node-es256.pem "
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll)")
+J3=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
+expect job_after_rotation_succeeds "$(job_wait "$PA" "$J3" 60)" success
+
+# An emergency rotation withdraws the old key at once.
+cp "$KA" "$T_ROOT/ka-old.pem"
+r=$("$CTL_BIN" --url "http://127.0.0.1:$PA" --json key rotate --now)
+expect rotate_now_code "$(code_of "$r")" 0
+jw=$(curl -s "http://127.0.0.1:$PA/.well-known/jwks.json")
+KA0=$(psql_db aa -c "SELECT kid FROM t_attest_key WHERE not_after IS NOT NULL")
+expect rotate_now_old_withdrawn "$(printf '%s' "$jw" | jq -r --arg k "$KA0" '[.keys[].kid] | index($k) == null')" true
+sleep 2.5 # B's copy of A's JWKS goes stale (auth.jwks_max_age_s=2 here)
+"$CTL_BIN" request sign --key "$T_ROOT/ka-old.pem" --from $A --to $B POST "$POLL" "$T_ROOT/body.json" >"$T_ROOT/h16"
+refused withdrawn_key_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h16")" "unknown key"
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll)")
+J4=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
+expect job_after_emergency_rotation_succeeds "$(job_wait "$PA" "$J4" 60)" success
+
+for n in aa ab; do
+    gw_stop $n
+    expect "${n}_exit_clean" "$GW_RC" 0
+    check "${n}_sanitizer_clean" sanitizer_clean $n
+done

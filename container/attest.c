@@ -266,13 +266,24 @@ static char *rand_b64(size_t n)
     return jws_b64url_encode_alloc(r, n);
 }
 
-/* sha256: over the sorted runtime.component.* entries, one per line. */
-static int cmp_str(const void *x, const void *y)
+/* Sort "K=V" entries by key bytes (a key never holds '='). */
+static int cmp_key(const void *x, const void *y)
 {
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
+    const char *p = *(const char *const *)x, *q = *(const char *const *)y;
+    size_t lp = strcspn(p, "="), lq = strcspn(q, "=");
+    int c = memcmp(p, q, lp < lq ? lp : lq);
+    return c ? c : (lp > lq) - (lp < lq);
 }
 
-static void runtime_digest(const cJSON *env, char out[72])
+static void put_u32be_len(EVP_MD_CTX *md, const char *s, size_t n)
+{
+    unsigned char b[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                          (unsigned char)(n >> 8), (unsigned char)n};
+    EVP_DigestUpdate(md, b, 4);
+    EVP_DigestUpdate(md, s, n);
+}
+
+void attest_runtime_digest(const cJSON *env, char out[72])
 {
     int n = cJSON_GetArraySize(env), k = 0;
     const char **v = gw_xcalloc((size_t)(n + 1), sizeof(char *));
@@ -280,12 +291,16 @@ static void runtime_digest(const cJSON *env, char out[72])
     cJSON_ArrayForEach(e, env)
         if (cJSON_IsString(e) && strncmp(e->valuestring, "runtime.component.", 18) == 0)
             v[k++] = e->valuestring;
-    qsort(v, (size_t)k, sizeof(char *), cmp_str);
+    qsort(v, (size_t)k, sizeof(char *), cmp_key);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    static const char dom[] = "bfia-runtime-digest-v1";
+    EVP_DigestUpdate(md, dom, sizeof(dom)); /* the domain and its 0x00 */
     for (int i = 0; i < k; i++) {
-        EVP_DigestUpdate(md, v[i], strlen(v[i]));
-        EVP_DigestUpdate(md, "\n", 1);
+        size_t kl = strcspn(v[i], "=");
+        const char *val = v[i][kl] ? v[i] + kl + 1 : v[i] + kl;
+        put_u32be_len(md, v[i], kl);
+        put_u32be_len(md, val, strlen(val));
     }
     unsigned char dg[32];
     unsigned int dl = 0;
@@ -310,7 +325,7 @@ int attest_mint_launch(const struct attest *a, const struct attest_launch *in, c
     snprintf(self_role, sizeof(self_role), "%s.%d", in->role, in->role_index);
     snprintf(sub, sizeof(sub), "%s/%s/%s", in->job_id, in->task_id, self_role);
     snprintf(session, sizeof(session), "session_%s", in->job_id);
-    runtime_digest(in->env, rd);
+    attest_runtime_digest(in->env, rd);
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "iss", a->node_id);
     cJSON_AddStringToObject(c, "sub", sub);

@@ -80,6 +80,13 @@ struct attest_launch {
     int ttl_s;
 };
 
+/**
+ * bfia.runtime_digest of spec 2.4: SHA-256 over "bfia-runtime-digest-v1" 0x00
+ * and, for each runtime.component.* entry of env (an array of "K=V") sorted
+ * by key bytes, u32be(len K) K u32be(len V) V; "sha256:" + hex into out.
+ */
+void attest_runtime_digest(const struct cJSON *env, char out[72]);
+
 /** Mint a launch token; *jti receives its id.  Both freed by the caller. */
 int attest_mint_launch(const struct attest *a, const struct attest_launch *in, char **token,
                        char **jti) GW_MUSTCHECK;

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "container/attest.h"
 #include "gateway/jws.h"
 
 /* ------------------------------------------------------------------------ */
@@ -917,6 +918,45 @@ static void test_profile_constants(void **state)
     }
 }
 
+/* bfia.runtime_digest (spec 2.4) of the vector's environment, given as the
+ * engine records it ("K=V" strings, in an order that is not sorted), plus
+ * entries that must not count. */
+static void test_runtime_digest(void **state)
+{
+    struct fx *fx = *state;
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(fx->root, "runtime_digest_example");
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(ex, "env");
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(ex, "digest");
+    assert_non_null(env);
+    assert_true(cJSON_IsString(want));
+    cJSON *arr = cJSON_CreateArray();
+    cJSON_AddItemToArray(arr, cJSON_CreateString("system.storage=file:///secret"));
+    const cJSON *e;
+    cJSON *rev = cJSON_CreateArray();
+    cJSON_ArrayForEach(e, env)
+    {
+        char *kv = NULL;
+        size_t n = strlen(e->string) + strlen(e->valuestring) + 2;
+        kv = malloc(n);
+        snprintf(kv, n, "%s=%s", e->string, e->valuestring);
+        cJSON_InsertItemInArray(rev, 0, cJSON_CreateString(kv)); /* reversed order */
+        free(kv);
+    }
+    cJSON_ArrayForEach(e, rev)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(e->valuestring));
+    cJSON_AddItemToArray(arr, cJSON_CreateString("config.self_role=guest.0"));
+    char got[72];
+    attest_runtime_digest(arr, got);
+    assert_string_equal(got, want->valuestring);
+    /* A value changed, or an entry moved from key to value, changes it. */
+    cJSON_ReplaceItemInArray(arr, 1, cJSON_CreateString("runtime.component.name=Intersection2"));
+    char other[72];
+    attest_runtime_digest(arr, other);
+    assert_string_not_equal(other, want->valuestring);
+    cJSON_Delete(arr);
+    cJSON_Delete(rev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -932,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_jwks_validation),
         cmocka_unit_test(test_pem),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_runtime_digest),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,6 +9,7 @@
 #include "runner.h"
 
 #include <cjson/cJSON.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -51,6 +52,10 @@ struct run {
     char *logs;
     char *jti;          /* launch token id */
     char *tokdir;       /* <attest_dir>/<container name> */
+    struct event *refresh; /* re-mints the launch token at 80 % of its TTL */
+    char *tok_pending;     /* a re-minted token waiting for its row update */
+    char *jti_pending;
+    struct db_query *refresh_q;
     struct log_ctx log;
 };
 
@@ -75,6 +80,8 @@ struct runner {
 
 static void rearm(struct run *u);
 static void release_slot(struct run *u);
+static void refresh_arm(struct run *u, int secs);
+static int refresh_period(const struct run *u);
 
 static void run_free(struct run *u)
 {
@@ -101,6 +108,11 @@ static void run_free(struct run *u)
         u->next->prev = u->prev;
     r->n--;
     docker_cancel(u->wait);
+    if (u->refresh)
+        event_free(u->refresh);
+    db_query_cancel(u->refresh_q);
+    free(u->tok_pending);
+    free(u->jti_pending);
     free(u->job_id);
     free(u->task_id);
     free(u->role);
@@ -228,6 +240,10 @@ static void token_revoke(struct run *u)
 
 static void finish(struct run *u)
 {
+    if (u->refresh)
+        event_del(u->refresh);
+    db_query_cancel(u->refresh_q);
+    u->refresh_q = NULL;
     token_revoke(u);
     const char *status = (u->exit_code == 0 && !u->oom && !u->error) ? "SUCCESS" : "FAILED";
     char reason[512];
@@ -416,6 +432,7 @@ static void on_running_written(void *arg, int err, const struct db_res *res, con
         remove_and_free(u);
         return;
     }
+    refresh_arm(u, refresh_period(u));
     rearm(u);
 }
 
@@ -423,7 +440,7 @@ static void mark_running(struct run *u)
 {
     static const char sql[] =
         "WITH u AS (UPDATE t_task SET status = 'RUNNING', status_channel = 'api',"
-        " container_id = $5, token_id = $7, start_time = coalesce(start_time, now()),"
+        " container_id = $5, token_id = $7, prev_token_id = NULL, start_time = coalesce(start_time, now()),"
         " status_updated_at = now()"
         " WHERE job_id = $1 AND task_id = $2 AND role = $3 AND role_index = $4::int"
         " AND status = 'READY' RETURNING 1)"
@@ -444,9 +461,9 @@ static const char *spec_str(const struct run *u, const char *k)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-/* Mint the launch token now that the container and its image are known,
- * and write it atomically into the directory mounted at /run/bfia/attest. */
-static int mint_token(struct run *u)
+/* Mint a launch token for this run (claims from its spec, image and
+ * container); *jti receives its id.  NULL when it cannot be minted. */
+static char *mint(struct run *u, char **jti)
 {
     struct attest_launch in = {
         .job_id = u->job_id,
@@ -463,13 +480,20 @@ static int mint_token(struct run *u)
         .container_id = u->cid,
         .env = cJSON_GetObjectItemCaseSensitive(u->spec, "env"),
         .now = (long long)time(NULL),
-        .ttl_s = 3600,
+        .ttl_s = u->r->app->cfg->attest_token_ttl_s,
     };
     char *tok = NULL;
-    free(u->jti);
-    u->jti = NULL;
-    if (attest_mint_launch(u->r->app->attest, &in, &tok, &u->jti) != 0)
-        return -1;
+    *jti = NULL;
+    if (attest_mint_launch(u->r->app->attest, &in, &tok, jti) != 0)
+        return NULL;
+    return tok;
+}
+
+/* Replace token.jwt in the directory mounted at /run/bfia/attest: write a
+ * temporary file and rename it, so the container (which sees the directory,
+ * not the file) reads either the old token or the new one, never half. */
+static int write_token(const struct run *u, const char *tok)
+{
     char *tmp = gw_xasprintf("%s/.token.tmp", u->tokdir), *dst = gw_xasprintf("%s/token.jwt", u->tokdir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
     int rc = -1;
@@ -479,11 +503,110 @@ static int mint_token(struct run *u)
         close(fd);
         if (rc == 0)
             rc = rename(tmp, dst);
+        else
+            unlink(tmp);
     }
     free(tmp);
     free(dst);
+    return rc;
+}
+
+/* The first launch token, written before the container starts. */
+static int mint_token(struct run *u)
+{
+    free(u->jti);
+    char *tok = mint(u, &u->jti);
+    if (!tok)
+        return -1;
+    int rc = write_token(u, tok);
     free(tok);
     return rc;
+}
+
+/* ---- token refresh (attestation.md 2.5-2.6) ---------------------------------
+ * While the container runs, a new launch token is minted at 80 % of the TTL
+ * (48 min of 60): the row's token_id moves to the new jti first (the old one
+ * stays acceptable as prev_token_id until it expires), then the file is
+ * replaced.  The container sees the new token in the mounted directory. */
+
+#define REFRESH_RETRY_S 30
+
+static void on_refresh_timer(evutil_socket_t fd, short what, void *arg);
+
+static void refresh_arm(struct run *u, int secs)
+{
+    if (!u->refresh)
+        u->refresh = evtimer_new(u->r->app->base, on_refresh_timer, u);
+    struct timeval tv = {secs, 0};
+    if (u->refresh && evtimer_add(u->refresh, &tv) != 0)
+        log_kv(LOG_LEVEL_ERROR, &u->log, "attest.refresh", "cannot arm the token refresh", NULL);
+}
+
+static int refresh_period(const struct run *u)
+{
+    int p = u->r->app->cfg->attest_token_ttl_s * 4 / 5;
+    return p > 0 ? p : 1;
+}
+
+static void on_refresh_written(void *arg, int err, const struct db_res *res, const char *errmsg,
+                               const char *sqlstate)
+{
+    (void)sqlstate;
+    struct run *u = arg;
+    u->refresh_q = NULL;
+    char *tok = u->tok_pending, *jti = u->jti_pending;
+    u->tok_pending = u->jti_pending = NULL;
+    if (err) {
+        log_kv(LOG_LEVEL_WARN, &u->log, "attest.refresh", "cannot record the new token; retrying",
+               "err", errmsg, NULL);
+        refresh_arm(u, REFRESH_RETRY_S);
+    } else if (db_res_rows(res) == 0) {
+        /* the task is no longer running here: nothing to refresh */
+    } else if (write_token(u, tok) != 0) {
+        log_kv(LOG_LEVEL_ERROR, &u->log, "attest.refresh", "cannot write the new token; retrying",
+               "dir", u->tokdir, NULL);
+        refresh_arm(u, REFRESH_RETRY_S);
+    } else {
+        free(u->jti);
+        u->jti = jti;
+        jti = NULL;
+        log_kv(LOG_LEVEL_DEBUG, &u->log, "attest.refresh", "launch token refreshed", "container",
+               u->name, NULL);
+        refresh_arm(u, refresh_period(u));
+    }
+    free(tok);
+    free(jti);
+}
+
+static void refresh_now(struct run *u)
+{
+    if (!u->tokdir || !u->cid || !u->spec || !u->digest || u->refresh_q)
+        return;
+    u->tok_pending = mint(u, &u->jti_pending);
+    if (!u->tok_pending) {
+        log_kv(LOG_LEVEL_ERROR, &u->log, "attest.refresh", "cannot mint a launch token; retrying",
+               NULL);
+        refresh_arm(u, REFRESH_RETRY_S);
+        return;
+    }
+    static const char sql[] =
+        "UPDATE t_task SET prev_token_id = token_id, token_id = $6"
+        " WHERE job_id = $1 AND task_id = $2 AND role = $3 AND role_index = $4::int"
+        " AND status = 'RUNNING' AND container_id = $5 RETURNING 1";
+    const char *p[6] = {u->job_id, u->task_id, u->role, u->idx, u->cid, u->jti_pending};
+    if (db_query(u->r->app->db, sql, 6, p, on_refresh_written, u, &u->refresh_q) != 0) {
+        free(u->tok_pending);
+        free(u->jti_pending);
+        u->tok_pending = u->jti_pending = NULL;
+        refresh_arm(u, REFRESH_RETRY_S);
+    }
+}
+
+static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    refresh_now(arg);
 }
 
 static void on_created_inspect(void *arg, const struct docker_result *res)
@@ -824,7 +947,7 @@ static void on_rec_rows(void *arg, int err, const struct db_res *res, const char
         r->rec_done = NULL;
         return;
     }
-    /* rows: job_id, task_id, role, role_index, status, container_name */
+    /* rows: job_id, task_id, role, role_index, status, container_name, spec */
     int n = db_res_rows(res);
     cJSON *lost = cJSON_CreateArray();
     r->rec_pending = 1;
@@ -881,6 +1004,15 @@ static void on_rec_rows(void *arg, int err, const struct db_res *res, const char
             u->adopt_only = !(cJSON_IsString(state) && strcmp(state->valuestring, "created") == 0);
             log_kv(LOG_LEVEL_INFO, &u->log, "reconcile", "task container adopted", "container",
                    name, "state", cJSON_IsString(state) ? state->valuestring : "", NULL);
+            /* Its token may be near expiry (minted before the restart): a
+             * running container gets a fresh one now, then every period. */
+            const char *spec = db_res_get(res, i, 6);
+            u->spec = spec ? cJSON_Parse(spec) : NULL;
+            const cJSON *dg = cJSON_GetObjectItemCaseSensitive(u->spec, "image_digest");
+            if (cJSON_IsString(dg))
+                u->digest = gw_xstrdup(dg->valuestring);
+            if (cJSON_IsString(state) && strcmp(state->valuestring, "running") == 0)
+                refresh_now(u);
             rearm(u); /* an exited container's wait returns at once */
         } else if (strcmp(status, "READY") == 0) {
             runner_launch(r, &k);
@@ -969,7 +1101,7 @@ static void on_rec_list(void *arg, const struct docker_result *res)
     }
     r->rec_containers = cJSON_Duplicate(res->json, true);
     static const char sql[] =
-        "SELECT job_id, task_id, role, role_index, status, container_name FROM t_task"
+        "SELECT job_id, task_id, role, role_index, status, container_name, spec::text FROM t_task"
         " WHERE status IN ('READY','RUNNING') OR container_name IS NOT NULL AND"
         " end_time > now() - interval '7 days'";
     if (db_query(r->app->db, sql, 0, NULL, on_rec_rows, r, NULL) != 0) {

@@ -374,6 +374,52 @@ int attest_mint_launch(const struct attest *a, const struct attest_launch *in, c
     return 0;
 }
 
+int attest_check_launch(const struct attest *a, const char *token, long long now, cJSON **claims,
+                        struct gw_errbuf *eb)
+{
+    struct jws_verify_ctx ctx;
+    jws_verify_ctx_init(&ctx, JWS_TYP_LAUNCH, now);
+    ctx.keys = a->verify;
+    ctx.expected_iss = a->node_id;
+    ctx.expected_aud = a->node_id;
+    *claims = NULL;
+    enum jws_error e = jws_verify(token, strlen(token), &ctx, claims);
+    if (e != JWS_OK) {
+        cJSON_Delete(*claims);
+        *claims = NULL;
+        return gw_errf(eb, GW_EAUTH, "launch token refused: %s", jws_error_name(e));
+    }
+    return 0;
+}
+
+int attest_mint_present(const struct attest *a, const cJSON *launch, const char *aud,
+                        const char *nonce, int ttl_s, long long now, char **token)
+{
+    const cJSON *ljti = cJSON_GetObjectItemCaseSensitive(launch, "jti");
+    if (!cJSON_IsString(ljti) || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(launch, "bfia")))
+        return GW_EINVAL;
+    char *jti = rand_b64(16);
+    if (!jti)
+        return GW_EINTERNAL;
+    /* Every claim from the launch record; only aud, the nonce, the times
+     * and the ids are new.  The container's identity stays on this node. */
+    cJSON *c = cJSON_Duplicate(launch, true);
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "aud", cJSON_CreateString(aud));
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "iat", cJSON_CreateNumber((double)now));
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "nbf", cJSON_CreateNumber((double)now));
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "exp", cJSON_CreateNumber((double)(now + ttl_s)));
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "jti", cJSON_CreateString(jti));
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "eat_nonce", cJSON_CreateString(nonce));
+    cJSON *b = cJSON_GetObjectItemCaseSensitive(c, "bfia");
+    cJSON_DeleteItemFromObjectCaseSensitive(b, "container");
+    cJSON_DeleteItemFromObjectCaseSensitive(b, "launch_jti");
+    cJSON_AddStringToObject(b, "launch_jti", ljti->valuestring);
+    int rc = jws_sign(a->key, JWS_TYP_PRESENT_STR, c, token);
+    cJSON_Delete(c);
+    free(jti);
+    return rc != 0 ? GW_EINTERNAL : 0;
+}
+
 int attest_verify_launch(const struct attest *a, const char *token, const char *job_id,
                          const char *task_id, const char *self_role, long long now, char **jti,
                          struct gw_errbuf *eb)

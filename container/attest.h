@@ -100,4 +100,20 @@ int attest_verify_launch(const struct attest *a, const char *token, const char *
                          const char *task_id, const char *self_role, long long now, char **jti,
                          struct gw_errbuf *eb) GW_MUSTCHECK;
 
+/**
+ * Verify a launch token of this node without a binding (the exchange and
+ * verify endpoints learn the task from it).  0 and the verified claims
+ * (caller frees), or GW_EAUTH with eb naming the verdict.
+ */
+int attest_check_launch(const struct attest *a, const char *token, long long now,
+                        struct cJSON **claims, struct gw_errbuf *eb) GW_MUSTCHECK;
+
+/**
+ * Mint a presentation token (bfia-present+jwt, spec 2.5) from verified
+ * launch claims: aud one partner node, eat_nonce the partner's challenge,
+ * ttl_s (<= 300), a new jti, bfia.launch_jti the launch token's jti.
+ */
+int attest_mint_present(const struct attest *a, const struct cJSON *launch, const char *aud,
+                        const char *nonce, int ttl_s, long long now, char **token) GW_MUSTCHECK;
+
 #endif

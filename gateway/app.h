@@ -17,6 +17,7 @@ struct docker;
 struct runner;
 struct peers;
 struct sched;
+struct jws_replay;
 struct attest;
 struct reqsig;
 struct keys;
@@ -36,6 +37,7 @@ struct gw_app {
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
     struct keys *keys;        /* node key rotation (gateway/keys.h) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */
+    struct jws_replay *present_replay; /* (iss, jti) of presentation tokens verified here */
     char *attest_dir;         /* <data_dir>/attest: per-container token directories */
     char *storage_dir;        /* absolute <data_dir>/storage: file:// datasets and outputs */
     bool starting;            /* reconcile not finished: only ops endpoints answer */

@@ -29,6 +29,7 @@
 #include "gateway/server.h"
 #include "container/attest.h"
 #include "gateway/keys.h"
+#include "gateway/jws.h"
 #include "gateway/reqsig.h"
 #include "container/docker.h"
 #include "container/runner.h"
@@ -438,6 +439,7 @@ int main(int argc, char **argv)
             goto out;
         }
         app->reqsig = reqsig_new(app);
+        app->present_replay = jws_replay_new(1u << 18);
         app->keys = keys_new(app);
         app->peers = peers_new(app);
         app->runner = runner_new(app, partner_task_changed);
@@ -477,6 +479,7 @@ out:
     free(app->storage_dir);
     free(app->attest_dir);
     reqsig_free(app->reqsig);
+    jws_replay_free(app->present_replay);
     keys_free(app->keys);
     attest_free(app->attest);
     if (ms.startup_timer)

@@ -176,9 +176,18 @@ void reqsig_outgoing(struct gw_app *app, const char *method, const char *target,
 
 struct waiter {
     struct gw_req *req;
-    reqsig_done done;
+    reqsig_done done;      /* a request check, or */
+    reqsig_keys_cb kcb;    /* a key lookup for node/kid */
+    char *node, *kid;
     struct waiter *next;
 };
+
+static void waiter_free(struct waiter *w)
+{
+    free(w->node);
+    free(w->kid);
+    free(w);
+}
 
 /* What this node knows of one peer's keys. */
 struct peer_keys {
@@ -213,8 +222,11 @@ static void peer_keys_free(struct peer_keys *pk)
     /* Parked requests are answered before a cache entry may go. */
     for (struct waiter *w = pk->waiters, *n; w; w = n) {
         n = w->next;
-        w->done(w->req, GW_EAUTH, "node keys were reloaded; retry");
-        free(w);
+        if (w->kcb)
+            w->kcb(w->req, NULL, "node keys were reloaded; retry");
+        else
+            w->done(w->req, GW_EAUTH, "node keys were reloaded; retry");
+        waiter_free(w);
     }
     jws_keyset_free(pk->jwks);
     jws_key_free(pk->pin);
@@ -247,7 +259,7 @@ void reqsig_free(struct reqsig *rs)
         n = pk->next;
         for (struct waiter *w = pk->waiters, *wn; w; w = wn) {
             wn = w->next;
-            free(w);
+            waiter_free(w);
         }
         pk->waiters = NULL;
         peer_keys_free(pk);
@@ -285,6 +297,8 @@ static bool nonce_ok(const char *s)
 }
 
 static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool may_fetch);
+static void node_keys(struct reqsig *rs, struct gw_req *req, const char *node, const char *kid,
+                      reqsig_keys_cb cb, bool may_fetch);
 
 static void on_jwks(void *arg, const struct httpc_resp *hr)
 {
@@ -316,19 +330,18 @@ static void on_jwks(void *arg, const struct httpc_resp *hr)
     pk->waiters = NULL;
     while (w) {
         struct waiter *n = w->next;
-        check(w->req->app->reqsig, w->req, w->done, false);
-        free(w);
+        if (w->kcb)
+            node_keys(w->req->app->reqsig, w->req, w->node, w->kid, w->kcb, false);
+        else
+            check(w->req->app->reqsig, w->req, w->done, false);
+        waiter_free(w);
         w = n;
     }
 }
 
 /* Park req until node's JWKS arrives. */
-static void fetch_and_wait(struct reqsig *rs, struct peer_keys *pk, struct gw_req *req,
-                           reqsig_done done)
+static void fetch_and_wait(struct reqsig *rs, struct peer_keys *pk, struct waiter *w)
 {
-    struct waiter *w = gw_xcalloc(1, sizeof(*w));
-    w->req = req;
-    w->done = done;
     w->next = pk->waiters;
     pk->waiters = w;
     if (pk->fetching)
@@ -458,7 +471,10 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
         bool may_refetch = mono - pk->attempt_ms >= app->cfg->auth_jwks_refetch_s * 1000LL ||
                            pk->attempt_ms == 0;
         if (may_fetch && (stale || (!key && may_refetch))) {
-            fetch_and_wait(rs, pk, req, done);
+            struct waiter *w = gw_xcalloc(1, sizeof(*w));
+            w->req = req;
+            w->done = done;
+            fetch_and_wait(rs, pk, w);
             return;
         }
         if (!key) {
@@ -499,4 +515,68 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
 void reqsig_check(struct reqsig *rs, struct gw_req *req, reqsig_done done)
 {
     check(rs, req, done, true);
+}
+
+/* ---- keys of a node, for token verification ------------------------------------ */
+
+static void node_keys(struct reqsig *rs, struct gw_req *req, const char *node, const char *kid,
+                      reqsig_keys_cb cb, bool may_fetch)
+{
+    struct gw_app *app = rs->app;
+    if (strcmp(node, app->cfg->node_id) == 0) {
+        cb(req, attest_keyset(app->attest), NULL);
+        return;
+    }
+    const struct peer_route *rt = peers_find(app->peers, node);
+    if (!rt) {
+        char m[200];
+        snprintf(m, sizeof(m), "unknown node %.128s: not in this node's route table", node);
+        cb(req, NULL, m);
+        return;
+    }
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    if (rt->key_pin && *rt->key_pin) {
+        /* The pinned key alone is the node's key set. */
+        struct jws_keyset *ks = jws_keyset_new();
+        struct jws_key *k = NULL;
+        cJSON *j = json_parse(rt->key_pin, strlen(rt->key_pin), &eb);
+        int rc = j ? jws_key_from_jwk(j, &k, &eb) : GW_EINVAL;
+        cJSON_Delete(j);
+        if (rc == 0 && jws_keyset_add_take(ks, k) == 0)
+            cb(req, ks, NULL);
+        else
+            cb(req, NULL, "the key pinned for that node in the route table is not a usable JWK");
+        jws_keyset_free(ks);
+        return;
+    }
+    struct peer_keys *pk = keys_of(rs, node);
+    long long mono = gw_now_mono_ms();
+    bool stale = !pk->jwks || mono - pk->fetched_ms >= app->cfg->auth_jwks_max_age_s * 1000LL;
+    bool known = pk->jwks && (!kid || jws_keyset_find(pk->jwks, kid));
+    bool may_refetch = pk->attempt_ms == 0 ||
+                       mono - pk->attempt_ms >= app->cfg->auth_jwks_refetch_s * 1000LL;
+    if (may_fetch && (stale || (!known && may_refetch))) {
+        struct waiter *w = gw_xcalloc(1, sizeof(*w));
+        w->req = req;
+        w->kcb = cb;
+        w->node = gw_xstrdup(node);
+        w->kid = kid ? gw_xstrdup(kid) : NULL;
+        fetch_and_wait(rs, pk, w);
+        return;
+    }
+    if (!pk->jwks) {
+        char m[400];
+        snprintf(m, sizeof(m), "node %.128s's JWKS could not be fetched (%.200s)", node,
+                 pk->fetch_err ? pk->fetch_err : "no answer");
+        cb(req, NULL, m);
+        return;
+    }
+    cb(req, pk->jwks, NULL);
+}
+
+void reqsig_node_keys(struct reqsig *rs, struct gw_req *req, const char *node, const char *kid,
+                      reqsig_keys_cb cb)
+{
+    node_keys(rs, req, node, kid, cb, true);
 }

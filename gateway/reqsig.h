@@ -45,6 +45,7 @@
 struct gw_app;
 struct gw_req;
 struct jws_key;
+struct jws_keyset;
 
 #define REQSIG_HDR_MAX 192 /* x-auth-sign value: "ES256;kid=" 43 ";sig=" 86 */
 #define REQSIG_NONCE_MIN 8
@@ -105,6 +106,17 @@ void reqsig_outgoing(struct gw_app *app, const char *method, const char *target,
  */
 typedef void (*reqsig_done)(struct gw_req *req, int err, const char *msg);
 void reqsig_check(struct reqsig *rs, struct gw_req *req, reqsig_done done);
+
+/**
+ * The key set node's tokens verify with: this node's own keys, the route's
+ * pinned key, or node's JWKS (cached; fetched over the node-to-node channel
+ * when stale or when kid is not in it, at most once per auth.jwks_refetch_s).
+ * cb runs exactly once, now or later, with the set (borrowed for the call)
+ * or NULL and a message saying why there is none.
+ */
+typedef void (*reqsig_keys_cb)(struct gw_req *req, const struct jws_keyset *ks, const char *err);
+void reqsig_node_keys(struct reqsig *rs, struct gw_req *req, const char *node, const char *kid,
+                      reqsig_keys_cb cb);
 
 /** Forget cached JWKS documents (after a route edit). */
 void reqsig_forget(struct reqsig *rs);

@@ -3,7 +3,10 @@
 # a signed job runs; unsigned, unidentified, unknown-node, forged, stale,
 # replayed, mis-targeted and wrong-key requests are refused with a message
 # that names the problem and change nothing; a pinned key works; the node
-# key rotates in the middle of a running job and the job still succeeds.
+# key rotates in the middle of a running job and the job still succeeds;
+# launch tokens are refreshed while a container runs; a task exchanges its
+# launch token for a presentation token that the partner's component has
+# verified by its own gateway (single use, bound to job, task, role, nonce).
 . test/integration/lib.sh
 
 if ! docker_up; then
@@ -18,7 +21,8 @@ R="$T_ROOT/auth-routes.yaml"
 # No auth line: the standard profile requires signatures.
 printf '%s:\n  host: 127.0.0.1\n  port: %s\n%s:\n  host: 127.0.0.1\n  port: %s\n' $A "$PA" $B "$PB" >"$R"
 for n in aa ab; do new_db $n; done
-node_start aa $A "$PA" "$R" GW_SCHED_POLL_MS=200 GW_AUTH_JWKS_REFETCH_S=1 GW_AUTH_JWKS_MAX_AGE_S=2 GW_ATTEST_KEY_PUBLISH_S=2
+# aa's launch tokens live 10 s, so they are refreshed every 8 s.
+node_start aa $A "$PA" "$R" GW_SCHED_POLL_MS=200 GW_AUTH_JWKS_REFETCH_S=1 GW_AUTH_JWKS_MAX_AGE_S=2 GW_ATTEST_KEY_PUBLISH_S=2 GW_ATTEST_TOKEN_TTL_S=10
 node_start ab $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_AUTH_JWKS_REFETCH_S=1 GW_AUTH_JWKS_MAX_AGE_S=2 GW_ATTEST_KEY_PUBLISH_S=2
 gw_ready "$PA" 20 && gw_ready "$PB" 20
 expect two_nodes_ready "$?" 0
@@ -149,6 +153,96 @@ refused withdrawn_key_refused "$(send "$PB" "$POLL" "$BODY" "$T_ROOT/h16")" "unk
 r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll)")
 J4=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
 expect job_after_emergency_rotation_succeeds "$(job_wait "$PA" "$J4" 60)" success
+
+# --- launch token refresh and presentation tokens --------------------------------
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json callback '.config.task_params.common.hash_ids_0.sleep_ms = 30000')")
+J5=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
+i=0
+while [ "$(psql_db aa -c "SELECT count(*) FROM t_task WHERE job_id='$J5' AND status='RUNNING'") $(psql_db ab -c "SELECT count(*) FROM t_task WHERE job_id='$J5' AND status='RUNNING'")" != "1 1" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+TID5=$(psql_db aa -c "SELECT task_id FROM t_task WHERE job_id='$J5' AND status='RUNNING'")
+CNA=$(psql_db aa -c "SELECT container_name FROM t_task WHERE job_id='$J5' AND status='RUNNING'")
+CNB=$(psql_db ab -c "SELECT container_name FROM t_task WHERE job_id='$J5' AND status='RUNNING'")
+tok_a() { cat "$T_ROOT/aa/data/attest/$CNA/token.jwt" 2>/dev/null; }
+TA0=$(tok_a)
+TB=$(cat "$T_ROOT/ab/data/attest/$CNB/token.jwt" 2>/dev/null)
+jti_of() { printf '%s' "$1" | cut -d. -f2 | tr '_-' '/+' | { s=$(cat); case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac; printf '%s' "$s"; } | base64 -d 2>/dev/null | jq -r .jti; }
+expect token_row_is_file "$(psql_db aa -c "SELECT token_id FROM t_task WHERE job_id='$J5' AND status='RUNNING'")" "$(jti_of "$TA0")"
+# exchange(PORT, TOKEN, BODY)
+xchg() { curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $2" --data-binary "$3" "http://127.0.0.1:$1/v1/platform/attest/token"; }
+verify() { curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $2" --data-binary "$3" "http://127.0.0.1:$1/v1/platform/attest/verify"; }
+N1=challenge-0001-$$
+r=$(xchg "$PA" "$TA0" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")
+expect exchange_code "$(code_of "$r")" 0
+P1=$(printf '%s' "$r" | jq -r '.data.token // ""')
+expect exchange_expires_in_default "$(printf '%s' "$r" | jq -r .data.expires_in)" 120
+# flip the signature's first character (stays canonical base64url)
+tamper() { _h=$(printf '%s' "$1" | cut -d. -f1,2); _s=$(printf '%s' "$1" | cut -d. -f3); case $_s in A*) _c=B ;; *) _c=A ;; esac; printf '%s.%s%s' "$_h" "$_c" "${_s#?}"; }
+vbody() { jq -nc --arg t "$1" --arg i "$2" --arg n "$3" --arg k "$4" --arg r "$5" '{token:$t, expected:{typ:"present", iss:$i, nonce:$n, task_id:$k, self_role:$r}}'; }
+r=$(verify "$PB" "$TB" "$(vbody "$P1" $A "$N1" "$TID5" guest.0)")
+expect present_verifies_at_partner "$(code_of "$r") $(printf '%s' "$r" | jq -r '.data.valid')" "0 true"
+expect present_claims_bound "$(printf '%s' "$r" | jq -r '[.data.claims.aud, .data.claims.bfia.job_id, .data.claims.bfia.self_role, .data.claims.bfia.launch_jti, .data.claims.eat_nonce] | join(",")')" "$B,$J5,guest.0,$(jti_of "$TA0"),$N1"
+r=$(verify "$PB" "$TB" "$(vbody "$P1" $A "$N1" "$TID5" guest.0)")
+expect present_replay_refused "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg)" "5004 E_REPLAY"
+P2=$(xchg "$PA" "$TA0" "{\"audience\":\"$B\",\"nonce\":\"$N1\",\"ttl\":30}" | jq -r '.data.token // ""')
+r=$(verify "$PB" "$TB" "$(vbody "$P2" $A "other-challenge" "$TID5" guest.0)")
+expect present_wrong_nonce_refused "$(printf '%s' "$r" | jq -r .msg)" E_NONCE
+r=$(verify "$PB" "$TB" "$(vbody "$P2" $A "$N1" task_other guest.0)")
+expect present_as_other_task_refused "$(printf '%s' "$r" | jq -r .msg)" E_BINDING
+r=$(verify "$PB" "$TB" "$(vbody "$P2" $A "$N1" "$TID5" host.0)")
+expect present_as_other_role_refused "$(printf '%s' "$r" | jq -r .msg)" E_BINDING
+r=$(verify "$PA" "$TA0" "$(vbody "$P2" $A "$N1" "$TID5" guest.0)")
+expect present_wrong_audience_refused "$(printf '%s' "$r" | jq -r .msg)" E_AUD
+r=$(verify "$PB" "$TB" "$(vbody "$(tamper "$P2")" $A "$N1" "$TID5" guest.0)")
+expect present_tampered_refused "$(printf '%s' "$r" | jq -r .msg)" E_SIG
+r=$(verify "$PB" "$TB" "$(vbody "$TA0" $A "$N1" "$TID5" guest.0)")
+expect launch_token_as_present_refused "$(printf '%s' "$r" | jq -r .msg)" E_TYP
+r=$(verify "$PB" "$TB" "$(vbody "$P2" $C "$N1" "$TID5" guest.0)")
+refused present_unknown_issuer_refused "$r" "unknown node"
+r=$(verify "$PB" "$TB" "$(vbody "$P2" $A "$N1" "$TID5" guest.0)")
+expect present_still_verifies_once "$(printf '%s' "$r" | jq -r .data.valid)" true
+# bad input to both endpoints: a clear code naming the field
+refused exchange_without_launch_token "$(curl -s -H 'Content-Type: application/json' --data-binary "{\"audience\":\"$B\",\"nonce\":\"$N1\"}" "http://127.0.0.1:$PA/v1/platform/attest/token")" "launch token is required"
+refused exchange_forged_launch_token "$(xchg "$PA" "$(tamper "$TA0")" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")" "E_SIG"
+refused exchange_other_nodes_launch_token "$(xchg "$PA" "$TB" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")" "launch token refused"
+r=$(xchg "$PA" "$TA0" "{\"audience\":\"$C\",\"nonce\":\"$N1\"}")
+expect exchange_audience_not_a_party "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg | cut -c1-9)" "5001 audience:"
+for bad in '{"nonce":"abcdefgh"}' "{\"audience\":\"$B\"}" "{\"audience\":\"$B\",\"nonce\":\"short\"}" "{\"audience\":\"$B\",\"nonce\":\"has space in it\"}" "{\"audience\":\"$B\",\"nonce\":\"$N1\",\"ttl\":301}" "{\"audience\":\"$B\",\"nonce\":\"$N1\",\"ttl\":\"x\"}" "{\"audience\":\"../etc\",\"nonce\":\"$N1\"}" "{\"audience\":42,\"nonce\":\"$N1\"}" '{"audience":' '[]'; do
+    r=$(xchg "$PA" "$TA0" "$bad")
+    expect "exchange_bad_input_$(printf '%s' "$bad" | cksum | cut -c1-6)" "$(code_of "$r")" 5001
+done
+for bad in '{}' "{\"token\":\"$P2\"}" "{\"token\":\"$P2\",\"expected\":{\"nonce\":\"$N1\"}}" "{\"token\":\"$P2\",\"expected\":{\"iss\":\"$A\"}}" "{\"token\":\"$P2\",\"expected\":{\"iss\":\"$A\",\"nonce\":\"$N1\",\"typ\":\"launch\"}}" "{\"token\":\"$P2\",\"expected\":{\"iss\":\"$A\",\"nonce\":\"$N1\",\"job_id\":\"job-of-someone-else\"}}" "{\"token\":7,\"expected\":{}}" '{"token":'; do
+    r=$(verify "$PB" "$TB" "$bad")
+    expect "verify_bad_input_$(printf '%s' "$bad" | cksum | cut -c1-6)" "$(code_of "$r")" 5001
+done
+r=$(curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $TB" --data-binary "{\"token\":\"$(head -c 20000 /dev/zero | tr '\0' a)\",\"expected\":{\"iss\":\"$A\",\"nonce\":\"$N1\"}}" "http://127.0.0.1:$PB/v1/platform/attest/verify")
+expect verify_oversized_body "$(code_of "$r")" 5005
+# refresh: the file gets a new token every 8 s; the row follows, and the
+# previous token stays accepted until the next refresh
+i=0
+while [ "$(tok_a)" = "$TA0" ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+TA1=$(tok_a)
+check token_refreshed_while_running test -n "$TA1" -a "$TA1" != "$TA0"
+expect refreshed_token_row "$(psql_db aa -c "SELECT token_id || ' ' || prev_token_id FROM t_task WHERE job_id='$J5' AND task_id='$TID5'")" "$(jti_of "$TA1") $(jti_of "$TA0")"
+printf '%s\n' "$TA1" >"$T_ROOT/ta1.jwt"
+check refreshed_token_verifies "$CTL_BIN" --url "http://127.0.0.1:$PA" token verify "$T_ROOT/ta1.jwt"
+expect previous_token_still_accepted "$(code_of "$(xchg "$PA" "$TA0" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")")" 0
+i=0
+while [ "$(tok_a)" = "$TA1" ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+refused token_two_refreshes_old_refused "$(xchg "$PA" "$TA0" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")" "not the live token"
+# a restarted gateway adopts the running container and refreshes its token at once
+TA2=$(tok_a)
+kill -9 "$(gw_pid aa)"
+sleep 0.3
+node_start aa $A "$PA" "$R" GW_SCHED_POLL_MS=200 GW_AUTH_JWKS_REFETCH_S=1 GW_AUTH_JWKS_MAX_AGE_S=2 GW_ATTEST_KEY_PUBLISH_S=2 GW_ATTEST_TOKEN_TTL_S=10
+gw_ready "$PA" 20
+i=0
+while [ "$(tok_a)" = "$TA2" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+TA3=$(tok_a)
+check token_refreshed_on_adoption test -n "$TA3" -a "$TA3" != "$TA2"
+expect adopted_token_row "$(psql_db aa -c "SELECT token_id FROM t_task WHERE job_id='$J5' AND task_id='$TID5'")" "$(jti_of "$TA3")"
+expect refreshed_job_succeeds "$(job_wait "$PA" "$J5" 60)" success
+expect refreshed_token_callback_accepted "$(psql_db aa -c "SELECT status_channel FROM t_task WHERE job_id='$J5' AND task_id='$TID5'")" callback
+refused exchange_after_exit_refused_live "$(xchg "$PA" "$TA1" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")" "not the live token"
 
 for n in aa ab; do
     gw_stop $n

@@ -59,9 +59,10 @@ sh deploy/providers/build.sh "$DK"
 step "Two gateway nodes on loopback"
 R=$V/routes.yaml
 {
-    printf '# demo route table: FATE-Flow route_table.yaml format plus optional keys\n'
-    printf '%s:\n  host: 127.0.0.1\n  port: %s\n  auth: off\n' $A $PA $B $PB
-    [ -n "${DEMO_THREE:-}" ] && printf '%s:\n  host: 127.0.0.1\n  port: %s\n  auth: off\n' $C $PC
+    printf '# demo route table: FATE-Flow route_table.yaml format; between our\n'
+    printf '# gateways every request is signed (auth: required, the default)\n'
+    printf '%s:\n  host: 127.0.0.1\n  port: %s\n' $A $PA $B $PB
+    [ -n "${DEMO_THREE:-}" ] && printf '%s:\n  host: 127.0.0.1\n  port: %s\n' $C $PC
 } >$R
 start_node() { # letter id port
     if [ -f $V/$1.pid ] && kill -0 "$(cat $V/$1.pid)" 2>/dev/null; then return; fi

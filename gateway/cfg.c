@@ -4,6 +4,8 @@
  */
 #include "cfg.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -39,6 +41,7 @@ static const struct cfg_key keys[] = {
     {"http.header_max", I(http_header_max), "65536", 1024, 1 << 20, false, false},
     {"http.timeout_s", I(http_timeout_s), "30", 1, 3600, true, false},
     {"http.max_conns", I(http_max_conns), "4096", 1, 1000000, true, false},
+    {"http.platform_allow", S(http_platform_allow), "127.0.0.0/8,::1", 0, 0, true, false},
     {"db.dsn", S(db_dsn), "host=/var/run/postgresql dbname=bfia", 0, 0, false, true},
     {"db.pool_size", I(db_pool_size), "4", 1, 64, false, false},
     {"db.queue_max", I(db_queue_max), "1024", 1, 1000000, true, false},
@@ -280,7 +283,111 @@ static int apply_env(struct gw_cfg *c, char *const *envp, struct gw_errbuf *eb)
     return 0;
 }
 
-static int validate(const struct gw_cfg *c, struct gw_errbuf *eb)
+/* "a.b.c.d[/n]" or "v6[/n]" into out. */
+static bool cidr_parse(const char *s, size_t len, struct gw_cidr *out)
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof(buf))
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *slash = strchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        out->bits = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        out->bits = 128;
+    } else {
+        return false;
+    }
+    if (slash) {
+        char *end = NULL;
+        long b = strtol(slash + 1, &end, 10);
+        if (!slash[1] || *end || b < 0 || b > out->bits)
+            return false;
+        out->bits = (int)b;
+    }
+    return true;
+}
+
+/* http.platform_allow: "*" (anyone) or a comma-separated list of networks. */
+static int parse_allow(struct gw_cfg *c, struct gw_errbuf *eb)
+{
+    const char *s = c->http_platform_allow;
+    c->platform_allow_n = 0;
+    while (*s == ' ')
+        s++;
+    if (strcmp(s, "*") == 0) {
+        c->platform_allow_n = -1;
+        return 0;
+    }
+    while (*s) {
+        size_t n = strcspn(s, ", ");
+        if (n > 0) {
+            if (c->platform_allow_n == GW_CIDR_MAX)
+                return gw_errf(eb, GW_EINVAL, "http.platform_allow: more than %d networks",
+                               GW_CIDR_MAX);
+            if (!cidr_parse(s, n, &c->platform_allow[c->platform_allow_n]))
+                return gw_errf(eb, GW_EINVAL,
+                               "http.platform_allow: '%.*s' is not an address or network "
+                               "(a.b.c.d/n or an IPv6 address/n)", (int)(n > 64 ? 64 : n), s);
+            c->platform_allow_n++;
+        }
+        s += n;
+        while (*s == ',' || *s == ' ')
+            s++;
+    }
+    if (c->platform_allow_n == 0)
+        return gw_errf(eb, GW_EINVAL, "http.platform_allow: empty; list networks, or '*' for "
+                                      "anyone");
+    return 0;
+}
+
+static bool cidr_match(const struct gw_cidr *n, int family, const unsigned char *a)
+{
+    if (n->family != family)
+        return false;
+    int full = n->bits / 8, rest = n->bits % 8;
+    if (memcmp(n->addr, a, (size_t)full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (n->addr[full] & mask) == (a[full] & mask);
+}
+
+bool cfg_platform_allowed(const struct gw_cfg *c, const char *addr)
+{
+    if (c->platform_allow_n < 0)
+        return true;
+    unsigned char a[16];
+    int fam;
+    if (!addr)
+        return false;
+    if (inet_pton(AF_INET, addr, a) == 1) {
+        fam = AF_INET;
+    } else if (inet_pton(AF_INET6, addr, a) == 1) {
+        fam = AF_INET6;
+        /* an IPv4 client on a dual-stack socket: ::ffff:a.b.c.d */
+        static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, v4mapped, 12) == 0) {
+            memmove(a, a + 12, 4);
+            fam = AF_INET;
+        }
+    } else {
+        return false;
+    }
+    for (int i = 0; i < c->platform_allow_n; i++)
+        if (cidr_match(&c->platform_allow[i], fam, a))
+            return true;
+    return false;
+}
+
+static int validate(struct gw_cfg *c, struct gw_errbuf *eb)
 {
     if (!c->node_id[0])
         return gw_errf(eb, GW_EINVAL,
@@ -308,7 +415,7 @@ static int validate(const struct gw_cfg *c, struct gw_errbuf *eb)
                        c->docker_host);
     if (!c->http_host[0] || !c->data_dir[0] || !c->migrations_dir[0])
         return gw_errf(eb, GW_EINVAL, "http.host, data_dir and migrations_dir must not be empty");
-    return 0;
+    return parse_allow(c, eb);
 }
 
 struct gw_cfg *cfg_load_string(const char *yaml, size_t len, const char *name, char *const *envp,

@@ -19,6 +19,14 @@
 #include "compat.h"
 #include "err.h"
 
+/* One entry of an address allow-list: a network, IPv4 or IPv6. */
+struct gw_cidr {
+    int family;            /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int bits;
+};
+#define GW_CIDR_MAX 32
+
 struct gw_cfg {
     char *node_id;         /* node_id: this node's BFIA id, e.g. JG0100001100000010 */
     char *http_host;       /* http.host: listen address */
@@ -27,6 +35,9 @@ struct gw_cfg {
     int http_header_max;   /* http.header_max: request header block cap in bytes */
     int http_timeout_s;    /* http.timeout_s: header/body/idle timeout per connection */
     int http_max_conns;    /* http.max_conns: in-flight request cap (503 beyond it) */
+    char *http_platform_allow; /* http.platform_allow: who may call the platform API */
+    struct gw_cidr platform_allow[GW_CIDR_MAX]; /* ...parsed; n < 0 means anyone */
+    int platform_allow_n;
     char *db_dsn;          /* db.dsn: libpq conninfo (secret) */
     int db_pool_size;      /* db.pool_size: connections kept open */
     int db_queue_max;      /* db.queue_max: queries waiting for a connection */
@@ -86,5 +97,11 @@ void cfg_diff(const struct gw_cfg *oldc, const struct gw_cfg *newc,
 
 /** Print the effective config as YAML with secrets as "***". */
 void cfg_print(const struct gw_cfg *cfg, FILE *out);
+
+/**
+ * Whether the numeric address text (as libevent reports the peer) is in the
+ * platform allow-list.  Unparseable addresses are not.
+ */
+bool cfg_platform_allowed(const struct gw_cfg *c, const char *addr);
 
 #endif

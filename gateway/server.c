@@ -332,3 +332,13 @@ int server_req_params(struct gw_req *req, struct gw_errbuf *eb)
     req->params = root;
     return 0;
 }
+
+const char *server_req_peer(const struct gw_req *req)
+{
+    struct evhttp_connection *evcon = req->ev ? evhttp_request_get_connection(req->ev) : NULL;
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &addr, &port);
+    return addr;
+}

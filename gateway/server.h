@@ -96,6 +96,9 @@ void server_free(struct server *srv);
 void server_reply(struct gw_req *req, int http_status, const char *content_type, const char *body,
                   size_t len, const char *const *extra_headers);
 
+/** The caller's numeric address ("127.0.0.1", "::1"), or NULL. Borrowed. */
+const char *server_req_peer(const struct gw_req *req);
+
 /** A request header (case-insensitive), or NULL. Borrowed. */
 const char *server_req_header(const struct gw_req *req, const char *name);
 

@@ -242,6 +242,16 @@ void route_dispatch(struct gw_req *req)
         route_reply_err(req, GW_ETOOBIG, msg);
         return;
     }
+    if (r->auth == ROUTE_AUTH_LOCAL && !cfg_platform_allowed(app->cfg, server_req_peer(req))) {
+        char msg[240];
+        const char *peer = server_req_peer(req);
+        snprintf(msg, sizeof(msg), "platform API: caller address %.64s is not in "
+                 "http.platform_allow (this API is for the node's own UI, CLI and task "
+                 "containers; peers use /v1/interconn)", peer ? peer : "(unknown)");
+        log_kv(LOG_LEVEL_WARN, &req->log, "auth.refused", msg, "path", req->path, NULL);
+        route_reply_err(req, GW_EAUTH, msg);
+        return;
+    }
     if (r->auth == ROUTE_AUTH_PEER && app->reqsig) {
         reqsig_check(app->reqsig, req, after_auth);
         return;

@@ -133,6 +133,26 @@ gw_stop gwq
 expect gwq_sigterm_exit_0 "$GW_RC" 0
 check gwq_sanitizer_clean sanitizer_clean gwq
 
+# --- the platform API answers only the addresses in http.platform_allow -------
+GW_NODE_ID=JG0100001100000010 GW_HTTP_PLATFORM_ALLOW=300.0.0.1/8 "$GW_BIN" -c conf/test.yaml --check-config >/dev/null 2>"$T_ROOT/pa.err"
+expect platform_allow_bad_value_rejected "$?" 2
+check platform_allow_bad_value_named grep -q "http.platform_allow: '300.0.0.1/8'" "$T_ROOT/pa.err"
+P3=$(free_port)
+gw_start gwp "$P3" "$DB" GW_HTTP_PLATFORM_ALLOW=10.0.0.0/8
+gw_ready "$P3" 15 || fail gwp_ready "third gateway not ready"
+nroutes=$(psql_db $DB -c "SELECT count(*) FROM t_route")
+r=$(api POST "$P3" /v1/platform/route/set '{"node_id":"JG0100001100000099","host":"127.0.0.1","port":9}')
+expect platform_from_outside_allow_refused "$(code_of "$r")" 5004
+case "$(printf '%s' "$r" | jq -r .msg)" in *"127.0.0.1 is not in http.platform_allow"*) pass platform_refusal_names_key ;; *) fail platform_refusal_names_key "$r" ;; esac
+expect platform_refusal_changed_nothing "$(psql_db $DB -c "SELECT count(*) FROM t_route")" "$nroutes"
+expect platform_refused_key_rotate "$(api POST "$P3" /v1/platform/attest/key/rotate '{}' | jq -r .code)" 5004
+expect ops_endpoints_still_open "$(http_status "http://127.0.0.1:$P3/healthz")" 200
+expect jwks_still_published "$(curl -s "http://127.0.0.1:$P3/.well-known/jwks.json" | jq '.keys | length > 0')" true
+expect platform_allowed_on_default_node "$(api GET "$P" /v1/platform/route/list | jq -r .code)" 0
+gw_stop gwp
+expect gwp_sigterm_exit_0 "$GW_RC" 0
+check gwp_sanitizer_clean sanitizer_clean gwp
+
 # --- client disconnects while its query waits ------------------------------------
 ( psql_db $DB -c "BEGIN; LOCK TABLE t_route IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;" >/dev/null ) &
 lockpid=$!

@@ -138,6 +138,55 @@ static void test_hostile_values(void **state)
     fails_with("node_id: \"a\\0b\"\n", no_env, "NUL");
 }
 
+/* http.platform_allow: loopback by default, networks of both families,
+ * v4-mapped v6 peers, "*", and broken lists refused naming the key. */
+static void test_platform_allow(void **state)
+{
+    (void)state;
+    struct gw_errbuf eb;
+    struct gw_cfg *c = load("node_id: JG1\n", no_env, &eb);
+    assert_non_null(c);
+    assert_true(cfg_platform_allowed(c, "127.0.0.1"));
+    assert_true(cfg_platform_allowed(c, "127.9.8.7"));
+    assert_true(cfg_platform_allowed(c, "::1"));
+    assert_true(cfg_platform_allowed(c, "::ffff:127.0.0.1"));
+    assert_false(cfg_platform_allowed(c, "10.1.2.3"));
+    assert_false(cfg_platform_allowed(c, "128.0.0.1"));
+    assert_false(cfg_platform_allowed(c, "::2"));
+    assert_false(cfg_platform_allowed(c, "not-an-address"));
+    assert_false(cfg_platform_allowed(c, NULL));
+    cfg_free(c);
+    c = load("node_id: JG1\nhttp:\n  platform_allow: \"172.17.0.0/16, 10.0.0.5,fd00::/8\"\n",
+             no_env, &eb);
+    assert_non_null(c);
+    assert_true(cfg_platform_allowed(c, "172.17.200.1"));
+    assert_false(cfg_platform_allowed(c, "172.18.0.1"));
+    assert_true(cfg_platform_allowed(c, "10.0.0.5"));
+    assert_false(cfg_platform_allowed(c, "10.0.0.6"));
+    assert_true(cfg_platform_allowed(c, "fd12::1"));
+    assert_false(cfg_platform_allowed(c, "127.0.0.1"));
+    cfg_free(c);
+    c = load("node_id: JG1\nhttp:\n  platform_allow: \"10.0.0.0/9\"\n", no_env, &eb);
+    assert_non_null(c);
+    assert_true(cfg_platform_allowed(c, "10.127.255.255"));
+    assert_false(cfg_platform_allowed(c, "10.128.0.0"));
+    cfg_free(c);
+    c = load("node_id: JG1\nhttp:\n  platform_allow: \"*\"\n", no_env, &eb);
+    assert_non_null(c);
+    assert_true(cfg_platform_allowed(c, "203.0.113.9"));
+    cfg_free(c);
+    fails_with("node_id: JG1\nhttp:\n  platform_allow: \"300.1.1.1\"\n", no_env,
+               "http.platform_allow: '300.1.1.1'");
+    fails_with("node_id: JG1\nhttp:\n  platform_allow: \"10.0.0.0/33\"\n", no_env,
+               "http.platform_allow");
+    fails_with("node_id: JG1\nhttp:\n  platform_allow: \"10.0.0.0/\"\n", no_env,
+               "http.platform_allow");
+    fails_with("node_id: JG1\nhttp:\n  platform_allow: \" , \"\n", no_env,
+               "http.platform_allow: empty");
+    fails_with("node_id: JG1\nhttp:\n  platform_allow: \"::1/129\"\n", no_env,
+               "http.platform_allow");
+}
+
 struct diff_seen {
     int n;
     bool port_reloadable, level_reloadable;
@@ -197,7 +246,7 @@ int main(void)
         cmocka_unit_test(test_defaults),        cmocka_unit_test(test_example_file_loads),
         cmocka_unit_test(test_env_overrides),   cmocka_unit_test(test_errors_name_line),
         cmocka_unit_test(test_broken_yaml),     cmocka_unit_test(test_hostile_values),
-        cmocka_unit_test(test_diff_and_print),
+        cmocka_unit_test(test_diff_and_print), cmocka_unit_test(test_platform_allow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

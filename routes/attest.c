@@ -358,3 +358,31 @@ void attest_token_verify(struct gw_req *req)
     }
     caller_live(req, x);
 }
+
+/*
+ * POST /v1/interconn/attest/evidence {nonce, kid?} (spec 2.10): TEE evidence
+ * for a partner.  This node attests in software (mode S): there is no TEE
+ * report to give, and the answer says so rather than inventing one.
+ */
+void attest_evidence(struct gw_req *req)
+{
+    const char *nonce = NULL, *kid = NULL;
+    if (!route_params(req))
+        return;
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    if (json_get_str(req->params, "nonce", true, 64, &nonce, &eb) != 0 ||
+        json_get_str(req->params, "kid", false, 64, &kid, &eb) != 0) {
+        route_reply_err(req, GW_EINVAL, eb.msg);
+        return;
+    }
+    for (const char *p = nonce; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F'))) {
+            route_reply_err(req, GW_EINVAL, "nonce: expected hex, at most 64 characters");
+            return;
+        }
+    cJSON *d = cJSON_CreateObject();
+    json_add_str(d, "attester", "software");
+    json_add_str(d, "kid", attest_kid(req->app->attest));
+    route_reply(req, ROUTE_CODE_FAILED, "software-attester", d);
+}

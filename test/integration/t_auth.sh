@@ -244,6 +244,17 @@ expect refreshed_job_succeeds "$(job_wait "$PA" "$J5" 60)" success
 expect refreshed_token_callback_accepted "$(psql_db aa -c "SELECT status_channel FROM t_task WHERE job_id='$J5' AND task_id='$TID5'")" callback
 refused exchange_after_exit_refused_live "$(xchg "$PA" "$TA1" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")" "not the live token"
 
+# --- TEE evidence: this node attests in software and says so ------------------
+EV=/v1/interconn/attest/evidence
+printf '%s' '{"nonce":"00ff11ee22dd"}' >"$T_ROOT/ev.json"
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST "$EV" "$T_ROOT/ev.json" >"$T_ROOT/h20"
+r=$(send "$PB" "$EV" '{"nonce":"00ff11ee22dd"}' "$T_ROOT/h20")
+expect evidence_software_attester "$(code_of "$r") $(printf '%s' "$r" | jq -r '.msg + " " + .data.attester')" "1 software-attester software"
+refused evidence_unsigned_refused "$(curl -s -H 'Content-Type: application/json' -H "x-source-node-id: $A" --data-binary '{"nonce":"00ff"}' "http://127.0.0.1:$PB$EV")" "x-auth-sign is required"
+printf '%s' '{"nonce":"not hex!"}' >"$T_ROOT/ev2.json"
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST "$EV" "$T_ROOT/ev2.json" >"$T_ROOT/h21"
+expect evidence_bad_nonce "$(code_of "$(send "$PB" "$EV" '{"nonce":"not hex!"}' "$T_ROOT/h21")")" 5001
+
 for n in aa ab; do
     gw_stop $n
     expect "${n}_exit_clean" "$GW_RC" 0

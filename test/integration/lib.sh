@@ -36,11 +36,15 @@ new_db() {
 
 dsn_for() { echo "host=$PGHOST_DIR dbname=$1 user=postgres"; }
 
-# free_port: a TCP port on 127.0.0.1 nobody listens on.
+# free_port: a TCP port on 127.0.0.1 that no socket uses.  Taken below the
+# kernel's ephemeral range (ip_local_port_range), so an outgoing connection
+# made meanwhile cannot be holding it when the gateway binds.
 free_port() {
+    _lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$_lo" -gt 12000 ] 2>/dev/null || _lo=32768
     while :; do
-        _p=$(( ( $(od -An -N2 -tu2 /dev/urandom) % 30000 ) + 20000 ))
-        if [ -z "$(ss -Htln "sport = :$_p" 2>/dev/null)" ]; then
+        _p=$(( ( $(od -An -N2 -tu2 /dev/urandom) % (_lo - 11000) ) + 10000 ))
+        if [ -z "$(ss -Htan "sport = :$_p" 2>/dev/null)" ]; then
             echo "$_p"
             return
         fi

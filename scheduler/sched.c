@@ -54,6 +54,9 @@ struct sched {
     struct gw_app *app;
     struct sjob *jobs;
     unsigned counter;
+    struct event *stop_timer; /* resends job/stop to parties that missed it */
+    bool sweeping;
+    struct stopack *stops;    /* job/stop calls in flight */
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -197,12 +200,41 @@ static void unreach_clear(struct sjob *j, const char *node)
 
 /* ---- finishing ------------------------------------------------------------------ */
 
+struct stopack {
+    struct sched *s;
+    char *job_id;
+    struct stopack *prev, *next;
+};
+
+static void stopack_free(struct stopack *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        a->s->stops = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    free(a->job_id);
+    free(a);
+}
+
+/* A party answered job/stop (or knows no such job: nothing to stop there):
+ * record it, so the retry sweep leaves it alone. */
 static void on_stop_sent(void *arg, const struct peer_resp *r)
 {
-    (void)arg;
-    if (r->err || r->code != 0)
-        log_kv(LOG_LEVEL_WARN, NULL, "job.stop", "job/stop to a party failed", "node", r->node,
-               "err", r->msg, NULL);
+    struct stopack *a = arg;
+    if (r->err || (r->code != 0 && r->code != ROUTE_CODE_NOT_FOUND)) {
+        struct log_ctx lc = {.node_id = a->s->app->cfg->node_id, .job_id = a->job_id};
+        log_kv(LOG_LEVEL_WARN, &lc, "job.stop", "job/stop to a party failed; will be sent again",
+               "node", r->node, "err", r->msg, NULL);
+    } else {
+        static const char sql[] =
+            "UPDATE t_schedule_job SET stop_acked = stop_acked || jsonb_build_array($2::text)"
+            " WHERE job_id = $1 AND NOT stop_acked ? $2";
+        const char *p[2] = {a->job_id, r->node};
+        bg(a->s, "job/stop acknowledged", sql, 2, p);
+    }
+    stopack_free(a);
 }
 
 static void send_stop(struct sched *s, const char *job_id, const char *parties_json)
@@ -213,14 +245,64 @@ static void send_stop(struct sched *s, const char *job_id, const char *parties_j
     const cJSON *n;
     cJSON_ArrayForEach(n, parties)
     {
-        if (cJSON_IsString(n) &&
-            peer_call(s->app, n->valuestring, "POST", "/v1/interconn/schedule/job/stop", b, -1,
-                      on_stop_sent, NULL, NULL) != 0)
+        if (!cJSON_IsString(n))
+            continue;
+        struct stopack *a = gw_xcalloc(1, sizeof(*a));
+        a->s = s;
+        a->job_id = gw_xstrdup(job_id);
+        a->next = s->stops;
+        if (s->stops)
+            s->stops->prev = a;
+        s->stops = a;
+        if (peer_call(s->app, n->valuestring, "POST", "/v1/interconn/schedule/job/stop", b, -1,
+                      on_stop_sent, a, NULL) != 0) {
             log_kv(LOG_LEVEL_WARN, NULL, "job.stop", "no route to a party", "node", n->valuestring,
                    NULL);
+            stopack_free(a);
+        }
     }
     cJSON_Delete(b);
     cJSON_Delete(parties);
+}
+
+/* Every sched.stop_retry_s: job/stop again to the parties of jobs that ended
+ * in the last day and have not answered it (down at the time, or this node
+ * restarted before they answered). */
+static void arm_stop_sweep(struct sched *s)
+{
+    struct timeval tv = {s->app->cfg->sched_stop_retry_s, 0};
+    evtimer_add(s->stop_timer, &tv);
+}
+
+static void on_stop_rows(void *arg, int err, const struct db_res *res, const char *errmsg,
+                         const char *sqlstate)
+{
+    (void)sqlstate;
+    struct sched *s = arg;
+    s->sweeping = false;
+    if (err)
+        log_kv(LOG_LEVEL_WARN, NULL, "job.stop", "cannot read undelivered stops", "err", errmsg,
+               NULL);
+    for (int i = 0; !err && i < db_res_rows(res); i++)
+        send_stop(s, db_res_get(res, i, 0), db_res_get(res, i, 1));
+    arm_stop_sweep(s);
+}
+
+static void on_stop_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sched *s = arg;
+    static const char sql[] =
+        "SELECT job_id, (SELECT coalesce(jsonb_agg(p), '[]') FROM"
+        "  jsonb_array_elements_text(parties) p WHERE NOT stop_acked ? p)::text"
+        " FROM t_schedule_job WHERE NOT stop_done AND status IN ('FINISHED','REJECTED')"
+        " AND updated_at > now() - interval '1 day' ORDER BY updated_at LIMIT 200";
+    if (s->sweeping || db_query(s->app->db, sql, 0, NULL, on_stop_rows, s, NULL) != 0) {
+        arm_stop_sweep(s);
+        return;
+    }
+    s->sweeping = true;
 }
 
 struct fin {
@@ -842,6 +924,10 @@ struct sched *sched_new(struct gw_app *app)
 {
     struct sched *s = gw_xcalloc(1, sizeof(*s));
     s->app = app;
+    s->stop_timer = evtimer_new(app->base, on_stop_sweep, s);
+    if (!s->stop_timer)
+        abort();
+    arm_stop_sweep(s);
     return s;
 }
 
@@ -851,6 +937,9 @@ void sched_free(struct sched *s)
         return;
     while (s->jobs)
         sjob_free(s->jobs);
+    event_free(s->stop_timer);
+    while (s->stops) /* their calls are cancelled with the HTTP client */
+        stopack_free(s->stops);
     free(s);
 }
 

@@ -18,11 +18,16 @@
 #include "json.h"
 #include "log.h"
 
+struct pcall;
+
 struct peers {
     struct gw_app *app;
     struct peer_route *r;
     size_t n;
+    struct pcall *calls; /* in flight: freed at exit if never answered */
 };
+
+static void pcall_free(struct pcall *pc);
 
 const char *peer_profile_name(enum peer_profile pr)
 {
@@ -67,6 +72,9 @@ void peers_free(struct peers *p)
 {
     if (!p)
         return;
+    /* The HTTP client is gone: these callbacks will never run. */
+    while (p->calls)
+        pcall_free(p->calls);
     routes_clear(p);
     free(p);
 }
@@ -351,7 +359,21 @@ struct pcall {
     void *arg;
     char *node;
     enum peer_profile profile;
+    struct peers *owner;
+    struct pcall *prev, *next;
 };
+
+static void pcall_free(struct pcall *pc)
+{
+    if (pc->prev)
+        pc->prev->next = pc->next;
+    else
+        pc->owner->calls = pc->next;
+    if (pc->next)
+        pc->next->prev = pc->prev;
+    free(pc->node);
+    free(pc);
+}
 
 static void on_peer_done(void *arg, const struct httpc_resp *hr)
 {
@@ -388,8 +410,7 @@ static void on_peer_done(void *arg, const struct httpc_resp *hr)
     }
     pc->cb(pc->arg, &r);
     cJSON_Delete(root);
-    free(pc->node);
-    free(pc);
+    pcall_free(pc);
 }
 
 static char *query_of(const cJSON *body)
@@ -530,13 +551,16 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
     pc->arg = arg;
     pc->node = gw_xstrdup(node);
     pc->profile = prof;
+    pc->owner = app->peers;
+    pc->next = app->peers->calls;
+    if (pc->next)
+        pc->next->prev = pc;
+    app->peers->calls = pc;
     rc = httpc_send(app->httpc, &o, on_peer_done, pc, out);
     free(url);
     if (js)
         cJSON_free(js);
-    if (rc != 0) {
-        free(pc->node);
-        free(pc);
-    }
+    if (rc != 0)
+        pcall_free(pc);
     return rc;
 }

@@ -220,6 +220,34 @@ expect container_callback_bad_status "$(code_of "$r")" 5001
 r=$(api POST "$PB" /v1/platform/schedule/task/callback "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host\"}")
 expect container_callback_finished_task_refused "$(code_of "$r")" 5003
 
+# --- a party that becomes unreachable after create ------------------------------
+# The scheduler shows why the job waits, fails it after sched.party_deadline_s,
+# and tells the lost party to stop once it is back (sched.stop_retry_s).
+gw_stop ja
+node_start ja $A "$PA" "$R" GW_SCHED_POLL_MS=200 GW_SCHED_PARTY_DEADLINE_S=4 GW_SCHED_STOP_RETRY_S=1
+gw_ready "$PA" 20
+r=$(submit "$PA" "$(job_json poll '.config.task_params.common.hash_ids_0.sleep_ms = 30000')")
+J11=$(job_of "$r")
+i=0
+while [ "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J11' AND status='RUNNING'")" != 1 ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+kill -9 "$(gw_pid jb)"
+i=0
+while ! api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=$J11" | grep -q "node $B unreachable" && [ $i -lt 40 ]; do sleep 0.1; i=$((i + 1)); done
+case "$(api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=$J11")" in *"node $B unreachable"*) pass lost_party_wait_reason_visible ;; *) fail lost_party_wait_reason_visible "no reason naming $B" ;; esac
+expect lost_party_job_fails "$(job_wait "$PA" "$J11" 30)" failed
+expect lost_party_local_task_stopped "$(psql_db ja -c "SELECT count(*) FROM t_task WHERE job_id='$J11' AND status IN ('READY','RUNNING')")" 0
+expect lost_party_stop_not_acked "$(psql_db ja -c "SELECT stop_acked ? '$B' FROM t_schedule_job WHERE job_id='$J11'")" f
+node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200
+gw_ready "$PB" 20
+i=0
+while [ "$(psql_db jb -c "SELECT status FROM t_job WHERE job_id='$J11'")" != FINISHED ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect lost_party_stopped_when_back "$(psql_db jb -c "SELECT status FROM t_job WHERE job_id='$J11'")" FINISHED
+expect lost_party_task_not_running "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J11' AND status IN ('READY','RUNNING')")" 0
+expect lost_party_stop_acked "$(psql_db ja -c "SELECT stop_done FROM t_schedule_job WHERE job_id='$J11'")" t
+i=0
+while [ "$(docker -H "$DOCKER_URL" ps -q --filter "label=org.bfia.job=$J11" | wc -l)" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect lost_party_containers_gone "$(docker -H "$DOCKER_URL" ps -q --filter "label=org.bfia.job=$J11" | wc -l)" 0
+
 for n in ja jb jc; do
     gw_stop $n
     expect "${n}_exit_clean" "$GW_RC" 0

@@ -282,7 +282,15 @@ struct docker *docker_new(struct httpc *hc, struct metrics *m, const struct dock
     d->ca_file = gw_xstrdup(o->ca_file);
     d->cert_file = gw_xstrdup(o->cert_file);
     d->key_file = gw_xstrdup(o->key_file);
-    d->registry_auth = gw_xstrdup(o->registry_auth);
+    if (o->registry_auth && *o->registry_auth) {
+        /* The engine decodes base64url *with* padding, and silently treats
+         * an undecodable header as anonymous: restore padding left off. */
+        size_t n = strlen(o->registry_auth), pad = (4 - n % 4) % 4;
+        d->registry_auth = gw_xmalloc(n + pad + 1);
+        memcpy(d->registry_auth, o->registry_auth, n);
+        memset(d->registry_auth + n, '=', pad);
+        d->registry_auth[n + pad] = '\0';
+    }
     return d;
 }
 
@@ -654,8 +662,13 @@ int docker_image_pull(struct docker *d, const char *ref, docker_cb cb, void *arg
 {
     if (!valid_image(ref))
         return GW_EINVAL;
+    /* Without a tag or digest the engine pulls every tag of the repository:
+     * name :latest explicitly, as the docker CLI does. */
+    const char *last = strrchr(ref, '/');
+    last = last ? last + 1 : ref;
+    bool tagged = strchr(last, ':') || strchr(ref, '@');
     char *e = url_escape(ref);
-    char *q = gw_xasprintf("fromImage=%s", e);
+    char *q = gw_xasprintf("fromImage=%s%s", e, tagged ? "" : "&tag=latest");
     free(e);
     return call_start(d, K_PULL, "POST", gw_xstrdup("/images/create"), q, NULL,
                       DOCKER_LONG_POLL_MS, cb, arg, NULL);

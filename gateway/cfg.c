@@ -59,6 +59,8 @@ static const struct cfg_key keys[] = {
     {"peer.retries", I(peer_retries), "2", 0, 20, true, false},
     {"peer.body_max", L(peer_body_max), "16777216", 1024, 1LL << 30, true, false},
     {"docker.network", S(docker_network), "host", 0, 0, false, false},
+    {"docker.pull", I(docker_pull), "1", 0, 1, false, false},
+    {"docker.registry_auth", S(docker_registry_auth), "", 0, 0, false, true},
     {"docker.retain_s", I(docker_retain_s), "0", 0, 86400 * 30, true, false},
     {"docker.log_tail", I(docker_log_tail), "50", 1, 10000, true, false},
     {"callback.host", S(callback_host), "127.0.0.1", 0, 0, false, false},

@@ -55,6 +55,8 @@ struct gw_cfg {
     int peer_retries;      /* peer.retries: attempts after the first */
     long long peer_body_max; /* peer.body_max: response size cap for peer calls */
     char *docker_network;  /* docker.network: network mode of task containers */
+    int docker_pull;       /* docker.pull: 1 = a provider image missing on the engine is pulled */
+    char *docker_registry_auth; /* docker.registry_auth: X-Registry-Auth for pulls (secret) */
     int docker_retain_s;   /* docker.retain_s: keep finished containers this long (0 = remove) */
     int docker_log_tail;   /* docker.log_tail: log lines kept on the t_task row */
     char *callback_host;   /* callback.host: address task containers use to reach this node */

@@ -414,7 +414,10 @@ int main(int argc, char **argv)
             goto out;
         }
         struct docker_opts dopts = {.host = cfg->docker_host,
-                                    .timeout_ms = cfg->docker_timeout_s * 1000L};
+                                    .timeout_ms = cfg->docker_timeout_s * 1000L,
+                                    .registry_auth = cfg->docker_registry_auth[0]
+                                                         ? cfg->docker_registry_auth
+                                                         : NULL};
         app->docker = docker_new(app->httpc, app->metrics, &dopts, &eb);
         if (!app->docker) {
             fprintf(stderr, "gateway: docker.host: %s\n", eb.msg);

@@ -20,6 +20,7 @@
 
 #include "container/docker.h"
 #include "gateway/app.h"
+#include "gateway/cfg.h"
 #include "gateway/db.h"
 #include "gateway/json.h"
 #include "gateway/log.h"
@@ -201,6 +202,7 @@ struct reg {
     cJSON *metadata;
     cJSON *comps;  /* array of normalised descriptions */
     bool replace;  /* FATE-Flow register: the component set is replaced */
+    bool pulled;   /* the image was pulled once already */
 };
 
 static void reg_free(void *p)
@@ -240,10 +242,37 @@ static void on_reg_written(void *arg, int err, const struct db_res *res, const c
     route_reply(req, ROUTE_CODE_OK, created ? "create success" : "update success", data);
 }
 
+static void on_image(void *arg, const struct docker_result *dr);
+
+/* The image was missing: pulled (docker.pull), now resolve it again. */
+static void on_pulled(void *arg, const struct docker_result *dr)
+{
+    struct reg *r = arg;
+    struct gw_req *req = r->req;
+    if (dr->err) {
+        char *m = gw_xasprintf("metadata.image: image %s is not on this node's Docker engine "
+                               "and pulling it failed: %s",
+                               r->image, dr->msg);
+        log_kv(LOG_LEVEL_WARN, &req->log, "provider.pull", "image pull failed", "image", r->image,
+               "err", dr->msg, NULL);
+        route_reply_err(req, GW_ENOTFOUND, m);
+        free(m);
+        return;
+    }
+    log_kv(LOG_LEVEL_INFO, &req->log, "provider.pull", "image pulled", "image", r->image, NULL);
+    if (docker_image_inspect(req->app->docker, r->image, on_image, r) != 0)
+        route_reply_err(req, GW_EDOCKER, "metadata.image: cannot ask the engine for the image");
+}
+
 static void on_image(void *arg, const struct docker_result *dr)
 {
     struct reg *r = arg;
     struct gw_req *req = r->req;
+    if (dr->err == GW_ENOTFOUND && !r->pulled && req->app->cfg->docker_pull &&
+        docker_image_pull(req->app->docker, r->image, on_pulled, r) == 0) {
+        r->pulled = true;
+        return;
+    }
     if (dr->err == GW_ENOTFOUND) {
         char *m = gw_xasprintf("metadata.image: image %s is not on this node's Docker engine "
                                "(load or pull it first): %s",

@@ -219,6 +219,64 @@ expect twenty_concurrent_rows "$(psql_db ca -c "SELECT count(*) FROM t_task WHER
 expect twenty_concurrent_token_callbacks_applied "$(psql_db ca -c "SELECT count(*) FROM t_task WHERE job_id='$J7' AND status_channel='callback'")" 20
 expect twenty_concurrent_cleaned "$(DK ps -aq --filter "label=org.bfia.job=$J7" | wc -l)" 0
 
+# --- a provider image pulled from a registry at registration -------------------
+# Debian's docker-registry on loopback with htpasswd auth (spec docker-engine.md
+# 1.3, 4): the image is pushed there, its local tag removed, and registration
+# pulls it with X-Registry-Auth.
+if command -v docker-registry >/dev/null 2>&1 && command -v htpasswd >/dev/null 2>&1; then
+    RP=$(free_port)
+    mkdir -p "$T_ROOT/reg/data" "$T_ROOT/dockercfg"
+    htpasswd -Bbn bfia s3cret-pw >"$T_ROOT/reg/htpasswd" 2>/dev/null
+    printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\nauth:\n  htpasswd:\n    realm: bfia-test\n    path: %s\n' \
+        "$T_ROOT/reg/data" "$RP" "$T_ROOT/reg/htpasswd" >"$T_ROOT/reg/config.yml"
+    docker-registry serve "$T_ROOT/reg/config.yml" >"$T_ROOT/reg.log" 2>&1 &
+    REGPID=$!
+    i=0
+    while [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$RP/v2/")" != 401 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    REF="127.0.0.1:$RP/bfia/demo:1.0.0"
+    export DOCKER_CONFIG="$T_ROOT/dockercfg"
+    DK tag bfia-demo:1.0.0 "$REF"
+    printf 's3cret-pw' | DK login -u bfia --password-stdin "127.0.0.1:$RP" >/dev/null 2>&1
+    DK push "$REF" >"$T_ROOT/push.log" 2>&1
+    expect registry_seeded "$?" 0
+    DK rmi "$REF" >/dev/null
+    unset DOCKER_CONFIG
+    regbody() { jq -n --slurpfile c deploy/providers/demo/components.json --arg img "$1" '{
+      name: "bfia-pulled", device: "docker", version: "1.0.0", protocol: "bfia",
+      metadata: {base_url: "", image: $img}, components_description: $c[0]}'; }
+    # ca has no registry credentials: the pull is refused and says why
+    r=$(api POST "$PA" /v2/provider/register "$(regbody "$REF")")
+    expect pull_without_credentials_refused "$(code_of "$r")" 5002
+    case "$(printf '%s' "$r" | jq -r .msg)" in *"pulling it failed"*"auth"*) pass pull_refusal_names_cause ;; *) fail pull_refusal_names_cause "$r" ;; esac
+    expect pull_refused_stores_nothing "$(psql_db ca -c "SELECT count(*) FROM t_provider WHERE name='bfia-pulled'")" 0
+    # a node with credentials pulls and pins the image it got
+    PR=$(free_port)
+    new_db cr
+    AUTH=$(printf '{"username":"bfia","password":"s3cret-pw","serveraddress":"127.0.0.1:%s"}' "$RP" | base64 -w0 | tr '+/' '-_' | tr -d '=')
+    node_start cr $A "$PR" "$R" GW_DOCKER_REGISTRY_AUTH="$AUTH"
+    gw_ready "$PR" 20
+    expect registry_auth_secret_hidden "$(GW_NODE_ID=$A GW_DOCKER_REGISTRY_AUTH="$AUTH" "$GW_BIN" -c conf/test.yaml --print-config 2>/dev/null | grep -c "$AUTH")" 0
+    r=$(api POST "$PR" /v2/provider/register "$(regbody "$REF")")
+    expect pull_with_credentials_registers "$(code_of "$r")" 0
+    expect pulled_image_pinned "$(printf '%s' "$r" | jq -r .data.image_digest)" "$digest"
+    expect pulled_image_on_engine "$(DK image inspect -f '{{.Id}}' "$REF" 2>/dev/null)" "$digest"
+    r=$(api POST "$PR" /v2/provider/register "$(regbody "127.0.0.1:$RP/bfia/none:9")")
+    expect pull_unknown_image_refused "$(code_of "$r")" 5002
+    case "$(printf '%s' "$r" | jq -r .msg)" in *"bfia/none:9"*"pulling it failed"*) pass pull_unknown_names_image ;; *) fail pull_unknown_names_image "$r" ;; esac
+    DEAD=$(free_port)
+    r=$(api POST "$PR" /v2/provider/register "$(regbody "127.0.0.1:$DEAD/bfia/demo:1.0.0")")
+    case "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg)" in "5002 "*"connection refused"*) pass pull_unreachable_registry_refused ;; *) fail pull_unreachable_registry_refused "$r" ;; esac
+    expect pull_failures_store_nothing "$(psql_db cr -c "SELECT count(*) FROM t_provider WHERE image LIKE '%none%' OR image LIKE '%$DEAD%'")" 0
+    DK rmi "$REF" >/dev/null 2>&1
+    gw_stop cr
+    expect cr_exit_clean "$GW_RC" 0
+    check cr_sanitizer_clean sanitizer_clean cr
+    kill "$REGPID" 2>/dev/null
+    wait "$REGPID" 2>/dev/null
+else
+    fail registry_available "docker-registry or htpasswd missing (make deps installs them)"
+fi
+
 gw_stop ca
 expect ca_exit_clean "$GW_RC" 0
 check ca_sanitizer_clean sanitizer_clean ca

@@ -532,8 +532,12 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
     snprintf(h1, sizeof(h1), "x-source-node-id: %s", me);
     snprintf(h2, sizeof(h2), "x-node-id: %s", me);
     snprintf(h3, sizeof(h3), "x-target-node-id: %s", node);
+    /* Kuscia wants its protocol marker; a signature goes to standard peers. */
     const char *hdrs[] = {"Content-Type: application/json", h1, h2, h3, sg.ts, sg.nonce,
-                          sg.sign[0] ? sg.sign : NULL, NULL};
+                          prof == PEER_KUSCIA ? "x-interconn-protocol: bfia"
+                          : sg.sign[0]        ? sg.sign
+                                              : NULL,
+                          NULL};
     struct httpc_opts o = {
         .method = get ? "GET" : "POST",
         .url = url,

@@ -1029,6 +1029,8 @@ struct ccall {
     char *node;
 };
 
+static void kuscia_dag(cJSON *dag);
+
 static void on_party_created(void *arg, const struct peer_resp *r)
 {
     struct ccall *cc = arg;
@@ -1079,8 +1081,17 @@ static void on_create_written(void *arg, int err, const struct db_res *res, cons
         cc->c = c;
         cc->node = gw_xstrdup(n->valuestring);
         c->pending++;
-        if (peer_call(req->app, n->valuestring, "POST", "/v1/interconn/schedule/job/create", b, -1,
-                      on_party_created, cc, NULL) != 0) {
+        /* A Kuscia node finds a component by code (its AppImage, here the
+         * provider) and module_name (kuscia-wire.md 5.1, 10.7). */
+        cJSON *bk = NULL;
+        if (peers_profile(req->app->peers, n->valuestring) == PEER_KUSCIA) {
+            bk = cJSON_Duplicate(b, true);
+            kuscia_dag(cJSON_GetObjectItemCaseSensitive(bk, "dag"));
+        }
+        int rc = peer_call(req->app, n->valuestring, "POST", "/v1/interconn/schedule/job/create",
+                           bk ? bk : b, -1, on_party_created, cc, NULL);
+        cJSON_Delete(bk);
+        if (rc != 0) {
             struct peer_resp r = {.err = GW_EPEER, .msg = "no route to the node", .node = cc->node};
             on_party_created(cc, &r);
         }
@@ -1088,6 +1099,21 @@ static void on_create_written(void *arg, int err, const struct db_res *res, cons
     cJSON_Delete(b);
     if (--c->pending == 0)
         create_done(c);
+}
+
+/* Kuscia's DAG shape next to the standard one: code and module_name. */
+static void kuscia_dag(cJSON *dag)
+{
+    cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(dag, "components"))
+    {
+        const cJSON *prov = cJSON_GetObjectItemCaseSensitive(c, "provider");
+        const cJSON *cn = cJSON_GetObjectItemCaseSensitive(c, "componentName");
+        if (!cJSON_GetObjectItemCaseSensitive(c, "code") && cJSON_IsString(prov))
+            cJSON_AddStringToObject(c, "code", prov->valuestring);
+        if (!cJSON_GetObjectItemCaseSensitive(c, "module_name") && cJSON_IsString(cn))
+            cJSON_AddStringToObject(c, "module_name", cn->valuestring);
+    }
 }
 
 static void on_components(void *arg, int err, const struct db_res *res, const char *errmsg,

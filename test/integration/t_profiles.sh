@@ -37,6 +37,10 @@ klog="$T_ROOT/kuscia.log"
 expect kuscia_got_job_create "$(grep -c "/v1/interconn/schedule/job/create\"" "$klog")" 1
 expect kuscia_got_task_start_for_both_tasks "$(grep -c '/v1/interconn/schedule/task/start' "$klog")" 2
 expect kuscia_sees_our_node_id "$(jq -r 'select(.path | contains("job/create")) | .x_node_id' "$klog")" $A
+expect kuscia_create_dag_code_and_module_name "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | [.dag.components[] | (.code == .provider and .module_name == .componentName)] | all' "$klog")" true
+expect kuscia_create_dag_code_is_provider "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | .dag.components[0].code' "$klog")" bfia-demo
+expect kuscia_calls_carry_protocol_marker "$(jq -r '.protocol' "$klog" | sort -u | tr '\n' ' ')" "bfia "
+expect fate_flow_create_dag_unchanged "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | [.dag.components[] | has("code")] | any' "$T_ROOT/ff.log")" false
 expect kuscia_create_body_strings_not_null "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | [.flow_id, .old_job_id] | map(type) | join(",")' "$klog")" "string,string"
 expect fateflow_got_poll_with_empty_role "$(jq -r 'select(.path | contains("task/poll")) | .body | fromjson | "[" + .role + "]"' "$T_ROOT/ff.log" | sort -u)" "[]"
 

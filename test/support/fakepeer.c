@@ -7,7 +7,7 @@
  * PROFILE kuscia answers success as {"code":200,"msg":"","data":{...}};
  * fate-flow answers {"code":0,"msg":"success"} (no data, as FATE-Flow's
  * job/create does).  Every request is appended to LOGFILE as one JSON line
- * {method, path, x_node_id, body}.  task/poll answers SUCCESS for any task.
+ * {method, path, x_node_id, protocol, body}.  task/poll answers SUCCESS for any task.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -53,6 +53,9 @@ static void on_req(struct evhttp_request *req, void *arg)
     json_str(reqlog, uri);
     fprintf(reqlog, ",\"x_node_id\":");
     json_str(reqlog, node ? node : "");
+    const char *proto = evhttp_find_header(h, "x-interconn-protocol");
+    fprintf(reqlog, ",\"protocol\":");
+    json_str(reqlog, proto ? proto : "");
     fprintf(reqlog, ",\"body\":");
     json_str(reqlog, body);
     fprintf(reqlog, "}\n");

@@ -413,6 +413,7 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto out;
         }
+        server_enable_spool(app->server);
         struct docker_opts dopts = {.host = cfg->docker_host,
                                     .timeout_ms = cfg->docker_timeout_s * 1000L,
                                     .registry_auth = cfg->docker_registry_auth[0]

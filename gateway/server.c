@@ -21,6 +21,7 @@
 #include "cfg.h"
 #include "json.h"
 #include "metrics.h"
+#include "spool.h"
 
 struct bound {
     struct evhttp_bound_socket *sock;
@@ -36,6 +37,7 @@ struct server {
     int ninflight;
     unsigned long long seq;
     unsigned int boot_tag;
+    struct spool *spool; /* multipart uploads streamed to disk, or NULL */
 };
 
 static void req_unlink(struct server *srv, struct gw_req *req)
@@ -67,9 +69,15 @@ static void req_free(struct gw_req *req)
 
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
-    (void)evcon;
     struct gw_req *req = arg;
     req->client_gone = true;
+    spool_conn_closed(req->srv->spool, evcon);
+}
+
+static void on_reply_sent(struct evhttp_request *ev, void *arg)
+{
+    struct server *srv = arg;
+    spool_request_done(srv->spool, ev);
 }
 
 static enum gw_method map_method(enum evhttp_cmd_type t, const char **name)
@@ -142,6 +150,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
     if (evcon)
         evhttp_connection_set_closecb(evcon, on_conn_close, req);
+    if (srv->spool)
+        evhttp_request_set_on_complete_cb(ev, on_reply_sent, srv);
 
     req->next = srv->inflight;
     if (srv->inflight)
@@ -243,7 +253,20 @@ void server_free(struct server *srv)
         req_free(r);
     }
     evhttp_free(srv->http);
+    spool_free(srv->spool); /* after the connections that use it */
     free(srv);
+}
+
+void server_enable_spool(struct server *srv)
+{
+    if (!srv->spool)
+        srv->spool = spool_new(srv->app, srv->http);
+}
+
+int server_spool_take(struct gw_req *req, spool_ready_cb cb, void *arg, struct spool_upload **out)
+{
+    *out = NULL;
+    return req->ev ? spool_take(req->srv->spool, req, cb, arg, out) : 0;
 }
 
 void server_reply(struct gw_req *req, int http_status, const char *content_type, const char *body,

@@ -96,6 +96,17 @@ void server_free(struct server *srv);
 void server_reply(struct gw_req *req, int http_status, const char *content_type, const char *body,
                   size_t len, const char *const *extra_headers);
 
+/**
+ * Stream multipart uploads to <storage>/.spool from now on (gateway/spool.h);
+ * needs app->storage_dir.
+ */
+void server_enable_spool(struct server *srv);
+
+/** spool_take() for req: 0 none, 1 complete (*out), 2 arriving (cb later). */
+struct spool_upload;
+typedef void (*spool_ready_cb)(void *arg, struct spool_upload *u, const char *why);
+int server_spool_take(struct gw_req *req, spool_ready_cb cb, void *arg, struct spool_upload **out);
+
 /** The caller's numeric address ("127.0.0.1", "::1"), or NULL. Borrowed. */
 const char *server_req_peer(const struct gw_req *req);
 

@@ -33,6 +33,8 @@
 #include "gateway/db.h"
 #include "gateway/json.h"
 #include "gateway/log.h"
+#include "gateway/server.h"
+#include "gateway/spool.h"
 #include "route.h"
 
 #define STEP (1024 * 1024)
@@ -55,6 +57,7 @@ struct upload {
     EVP_MD_CTX *md;
     struct event *ev;
     char *buf;
+    struct spool_upload *spooled; /* a multipart body already on disk */
 };
 
 static void upload_free(void *p)
@@ -77,6 +80,7 @@ static void upload_free(void *p)
     free(u->final_dir);
     free(u->final);
     free(u->buf);
+    spool_upload_free(u->spooled);
     free(u);
 }
 
@@ -113,6 +117,8 @@ static void fail(struct upload *u, int err, const char *what)
     free(m);
 }
 
+static void record(struct upload *u, const char *hex);
+
 static void finish_upload(struct upload *u)
 {
     unsigned char dg[32];
@@ -131,6 +137,12 @@ static void finish_upload(struct upload *u)
         fail(u, GW_EINTERNAL, "cannot move the dataset into place");
         return;
     }
+    record(u, hex);
+}
+
+/* The dataset is in place: its row (and event) last. */
+static void record(struct upload *u, const char *hex)
+{
     static const char sql[] =
         "WITH d AS (INSERT INTO t_dataset (namespace, name, uri, size_bytes, sha256, meta)"
         "  VALUES ($1, $2, $3, $4::bigint, $5, $6::jsonb) ON CONFLICT (namespace, name) DO UPDATE"
@@ -207,19 +219,25 @@ static int mkdir1(const char *p)
 }
 
 /* Create directories and the temporary file, then start stepping. */
-static void begin(struct upload *u)
+static int make_dirs(struct upload *u)
 {
     struct gw_app *app = u->req->app;
     char *nsdir = gw_xasprintf("%s/%s", app->storage_dir, u->ns);
     u->final_dir = gw_xasprintf("%s/%s", nsdir, u->name);
     u->final = gw_xasprintf("%s/data", u->final_dir);
-    u->tmp = gw_xasprintf("%s/.upload-%s", u->final_dir, u->req->req_id);
     int rc = mkdir1(app->storage_dir) || mkdir1(nsdir) || mkdir1(u->final_dir);
     free(nsdir);
-    if (rc) {
+    if (rc)
         fail(u, GW_EINTERNAL, "cannot create the dataset directory");
+    return rc;
+}
+
+static void begin(struct upload *u)
+{
+    struct gw_app *app = u->req->app;
+    if (make_dirs(u) != 0)
         return;
-    }
+    u->tmp = gw_xasprintf("%s/.upload-%s", u->final_dir, u->req->req_id);
     u->dst_fd = open(u->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (u->dst_fd < 0) {
         fail(u, GW_EINTERNAL, "cannot create the dataset file");
@@ -359,8 +377,76 @@ static char *disp_param(const char *hdr, size_t len, const char *key)
     return e ? gw_xstrndup(p, (size_t)(e - p)) : NULL;
 }
 
+/* The optional form field meta: a JSON object.  Replies on error. */
+static bool form_meta(struct gw_req *req, const cJSON *fields, cJSON **meta)
+{
+    *meta = NULL;
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(fields, "meta");
+    if (!cJSON_IsString(ms))
+        return true;
+    *meta = cJSON_Parse(ms->valuestring);
+    if (!cJSON_IsObject(*meta)) {
+        route_reply_err(req, GW_EINVAL, "meta: expected a JSON object");
+        cJSON_Delete(*meta);
+        *meta = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* The body was streamed to a spool file as it arrived (gateway/spool.h):
+ * check the fields, then move the file into place. */
+static void upload_spooled(struct gw_req *req, struct spool_upload *sp)
+{
+    const char *ns = NULL, *name = NULL;
+    cJSON *meta = NULL;
+    if (sp->error) {
+        route_reply_err(req, GW_EINVAL, sp->error);
+        spool_upload_free(sp);
+        return;
+    }
+    if (!names(req, sp->fields, &ns, &name) || !form_meta(req, sp->fields, &meta)) {
+        spool_upload_free(sp);
+        return;
+    }
+    struct upload *u = upload_new(req, ns, name, meta);
+    cJSON_Delete(meta);
+    u->spooled = sp;
+    u->size = sp->size;
+    if (make_dirs(u) != 0)
+        return;
+    if (rename(sp->path, u->final) != 0) {
+        fail(u, GW_EINTERNAL, "cannot move the dataset into place");
+        return;
+    }
+    free(sp->path);
+    sp->path = NULL;
+    record(u, sp->sha256);
+}
+
+/* The streamed body is in (or the client left before it was). */
+static void on_spool_ready(void *arg, struct spool_upload *sp, const char *why)
+{
+    struct gw_req *req = arg;
+    if (!sp) {
+        route_reply_err(req, GW_EINVAL, why);
+        return;
+    }
+    upload_spooled(req, sp);
+}
+
 void dataset_upload_file(struct gw_req *req)
 {
+    struct spool_upload *sp = NULL;
+    switch (server_spool_take(req, on_spool_ready, req, &sp)) {
+    case 1:
+        upload_spooled(req, sp);
+        return;
+    case 2:
+        return; /* the body is still arriving */
+    default:
+        break;
+    }
     const char *ct = server_req_header(req, "Content-Type");
     const char *b = ct ? strstr(ct, "boundary=") : NULL;
     if (!ct || strncmp(ct, "multipart/form-data", 19) != 0 || !b) {
@@ -446,15 +532,9 @@ void dataset_upload_file(struct gw_req *req)
         return;
     }
     cJSON *meta = NULL;
-    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(fields, "meta");
-    if (cJSON_IsString(ms)) {
-        meta = cJSON_Parse(ms->valuestring);
-        if (!cJSON_IsObject(meta)) {
-            route_reply_err(req, GW_EINVAL, "meta: expected a JSON object");
-            cJSON_Delete(meta);
-            cJSON_Delete(fields);
-            return;
-        }
+    if (!form_meta(req, fields, &meta)) {
+        cJSON_Delete(fields);
+        return;
     }
     struct upload *u = upload_new(req, ns, name, meta);
     cJSON_Delete(meta);

@@ -148,6 +148,11 @@ expect platform_refusal_changed_nothing "$(psql_db $DB -c "SELECT count(*) FROM 
 expect platform_refused_key_rotate "$(api POST "$P3" /v1/platform/attest/key/rotate '{}' | jq -r .code)" 5004
 expect ops_endpoints_still_open "$(http_status "http://127.0.0.1:$P3/healthz")" 200
 expect jwks_still_published "$(curl -s "http://127.0.0.1:$P3/.well-known/jwks.json" | jq '.keys | length > 0')" true
+# an upload refused before its body is read: the body is dropped and the
+# connection goes on with the next request
+printf 'x,y\n1,2\n' >"$T_ROOT/small.csv"
+r=$(curl -s -F namespace=n -F name=m -F "file=@$T_ROOT/small.csv" "http://127.0.0.1:$P3/v2/component/upload/file" --next -s "http://127.0.0.1:$P3/healthz")
+expect refused_upload_then_next_request "$(printf '%s' "$r" | jq -rs '[.[0].code, .[1].code] | join(",")')" "5004,0"
 expect platform_allowed_on_default_node "$(api GET "$P" /v1/platform/route/list | jq -r .code)" 0
 gw_stop gwp
 expect gwp_sigterm_exit_0 "$GW_RC" 0

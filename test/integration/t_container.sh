@@ -34,6 +34,15 @@ r=$(register_demo "$PA")
 expect register_demo "$(printf '%s' "$r" | jq -r '(.code|tostring) + " " + .msg')" "0 create success"
 digest=$(DK image inspect -f '{{.Id}}' bfia-demo:1.0.0)
 expect register_pins_digest "$(psql_db ca -c "SELECT image_digest FROM t_provider WHERE name='bfia-demo'")" "$digest"
+# the driver's /events stream follows a labelled container's life on the engine
+"$OUT/tools/dockertool" "$DOCKER_URL" events org.bfia.evtest=1 5 >"$T_ROOT/events.out" 2>"$T_ROOT/events.err" &
+EVPID=$!
+sleep 1
+DK run --rm --network host --label org.bfia.evtest=1 --name bfia-evtest bfia-demo:1.0.0 >/dev/null 2>&1
+DK run --rm --network host --label org.bfia.evtest=2 --name bfia-evother bfia-demo:1.0.0 >/dev/null 2>&1
+wait "$EVPID"
+expect events_stream_lifecycle "$(awk '$2 == "bfia-evtest" && ($1 == "create" || $1 == "start" || $1 == "die" || $1 == "destroy") {print $1}' "$T_ROOT/events.out" | tr '\n' ' ')" "create start die destroy "
+expect events_stream_filtered_by_label "$(grep -c bfia-evother "$T_ROOT/events.out")" 0
 r=$(register_demo "$PA")
 expect reregister_is_update "$(printf '%s' "$r" | jq -r .msg)" "update success"
 n0=$(provs)

@@ -9,6 +9,9 @@
  *       Prints containers=N ok=K failed=F seconds=S per_container_ms=X rate=R/s
  *   dockertool HOST logs IMAGE      run one container that writes to stdout and stderr
  *   dockertool HOST inspect NAME    inspect; prints the error mapping for a missing one
+ *   dockertool HOST events LABEL SECONDS
+ *       follow /events for containers with LABEL (k=v) for SECONDS; prints
+ *       one line per event: "<Action> <container name>"
  */
 #include <cjson/cJSON.h>
 #include <event2/event.h>
@@ -30,6 +33,7 @@ struct tool {
     int exit_code;
     const char *cmd_mode; /* "exit" or "logs" */
     char logs[65536];
+    struct docker_call *ev_call; /* the events stream, until it ends */
 };
 
 struct one {
@@ -175,6 +179,34 @@ static void on_inspect_only(void *arg, const struct docker_result *r)
     event_base_loopbreak(t->base);
 }
 
+static void on_event(void *arg, const cJSON *ev)
+{
+    (void)arg;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(ev, "Action");
+    const cJSON *actor = cJSON_GetObjectItemCaseSensitive(ev, "Actor");
+    const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(actor, "Attributes");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(attrs, "name");
+    printf("%s %s\n", cJSON_IsString(act) ? act->valuestring : "?",
+           cJSON_IsString(name) ? name->valuestring : "?");
+    fflush(stdout);
+}
+
+static void on_events_end(void *arg, const struct docker_result *res)
+{
+    struct tool *t = arg;
+    t->ev_call = NULL;
+    if (res->err)
+        fprintf(stderr, "events ended: %s\n", res->msg);
+    event_base_loopbreak(t->base);
+}
+
+static void on_events_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(((struct tool *)arg)->base);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -218,6 +250,16 @@ int main(int argc, char **argv)
             printf("containers=%d ok=%d failed=%d seconds=%.2f per_container_ms=%.0f rate=%.2f/s\n",
                    t.total, t.ok, t.failed, secs, secs * 1000 / t.total, t.total / secs);
         rc = t.failed ? 1 : 0;
+    } else if (strcmp(argv[2], "events") == 0 && argc >= 5) {
+        rc = docker_events(t.d, argv[3], on_event, on_events_end, &t, &t.ev_call);
+        if (!rc) {
+            struct event *tm = evtimer_new(t.base, on_events_timer, &t);
+            struct timeval tv = {atoi(argv[4]), 0};
+            evtimer_add(tm, &tv);
+            event_base_dispatch(t.base);
+            docker_cancel(t.ev_call);
+            event_free(tm);
+        }
     } else if (strcmp(argv[2], "inspect") == 0 && argc >= 4) {
         rc = docker_container_inspect(t.d, argv[3], on_inspect_only, &t);
         if (rc) {

@@ -18,6 +18,12 @@ tables=$(psql_db $DB -c "SELECT count(*) FROM information_schema.tables WHERE ta
  ('t_schedule_job','t_schedule_task','t_job','t_task','t_provider','t_component','t_dataset',
   't_route','t_event','t_attest_key')")
 expect migration_0001_creates_data_model "$tables" 10
+# the status aggregation of spec 3.3, as every poll and status_all computes it
+agg=$(psql_db $DB -c "SELECT concat_ws(',', bfia_task_agg(ARRAY['SUCCESS','SUCCESS']), bfia_task_agg(ARRAY['SUCCESS','RUNNING']),
+  bfia_task_agg(ARRAY['READY','SUCCESS']), bfia_task_agg(ARRAY['PENDING','PENDING']), bfia_task_agg(ARRAY['RUNNING','FAILED','SUCCESS']),
+  bfia_task_agg(ARRAY['PENDING','SUCCESS']), bfia_task_agg(ARRAY['READY','RUNNING']), bfia_task_agg(ARRAY['SUCCESS']),
+  coalesce(bfia_task_agg(ARRAY[]::text[]), 'null'), coalesce(bfia_task_agg(NULL), 'null'))")
+expect task_status_aggregation_rules "$agg" "SUCCESS,RUNNING,READY,PENDING,FAILED,PENDING,RUNNING,SUCCESS,null,null"
 env GW_NODE_ID=JG0100001100000010 GW_DB_DSN="$(dsn_for $DB)" GW_DATA_DIR="$T_ROOT/mig" \
     "$GW_BIN" -c conf/test.yaml --migrate-only >/dev/null 2>"$T_ROOT/mig2.err"
 expect migrate_second_run_exit "$?" 0

@@ -74,6 +74,7 @@ static const struct cfg_key keys[] = {
     {"auth.jwks_refetch_s", I(auth_jwks_refetch_s), "60", 0, 3600, true, false},
     {"attest.key_publish_s", I(attest_key_publish_s), "330", 0, 86400 * 7, true, false},
     {"attest.token_ttl_s", I(attest_token_ttl_s), "3600", 10, 3600, true, false},
+    {"attest.exchange_per_s", I(attest_exchange_per_s), "10", 1, 10000, false, false},
 };
 
 #define NKEYS GW_ARRAY_LEN(keys)

@@ -68,6 +68,7 @@ struct gw_cfg {
     int auth_window_s;     /* auth.window_s: x-timestamp accepted within +- this */
     int auth_jwks_max_age_s; /* auth.jwks_max_age_s: a peer's fetched JWKS is fresh this long */
     int auth_jwks_refetch_s; /* auth.jwks_refetch_s: unknown kid refetches at most this often */
+    int attest_exchange_per_s; /* attest.exchange_per_s: token/verify calls per task per second */
     int attest_token_ttl_s;   /* attest.token_ttl_s: launch token lifetime, refreshed at 80 % */
     int attest_key_publish_s; /* attest.key_publish_s: a rotated key is published this long first */
 };

@@ -30,6 +30,7 @@
 #include "container/attest.h"
 #include "gateway/keys.h"
 #include "gateway/jws.h"
+#include "gateway/ratelimit.h"
 #include "gateway/reqsig.h"
 #include "container/docker.h"
 #include "container/runner.h"
@@ -444,6 +445,8 @@ int main(int argc, char **argv)
         }
         app->reqsig = reqsig_new(app);
         app->present_replay = jws_replay_new(1u << 18);
+        app->attest_rl = ratelimit_new(cfg->attest_exchange_per_s, 2.0 * cfg->attest_exchange_per_s,
+                                       4096);
         app->keys = keys_new(app);
         app->peers = peers_new(app);
         app->runner = runner_new(app, partner_task_changed);
@@ -484,6 +487,7 @@ out:
     free(app->attest_dir);
     reqsig_free(app->reqsig);
     jws_replay_free(app->present_replay);
+    ratelimit_free(app->attest_rl);
     keys_free(app->keys);
     attest_free(app->attest);
     if (ms.startup_timer)

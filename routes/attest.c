@@ -32,6 +32,7 @@
 #include "gateway/json.h"
 #include "gateway/jws.h"
 #include "gateway/log.h"
+#include "gateway/ratelimit.h"
 #include "gateway/reqsig.h"
 #include "routes/route.h"
 
@@ -238,6 +239,17 @@ static bool caller_task(struct gw_req *req, struct ax *x, const char *what)
     x->job_id = gw_xstrdup(job);
     x->task_id = gw_xstrdup(task);
     x->self_role = gw_xstrdup(role);
+    /* Every exchange is a signature by the node key: a task gets
+     * attest.exchange_per_s of them (and of verifies) per second. */
+    char key[200];
+    snprintf(key, sizeof(key), "%.64s/%.64s/%.40s", job, task, role);
+    if (req->app->attest_rl && !ratelimit_take(req->app->attest_rl, key, gw_now_mono_ms())) {
+        log_kv(LOG_LEVEL_WARN, &req->log, "attest.limited", "attestation calls over the rate limit",
+               "task", task, "endpoint", what, NULL);
+        route_reply_err(req, GW_EBUSY, "attestation calls of this task are over "
+                                       "attest.exchange_per_s; retry later");
+        return false;
+    }
     return true;
 }
 

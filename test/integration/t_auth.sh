@@ -244,6 +244,12 @@ expect refreshed_job_succeeds "$(job_wait "$PA" "$J5" 60)" success
 expect refreshed_token_callback_accepted "$(psql_db aa -c "SELECT status_channel FROM t_task WHERE job_id='$J5' AND task_id='$TID5'")" callback
 refused exchange_after_exit_refused_live "$(xchg "$PA" "$TA1" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")" "not the live token"
 
+# a task's attestation calls are rate-limited (attest.exchange_per_s, 10/s, burst 20)
+: >"$T_ROOT/rl.out"
+for i in $(seq 40); do xchg "$PA" "$TA1" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}" >>"$T_ROOT/rl.out"; echo >>"$T_ROOT/rl.out"; done
+expect exchange_rate_limited "$(jq -r 'select(.code == 6004) | .msg' "$T_ROOT/rl.out" | grep -c 'attest.exchange_per_s')" "$(jq -r 'select(.code == 6004) | .code' "$T_ROOT/rl.out" | wc -l)"
+check exchange_rate_limit_hit sh -c "[ \$(jq -r 'select(.code == 6004) | .code' '$T_ROOT/rl.out' | wc -l) -ge 10 ]"
+
 # --- TEE evidence: this node attests in software and says so ------------------
 EV=/v1/interconn/attest/evidence
 printf '%s' '{"nonce":"00ff11ee22dd"}' >"$T_ROOT/ev.json"

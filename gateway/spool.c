@@ -360,8 +360,29 @@ static bool try_take(struct spconn *c, const char *h, size_t hlen)
     if (!le || (size_t)(le - h) < 5 + pl || memcmp(h + 5, UPLOAD_PATH, pl) != 0 ||
         (h[5 + pl] != ' ' && h[5 + pl] != '?'))
         return false;
+    /* Only a head evhttp will surely accept is taken over (otherwise it
+     * would drop the connection with the upload half-read): HTTP/1.x, a
+     * target of visible characters, "Name: value" lines of text. */
+    size_t rl = (size_t)(le - h);
+    if (rl < 9 || (memcmp(le - 9, " HTTP/1.1", 9) != 0 && memcmp(le - 9, " HTTP/1.0", 9) != 0))
+        return false;
+    for (const char *p = h + 5; p < le - 9; p++)
+        if (*p <= ' ' || *p > '~')
+            return false;
     const char *hs = le + 2;
     size_t hl = hlen - (size_t)(hs - h) - 2; /* without the final CRLF */
+    for (const char *l = hs; l < hs + hl;) {
+        const char *e = memmem(l, (size_t)(hs + hl - l), "\r\n", 2);
+        if (!e)
+            e = hs + hl;
+        const char *colon = memchr(l, ':', (size_t)(e - l));
+        if (!colon || colon == l)
+            return false;
+        for (const char *p = l; p < e; p++)
+            if ((p < colon && (*p <= ' ' || *p > '~')) || (*p != '\t' && (unsigned char)*p < ' '))
+                return false;
+        l = e + 2;
+    }
     size_t vl = 0;
     int n = 0;
     const char *te = hdr_find(hs, hl, "Transfer-Encoding", &vl, &n);
@@ -593,6 +614,12 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
     /* evhttp's read callback only when there is something for it: while an
      * upload streams, its bytes are taken before evhttp looks. */
     bufferevent_setwatermark(bev, EV_READ, 1, 0);
+    /* An upload whose connection vanished unseen (no close callback ever
+     * ran) must not be taken for this new connection's: its buffer may sit
+     * at the same address. */
+    struct spconn *stale = find(sp, bufferevent_get_input(bev));
+    if (stale)
+        conn_free(stale);
     evbuffer_add_cb(bufferevent_get_input(bev), in_cb, sp);
     return bev;
 }

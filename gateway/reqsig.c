@@ -198,8 +198,8 @@ struct peer_keys {
     char *fetch_err;          /* why the last fetch failed, or NULL */
     bool fetching;
     struct waiter *waiters;
-    char *pin_text;           /* the route's key pin this pin was parsed from */
-    struct jws_key *pin;
+    char *pin_text;           /* the route's key pin pin_ks was parsed from */
+    struct jws_keyset *pin_ks; /* that pinned key alone, or NULL if unusable */
     struct peer_keys *next;
 };
 
@@ -229,7 +229,7 @@ static void peer_keys_free(struct peer_keys *pk)
         waiter_free(w);
     }
     jws_keyset_free(pk->jwks);
-    jws_key_free(pk->pin);
+    jws_keyset_free(pk->pin_ks);
     free(pk->pin_text);
     free(pk->fetch_err);
     free(pk->node);
@@ -356,6 +356,77 @@ static void fetch_and_wait(struct reqsig *rs, struct peer_keys *pk, struct waite
     pk->fetching = true;
 }
 
+/*
+ * The keys node's signatures and tokens verify with: this node's own, the
+ * route's pinned key, or node's JWKS (fetched when stale, or when kid is not
+ * in it and the refetch limit allows).  FOUND sets *ks (borrowed) and *pinned;
+ * NONE writes why; PARKED took w, which runs again when the JWKS arrives.
+ */
+enum lookup { LK_FOUND, LK_NONE, LK_PARKED };
+
+static enum lookup lookup_keys(struct reqsig *rs, const char *node, const char *kid, bool may_fetch,
+                               struct waiter *w, const struct jws_keyset **ks, bool *pinned,
+                               char *why, size_t whylen)
+{
+    struct gw_app *app = rs->app;
+    *ks = NULL;
+    *pinned = false;
+    if (strcmp(node, app->cfg->node_id) == 0) {
+        *ks = attest_keyset(app->attest);
+        return LK_FOUND;
+    }
+    const struct peer_route *rt = peers_find(app->peers, node);
+    if (!rt) {
+        snprintf(why, whylen, "unknown node %.128s: not in this node's route table", node);
+        return LK_NONE;
+    }
+    struct peer_keys *pk = keys_of(rs, node);
+    if (rt->key_pin && *rt->key_pin) {
+        if (!pk->pin_text || strcmp(pk->pin_text, rt->key_pin) != 0) {
+            jws_keyset_free(pk->pin_ks);
+            pk->pin_ks = NULL;
+            free(pk->pin_text);
+            pk->pin_text = gw_xstrdup(rt->key_pin);
+            struct gw_errbuf eb;
+            gw_errbuf_clear(&eb);
+            struct jws_key *k = NULL;
+            cJSON *j = json_parse(rt->key_pin, strlen(rt->key_pin), &eb);
+            if (j && jws_key_from_jwk(j, &k, &eb) == 0) {
+                pk->pin_ks = jws_keyset_new();
+                if (jws_keyset_add_take(pk->pin_ks, k) != 0) {
+                    jws_keyset_free(pk->pin_ks);
+                    pk->pin_ks = NULL;
+                }
+            }
+            cJSON_Delete(j);
+        }
+        if (!pk->pin_ks) {
+            snprintf(why, whylen,
+                     "the key pinned for node %.128s in the route table is not a usable JWK", node);
+            return LK_NONE;
+        }
+        *ks = pk->pin_ks;
+        *pinned = true;
+        return LK_FOUND;
+    }
+    long long mono = gw_now_mono_ms();
+    bool stale = !pk->jwks || mono - pk->fetched_ms >= app->cfg->auth_jwks_max_age_s * 1000LL;
+    bool known = pk->jwks && (!kid || jws_keyset_find(pk->jwks, kid));
+    bool may_refetch = pk->attempt_ms == 0 ||
+                       mono - pk->attempt_ms >= app->cfg->auth_jwks_refetch_s * 1000LL;
+    if (may_fetch && (stale || (!known && may_refetch))) {
+        fetch_and_wait(rs, pk, w);
+        return LK_PARKED;
+    }
+    if (!pk->jwks) {
+        snprintf(why, whylen, "node %.128s's JWKS could not be fetched (%.200s)", node,
+                 pk->fetch_err ? pk->fetch_err : "no answer");
+        return LK_NONE;
+    }
+    *ks = pk->jwks;
+    return LK_FOUND;
+}
+
 static void refuse(struct gw_req *req, reqsig_done done, const char *fmt, ...)
     GW_PRINTF(3, 4);
 
@@ -437,57 +508,27 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
     }
 
     /* The key: ours, the route's pin, or the caller's JWKS. */
-    const struct jws_key *key = NULL;
-    if (self && !rt) {
-        key = jws_keyset_find(attest_keyset(app->attest), kid);
-    } else if (rt->key_pin && *rt->key_pin) {
-        struct peer_keys *pk = keys_of(rs, caller);
-        if (!pk->pin_text || strcmp(pk->pin_text, rt->key_pin) != 0) {
-            jws_key_free(pk->pin);
-            pk->pin = NULL;
-            free(pk->pin_text);
-            pk->pin_text = gw_xstrdup(rt->key_pin);
-            cJSON *j = json_parse(rt->key_pin, strlen(rt->key_pin), &eb);
-            if (j && jws_key_from_jwk(j, &pk->pin, &eb) != 0)
-                pk->pin = NULL;
-            cJSON_Delete(j);
-        }
-        if (!pk->pin) {
-            refuse(req, done, "the key pinned for node %s in the route table is not a usable JWK",
-                   caller);
-            return;
-        }
-        if (strcmp(jws_key_kid(pk->pin), kid) != 0) {
-            refuse(req, done, "unknown key: node %s signed with kid %s, the route table pins %s",
-                   caller, kid, jws_key_kid(pk->pin));
-            return;
-        }
-        key = pk->pin;
-    } else {
-        struct peer_keys *pk = keys_of(rs, caller);
-        long long mono = gw_now_mono_ms();
-        bool stale = !pk->jwks || mono - pk->fetched_ms >= app->cfg->auth_jwks_max_age_s * 1000LL;
-        key = pk->jwks ? jws_keyset_find(pk->jwks, kid) : NULL;
-        bool may_refetch = mono - pk->attempt_ms >= app->cfg->auth_jwks_refetch_s * 1000LL ||
-                           pk->attempt_ms == 0;
-        if (may_fetch && (stale || (!key && may_refetch))) {
-            struct waiter *w = gw_xcalloc(1, sizeof(*w));
-            w->req = req;
-            w->done = done;
-            fetch_and_wait(rs, pk, w);
-            return;
-        }
-        if (!key) {
-            if (!pk->jwks && pk->fetch_err)
-                refuse(req, done, "cannot check node %s's signature: its JWKS could not be "
-                                  "fetched (%s)", caller, pk->fetch_err);
-            else
-                refuse(req, done, "unknown key: kid %s is not in node %s's JWKS", kid, caller);
-            return;
-        }
+    struct waiter *w = gw_xcalloc(1, sizeof(*w));
+    w->req = req;
+    w->done = done;
+    const struct jws_keyset *ks;
+    bool pinned;
+    char why[400];
+    enum lookup lk = lookup_keys(rs, caller, kid, may_fetch, w, &ks, &pinned, why, sizeof(why));
+    if (lk == LK_PARKED)
+        return;
+    waiter_free(w);
+    if (lk == LK_NONE) {
+        refuse(req, done, "cannot check the signature: %s", why);
+        return;
     }
+    const struct jws_key *key = jws_keyset_find(ks, kid);
     if (!key) {
-        refuse(req, done, "unknown key: kid %s is not one of this node's keys", kid);
+        if (pinned)
+            refuse(req, done, "unknown key: node %s signed with kid %s, the route table pins %s",
+                   caller, kid, jws_key_kid(jws_keyset_get(ks, 0)));
+        else
+            refuse(req, done, "unknown key: kid %s is not in node %s's keys", kid, caller);
         return;
     }
     const char *raw = evhttp_request_get_uri(req->ev);
@@ -522,57 +563,19 @@ void reqsig_check(struct reqsig *rs, struct gw_req *req, reqsig_done done)
 static void node_keys(struct reqsig *rs, struct gw_req *req, const char *node, const char *kid,
                       reqsig_keys_cb cb, bool may_fetch)
 {
-    struct gw_app *app = rs->app;
-    if (strcmp(node, app->cfg->node_id) == 0) {
-        cb(req, attest_keyset(app->attest), NULL);
+    struct waiter *w = gw_xcalloc(1, sizeof(*w));
+    w->req = req;
+    w->kcb = cb;
+    w->node = gw_xstrdup(node);
+    w->kid = kid ? gw_xstrdup(kid) : NULL;
+    const struct jws_keyset *ks;
+    bool pinned;
+    char why[400];
+    enum lookup lk = lookup_keys(rs, node, kid, may_fetch, w, &ks, &pinned, why, sizeof(why));
+    if (lk == LK_PARKED)
         return;
-    }
-    const struct peer_route *rt = peers_find(app->peers, node);
-    if (!rt) {
-        char m[200];
-        snprintf(m, sizeof(m), "unknown node %.128s: not in this node's route table", node);
-        cb(req, NULL, m);
-        return;
-    }
-    struct gw_errbuf eb;
-    gw_errbuf_clear(&eb);
-    if (rt->key_pin && *rt->key_pin) {
-        /* The pinned key alone is the node's key set. */
-        struct jws_keyset *ks = jws_keyset_new();
-        struct jws_key *k = NULL;
-        cJSON *j = json_parse(rt->key_pin, strlen(rt->key_pin), &eb);
-        int rc = j ? jws_key_from_jwk(j, &k, &eb) : GW_EINVAL;
-        cJSON_Delete(j);
-        if (rc == 0 && jws_keyset_add_take(ks, k) == 0)
-            cb(req, ks, NULL);
-        else
-            cb(req, NULL, "the key pinned for that node in the route table is not a usable JWK");
-        jws_keyset_free(ks);
-        return;
-    }
-    struct peer_keys *pk = keys_of(rs, node);
-    long long mono = gw_now_mono_ms();
-    bool stale = !pk->jwks || mono - pk->fetched_ms >= app->cfg->auth_jwks_max_age_s * 1000LL;
-    bool known = pk->jwks && (!kid || jws_keyset_find(pk->jwks, kid));
-    bool may_refetch = pk->attempt_ms == 0 ||
-                       mono - pk->attempt_ms >= app->cfg->auth_jwks_refetch_s * 1000LL;
-    if (may_fetch && (stale || (!known && may_refetch))) {
-        struct waiter *w = gw_xcalloc(1, sizeof(*w));
-        w->req = req;
-        w->kcb = cb;
-        w->node = gw_xstrdup(node);
-        w->kid = kid ? gw_xstrdup(kid) : NULL;
-        fetch_and_wait(rs, pk, w);
-        return;
-    }
-    if (!pk->jwks) {
-        char m[400];
-        snprintf(m, sizeof(m), "node %.128s's JWKS could not be fetched (%.200s)", node,
-                 pk->fetch_err ? pk->fetch_err : "no answer");
-        cb(req, NULL, m);
-        return;
-    }
-    cb(req, pk->jwks, NULL);
+    waiter_free(w);
+    cb(req, ks, lk == LK_FOUND ? NULL : why);
 }
 
 void reqsig_node_keys(struct reqsig *rs, struct gw_req *req, const char *node, const char *kid,

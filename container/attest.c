@@ -139,6 +139,11 @@ void attest_free(struct attest *a)
     free(a);
 }
 
+const char *attest_key_path(const struct attest *a)
+{
+    return a->key_path;
+}
+
 const char *attest_kid(const struct attest *a)
 {
     return jws_key_kid(a->key);
@@ -374,14 +379,19 @@ int attest_mint_launch(const struct attest *a, const struct attest_launch *in, c
     return 0;
 }
 
-int attest_check_launch(const struct attest *a, const char *token, long long now, cJSON **claims,
-                        struct gw_errbuf *eb)
+/* Verify a launch token of this node, bound to (job, task, role) where given. */
+static int launch_verify(const struct attest *a, const char *token, const char *job_id,
+                         const char *task_id, const char *self_role, long long now,
+                         cJSON **claims, struct gw_errbuf *eb)
 {
     struct jws_verify_ctx ctx;
     jws_verify_ctx_init(&ctx, JWS_TYP_LAUNCH, now);
     ctx.keys = a->verify;
     ctx.expected_iss = a->node_id;
     ctx.expected_aud = a->node_id;
+    ctx.binding.job_id = job_id;
+    ctx.binding.task_id = task_id;
+    ctx.binding.self_role = self_role;
     *claims = NULL;
     enum jws_error e = jws_verify(token, strlen(token), &ctx, claims);
     if (e != JWS_OK) {
@@ -390,6 +400,12 @@ int attest_check_launch(const struct attest *a, const char *token, long long now
         return gw_errf(eb, GW_EAUTH, "launch token refused: %s", jws_error_name(e));
     }
     return 0;
+}
+
+int attest_check_launch(const struct attest *a, const char *token, long long now, cJSON **claims,
+                        struct gw_errbuf *eb)
+{
+    return launch_verify(a, token, NULL, NULL, NULL, now, claims, eb);
 }
 
 int attest_mint_present(const struct attest *a, const cJSON *launch, const char *aud,
@@ -424,20 +440,10 @@ int attest_verify_launch(const struct attest *a, const char *token, const char *
                          const char *task_id, const char *self_role, long long now, char **jti,
                          struct gw_errbuf *eb)
 {
-    struct jws_verify_ctx ctx;
-    jws_verify_ctx_init(&ctx, JWS_TYP_LAUNCH, now);
-    ctx.keys = a->verify;
-    ctx.expected_iss = a->node_id;
-    ctx.expected_aud = a->node_id;
-    ctx.binding.job_id = job_id;
-    ctx.binding.task_id = task_id;
-    ctx.binding.self_role = self_role;
     cJSON *claims = NULL;
-    enum jws_error e = jws_verify(token, strlen(token), &ctx, &claims);
-    if (e != JWS_OK) {
-        cJSON_Delete(claims);
-        return gw_errf(eb, GW_EAUTH, "launch token refused: %s", jws_error_name(e));
-    }
+    int rc = launch_verify(a, token, job_id, task_id, self_role, now, &claims, eb);
+    if (rc != 0)
+        return rc;
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(claims, "jti");
     *jti = gw_xstrdup(cJSON_IsString(j) ? j->valuestring : "");
     cJSON_Delete(claims);

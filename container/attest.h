@@ -34,6 +34,8 @@ struct attest *attest_open(const char *node_id, const char *key_path, struct gw_
 void attest_free(struct attest *a);
 
 const char *attest_kid(const struct attest *a);
+/** The active key's PEM file. */
+const char *attest_key_path(const struct attest *a);
 /** The kid of the key waiting to become active, or NULL. */
 const char *attest_next_kid(const struct attest *a);
 

@@ -44,7 +44,6 @@ static void record_active(struct keys *k, bool withdrawn)
 {
     struct gw_app *app = k->app;
     char *jwk = attest_public_jwk_text(app->attest);
-    char *path = gw_xasprintf("%s/keys/node-es256.pem", app->cfg->data_dir);
     static const char sql[] =
         "WITH r AS (UPDATE t_attest_key SET retired_at = now(),"
         "  not_after = CASE WHEN $4 THEN now() ELSE not_after END"
@@ -52,11 +51,11 @@ static void record_active(struct keys *k, bool withdrawn)
         " INSERT INTO t_attest_key (kid, public_jwk, private_key_path)"
         " SELECT $1, $2::jsonb, $3 FROM (SELECT count(*) FROM r) AS done"
         " ON CONFLICT (kid) DO NOTHING";
-    const char *p[4] = {attest_kid(app->attest), jwk, path, withdrawn ? "true" : "false"};
+    const char *p[4] = {attest_kid(app->attest), jwk, attest_key_path(app->attest),
+                        withdrawn ? "true" : "false"};
     if (db_query(app->db, sql, 4, p, on_db_done, "cannot record the node key", NULL) != 0)
         log_kv(LOG_LEVEL_WARN, NULL, "attest.key", "database unavailable", NULL);
     free(jwk);
-    free(path);
 }
 
 static void on_retired(void *arg, int err, const struct db_res *res, const char *errmsg,
@@ -95,29 +94,30 @@ void keys_startup(struct keys *k)
         log_kv(LOG_LEVEL_WARN, NULL, "attest.key", "database unavailable", NULL);
 }
 
-static void activate(struct keys *k, bool withdraw)
+static int activate(struct keys *k, bool withdraw, struct gw_errbuf *eb)
 {
     struct gw_app *app = k->app;
-    struct gw_errbuf eb;
-    gw_errbuf_clear(&eb);
-    const char *old = attest_kid(app->attest);
     char oldkid[80];
-    snprintf(oldkid, sizeof(oldkid), "%s", old);
-    if (attest_rotate_activate(app->attest, withdraw, now_s(), &eb) != 0) {
-        log_kv(LOG_LEVEL_ERROR, NULL, "attest.key", "key rotation failed", "err", eb.msg, NULL);
-        return;
+    snprintf(oldkid, sizeof(oldkid), "%s", attest_kid(app->attest));
+    int rc = attest_rotate_activate(app->attest, withdraw, now_s(), eb);
+    if (rc != 0) {
+        log_kv(LOG_LEVEL_ERROR, NULL, "attest.key", "key rotation failed", "err", eb->msg, NULL);
+        return rc;
     }
     log_kv(LOG_LEVEL_INFO, NULL, "attest.key", withdraw ? "new key active; old key withdrawn"
                                                         : "new key active; old key retired",
            "kid", attest_kid(app->attest), "old_kid", oldkid, NULL);
     record_active(k, withdraw);
+    return 0;
 }
 
 static void on_activate(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    activate(arg, false);
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    (void)activate(arg, false, &eb); /* logged; the next key stays published */
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -164,9 +164,8 @@ int keys_rotate(struct keys *k, bool now, int *activate_in_s, struct gw_errbuf *
         return rc;
     if (now) {
         event_del(k->activate);
-        activate(k, true);
         *activate_in_s = 0;
-        return attest_next_kid(app->attest) ? GW_EINTERNAL : 0;
+        return activate(k, true, eb);
     }
     if (!pending) {
         struct timeval tv = {app->cfg->attest_key_publish_s, 0};

@@ -149,15 +149,15 @@ void ops_key_rotate(struct gw_req *req)
 {
     if (!route_params(req))
         return;
-    const cJSON *now = cJSON_GetObjectItemCaseSensitive(req->params, "now");
-    if (now && !cJSON_IsBool(now)) {
-        route_reply_err(req, GW_EINVAL, "now must be a boolean");
-        return;
-    }
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
+    bool now = false;
+    if (json_get_bool(req->params, "now", false, &now, &eb) != 0) {
+        route_reply_err(req, GW_EINVAL, eb.msg);
+        return;
+    }
     int in_s = 0;
-    if (keys_rotate(req->app->keys, cJSON_IsTrue(now), &in_s, &eb) != 0) {
+    if (keys_rotate(req->app->keys, now, &in_s, &eb) != 0) {
         route_reply_err(req, GW_EINTERNAL, eb.msg[0] ? eb.msg : "key rotation failed");
         return;
     }

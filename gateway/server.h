@@ -19,6 +19,7 @@
 #include "compat.h"
 #include "err.h"
 #include "log.h"
+#include "spool.h"
 
 struct gw_app;
 struct server;
@@ -103,8 +104,6 @@ void server_reply(struct gw_req *req, int http_status, const char *content_type,
 void server_enable_spool(struct server *srv);
 
 /** spool_take() for req: 0 none, 1 complete (*out), 2 arriving (cb later). */
-struct spool_upload;
-typedef void (*spool_ready_cb)(void *arg, struct spool_upload *u, const char *why);
 int server_spool_take(struct gw_req *req, spool_ready_cb cb, void *arg, struct spool_upload **out);
 
 /** The caller's numeric address ("127.0.0.1", "::1"), or NULL. Borrowed. */

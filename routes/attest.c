@@ -46,11 +46,12 @@ struct ax {
     bool verify;
     cJSON *launch;          /* the caller's verified launch claims */
     char *job_id, *task_id, *self_role;
+    char *nonce;            /* exchange: the partner's challenge; verify: the one expected */
     /* exchange */
-    char *audience, *nonce;
+    char *audience;
     int ttl;
     /* verify */
-    char *token, *iss, *exp_nonce, *exp_task, *exp_role;
+    char *token, *iss, *exp_task, *exp_role;
 };
 
 static void ax_free(void *p)
@@ -64,7 +65,6 @@ static void ax_free(void *p)
     free(x->nonce);
     free(x->token);
     free(x->iss);
-    free(x->exp_nonce);
     free(x->exp_task);
     free(x->exp_role);
     free(x);
@@ -151,7 +151,7 @@ static void on_issuer_keys(struct gw_req *req, const struct jws_keyset *ks, cons
     ctx.keys = ks;
     ctx.expected_iss = x->iss;
     ctx.expected_aud = req->app->cfg->node_id;
-    ctx.expected_nonce = x->exp_nonce;
+    ctx.expected_nonce = x->nonce;
     ctx.binding.job_id = x->job_id;
     ctx.binding.task_id = x->exp_task;
     ctx.binding.self_role = x->exp_role;
@@ -358,7 +358,7 @@ void attest_token_verify(struct gw_req *req)
     struct ax *x = ax_new(req, true);
     x->token = gw_xstrdup(tok);
     x->iss = gw_xstrdup(iss);
-    x->exp_nonce = gw_xstrdup(nonce);
+    x->nonce = gw_xstrdup(nonce);
     x->exp_task = task ? gw_xstrdup(task) : NULL;
     x->exp_role = role ? gw_xstrdup(role) : NULL;
     if (!caller_task(req, x, "verify"))

@@ -218,12 +218,15 @@ static void stopack_free(struct stopack *a)
     free(a);
 }
 
-/* A party answered job/stop (or knows no such job: nothing to stop there):
- * record it, so the retry sweep leaves it alone. */
+/* A party answered job/stop: record it, so the retry sweep leaves it
+ * alone.  A refusal is an answer too (sending it again changes nothing; a
+ * FATE-Flow peer may refuse to stop a job it finished); only an unreachable
+ * party, a refused signature or a transient error (6000 and up: internal,
+ * database, busy, draining) is worth another try. */
 static void on_stop_sent(void *arg, const struct peer_resp *r)
 {
     struct stopack *a = arg;
-    if (r->err || (r->code != 0 && r->code != ROUTE_CODE_NOT_FOUND)) {
+    if (r->err || r->code == ROUTE_CODE_AUTH || r->code >= ROUTE_CODE_INTERNAL) {
         struct log_ctx lc = {.node_id = a->s->app->cfg->node_id, .job_id = a->job_id};
         log_kv(LOG_LEVEL_WARN, &lc, "job.stop", "job/stop to a party failed; will be sent again",
                "node", r->node, "err", r->msg, NULL);

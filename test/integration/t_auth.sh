@@ -216,6 +216,9 @@ for bad in '{}' "{\"token\":\"$P2\"}" "{\"token\":\"$P2\",\"expected\":{\"nonce\
 done
 r=$(curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $TB" --data-binary "{\"token\":\"$(head -c 20000 /dev/zero | tr '\0' a)\",\"expected\":{\"iss\":\"$A\",\"nonce\":\"$N1\"}}" "http://127.0.0.1:$PB/v1/platform/attest/verify")
 expect verify_oversized_body "$(code_of "$r")" 5005
+big=$(head -c 6000 /dev/zero | tr '\0' a)
+expect exchange_oversized_body "$(code_of "$(xchg "$PA" "$TA0" "{\"audience\":\"$B\",\"nonce\":\"$big\"}")")" 5005
+expect rotate_oversized_body "$(api POST "$PB" /v1/platform/attest/key/rotate "{\"pad\":\"$big\"}" | jq -r .code)" 5005
 # refresh: the file gets a new token every 8 s; the row follows, and the
 # previous token stays accepted until the next refresh
 i=0

@@ -130,7 +130,8 @@ head -c 8000000 /dev/zero >"$T_ROOT/z.bin"
 curl -s -m 1 --limit-rate 1M -F namespace=gone -F name=half -F "file=@$T_ROOT/z.bin" "http://127.0.0.1:$PA/v2/component/upload/file" >/dev/null 2>&1
 sleep 0.5
 expect upload_abandoned_stores_nothing "$(psql_db ca -c "SELECT count(*) FROM t_dataset WHERE namespace='gone'")" 0
-expect upload_abandoned_spool_cleaned "$(ls "$T_ROOT/ca/data/storage/.spool" | wc -l)" 0
+check upload_spool_dir_exists test -d "$T_ROOT/ca/data/storage/.spool"
+expect upload_abandoned_spool_cleaned "$(ls -A "$T_ROOT/ca/data/storage/.spool" | wc -l)" 0
 expect upload_abandoned_still_serving "$(http_status "http://127.0.0.1:$PA/healthz")" 200
 rm -f "$T_ROOT/z.bin"
 # streamed bodies get the same checks: unterminated, no file part, two files
@@ -143,7 +144,7 @@ expect upload_stream_no_file "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg)" 
 r=$(mpost "$(mpb '--B1\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\na\r\n--B1\r\nContent-Disposition: form-data; name="file2"; filename="g"\r\n\r\nb\r\n--B1--\r\n')")
 expect upload_stream_two_files "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg)" "5001 file: more than one file part"
 expect upload_stream_refusals_store_nothing "$(psql_db ca -c "SELECT count(*) FROM t_dataset WHERE namespace='mp'")" 0
-expect upload_stream_refusals_spool_cleaned "$(ls "$T_ROOT/ca/data/storage/.spool" | wc -l)" 0
+expect upload_stream_refusals_spool_cleaned "$(ls -A "$T_ROOT/ca/data/storage/.spool" | wc -l)" 0
 r=$(api GET "$PA" "/v2/component/dataset/list?namespace=demo")
 expect dataset_list "$(printf '%s' "$r" | jq -r '[.data.datasets[].dataset_id] | join(",")')" "demo#guest,demo#host"
 
@@ -310,7 +311,8 @@ if command -v docker-registry >/dev/null 2>&1 && command -v htpasswd >/dev/null 
     AUTH=$(printf '{"username":"bfia","password":"s3cret-pw","serveraddress":"127.0.0.1:%s"}' "$RP" | base64 -w0 | tr '+/' '-_' | tr -d '=')
     node_start cr $A "$PR" "$R" GW_DOCKER_REGISTRY_AUTH="$AUTH"
     gw_ready "$PR" 20
-    expect registry_auth_secret_hidden "$(GW_NODE_ID=$A GW_DOCKER_REGISTRY_AUTH="$AUTH" "$GW_BIN" -c conf/test.yaml --print-config 2>/dev/null | grep -c "$AUTH")" 0
+    GW_NODE_ID=$A GW_DOCKER_REGISTRY_AUTH="$AUTH" "$GW_BIN" -c conf/test.yaml --print-config >"$T_ROOT/pc.out" 2>/dev/null
+    expect registry_auth_secret_hidden "$(grep -c "$AUTH" "$T_ROOT/pc.out") $(grep -c 'registry_auth: "\*\*\*"' "$T_ROOT/pc.out")" "0 1"
     r=$(api POST "$PR" /v2/provider/register "$(regbody "$REF")")
     expect pull_with_credentials_registers "$(code_of "$r")" 0
     expect pulled_image_pinned "$(printf '%s' "$r" | jq -r .data.image_digest)" "$digest"

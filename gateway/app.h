@@ -39,6 +39,7 @@ struct gw_app {
     struct keys *keys;        /* node key rotation (gateway/keys.h) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */
     struct jws_replay *present_replay; /* (iss, jti) of presentation tokens verified here */
+    struct pollcache *pollcache; /* task/poll answers (routes/pollcache.h) */
     struct ratelimit *attest_rl; /* attest token/verify calls per task (gateway/ratelimit.h) */
     char *attest_dir;         /* <data_dir>/attest: per-container token directories */
     char *storage_dir;        /* absolute <data_dir>/storage: file:// datasets and outputs */

@@ -33,7 +33,8 @@ struct db_query {
     db_cb cb; /* NULL once cancelled */
     void *arg;
     long long queued_at_ms;
-    bool internal; /* the set-up version probe */
+    bool internal; /* the set-up version probe, or LISTEN */
+    bool listen;   /* internal: the LISTEN statement */
     bool preparing; /* its statement is being prepared on the connection first */
     unsigned long long hash;
 };
@@ -84,6 +85,10 @@ struct db_pool {
     bool schema_ok;
     int schema_seen;
     long long queries, failures, reconnects;
+    char *listen_channel; /* NULL: no LISTEN */
+    db_notify_cb notify_cb;
+    void *notify_arg;
+    bool listening;
 };
 
 static void conn_start(struct db_conn *c);
@@ -144,7 +149,15 @@ static void finish_query(struct db_conn *c, int err, const char *msg, const char
         return;
     }
     struct db_pool *p = c->pool;
-    if (q->internal) {
+    if (q->internal && q->listen) {
+        if (err == 0) {
+            p->listening = true;
+            p->notify_cb(p->notify_arg, NULL); /* anything before now was missed */
+        } else {
+            log_kv(LOG_LEVEL_WARN, NULL, "db.listen", "LISTEN failed", "err", msg ? msg : "",
+                   NULL);
+        }
+    } else if (q->internal) {
         /* Set-up probe: the version decides readiness. */
         if (err == 0 && res && PQntuples(res) == 1) {
             p->schema_seen = atoi(PQgetvalue(res, 0, 0));
@@ -180,6 +193,10 @@ static void conn_down(struct db_conn *c, const char *why)
                p->last_error, NULL);
     event_del(c->ev);
     c->fd = -1;
+    if (c->idx == 0 && p->listening) {
+        p->listening = false;
+        p->notify_cb(p->notify_arg, NULL);
+    }
     if (c->q)
         finish_query(c, GW_EDB, p->last_error[0] ? p->last_error : "connection lost", "08006");
     if (c->pg) {
@@ -297,12 +314,15 @@ static void conn_read(struct db_conn *c)
         conn_down(c, PQerrorMessage(c->pg));
         return;
     }
+    PGnotify *note;
+    while ((note = PQnotifies(c->pg)) != NULL) {
+        if (c->pool->listening && c->pool->notify_cb)
+            c->pool->notify_cb(c->pool->notify_arg, note->extra ? note->extra : "");
+        PQfreemem(note);
+    }
     if (c->state == CONN_IDLE) {
-        /* Unsolicited input on an idle connection: a notice, or the server
-         * telling us it is going away. */
-        PGnotify *n;
-        while ((n = PQnotifies(c->pg)) != NULL)
-            PQfreemem(n);
+        /* Unsolicited input on an idle connection: a notification (handled
+         * above), a notice, or the server telling us it is going away. */
         if (PQstatus(c->pg) == CONNECTION_BAD)
             conn_down(c, PQerrorMessage(c->pg));
         return;
@@ -323,6 +343,7 @@ static void conn_read(struct db_conn *c)
     PGresult *r = c->res;
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     bool internal = c->q && c->q->internal;
+    bool was_listen = c->q && c->q->listen;
     if (c->q && c->q->preparing && st == PGRES_COMMAND_OK) {
         /* Prepared: remember it and run it, same connection, same query. */
         struct db_query *q = c->q;
@@ -359,8 +380,22 @@ static void conn_read(struct db_conn *c)
     }
     if (c->state == CONN_DOWN || !c->pg)
         return;
-    if (internal)
+    if (internal && !was_listen) {
         c->pool->reconnects++;
+        if (c->idx == 0 && c->pool->listen_channel) {
+            /* Still in set-up: LISTEN before the connection takes queries. */
+            struct db_query *lq = gw_xcalloc(1, sizeof(*lq));
+            lq->pool = c->pool;
+            lq->internal = true;
+            lq->listen = true;
+            lq->sql = gw_xasprintf("LISTEN %s", c->pool->listen_channel);
+            if (conn_send(c, lq) != 0) {
+                query_free(lq);
+                conn_down(c, PQerrorMessage(c->pg));
+            }
+            return;
+        }
+    }
     conn_idle(c);
     pool_dispatch(c->pool);
 }
@@ -631,6 +666,7 @@ void db_pool_free(struct db_pool *p)
     free(p->kw);
     free(p->vals);
     free(p->conns);
+    free(p->listen_channel);
     free(p);
 }
 
@@ -758,3 +794,17 @@ bool db_pool_ready(const struct db_pool *p, const char **reason)
 }
 
 const char *db_pool_last_error(const struct db_pool *p) { return p->last_error; }
+
+void db_pool_listen(struct db_pool *p, const char *channel, db_notify_cb cb, void *arg)
+{
+    free(p->listen_channel);
+    p->listen_channel = gw_xstrdup(channel);
+    p->notify_cb = cb;
+    p->notify_arg = arg;
+    /* A first connection already up (or setting up) LISTENs on its next
+     * (re)connect; drop it now so that happens at once. */
+    if (p->conns[0].state == CONN_IDLE)
+        conn_down(&p->conns[0], "re-connecting to LISTEN");
+}
+
+bool db_pool_listening(const struct db_pool *p) { return p->listening; }

@@ -100,6 +100,19 @@ void db_pool_stats(const struct db_pool *p, struct db_stats *st);
  */
 bool db_pool_ready(const struct db_pool *p, const char **reason);
 
+/*
+ * Notifications.  db_pool_listen makes the pool's first connection run
+ * LISTEN channel after every (re)connect and hands each notification's
+ * payload to cb.  cb(arg, NULL) means "notifications may have been missed"
+ * (the listening connection came up, went down or was never up): a cache fed
+ * by them must forget everything.  Call once, before the loop runs.
+ */
+typedef void (*db_notify_cb)(void *arg, const char *payload);
+void db_pool_listen(struct db_pool *p, const char *channel, db_notify_cb cb, void *arg);
+
+/** LISTEN is in effect now: every later commit's notification will arrive. */
+bool db_pool_listening(const struct db_pool *p);
+
 /** Last connection error text (borrowed; "" when none). */
 const char *db_pool_last_error(const struct db_pool *p);
 

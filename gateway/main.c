@@ -34,6 +34,7 @@
 #include "gateway/reqsig.h"
 #include "container/docker.h"
 #include "container/runner.h"
+#include "routes/pollcache.h"
 #include "routes/route.h"
 #include "scheduler/sched.h"
 
@@ -138,6 +139,13 @@ static void on_routes_reloaded(void *arg, int err, const char *msg)
                "routes", "err", msg, NULL);
     else
         log_kv(LOG_LEVEL_INFO, NULL, "routes.reload", "route table reloaded", NULL);
+}
+
+/* NOTIFY bfia_task <task_id> (migration 0006); NULL: LISTEN came up or
+ * went down, so anything may have been missed. */
+static void on_task_notify(void *arg, const char *task_id)
+{
+    pollcache_forget(arg, task_id);
 }
 
 static void usage(FILE *out)
@@ -404,6 +412,8 @@ int main(int argc, char **argv)
         .schema_version = app->schema_version,
     };
     app->db = db_pool_new(app->base, &dbo);
+    app->pollcache = pollcache_new(0);
+    db_pool_listen(app->db, "bfia_task", on_task_notify, app->pollcache);
     app->httpc = httpc_new(app->base);
     app->server = server_new(app, route_dispatch);
     if (server_listen(app->server, cfg->http_host, cfg->http_port, &eb) != 0) {
@@ -487,6 +497,7 @@ out:
     /* Order matters: drop pending DB and HTTP callbacks before the requests
      * they point at are freed with the server. */
     db_pool_free(app->db);
+    pollcache_free(app->pollcache);
     runner_free(app->runner); /* cancels its waits: before the engine client */
     sched_free(app->sched);
     docker_free(app->docker);

@@ -12,6 +12,7 @@
 #include "gateway/keys.h"
 #include "gateway/metrics.h"
 #include "container/attest.h"
+#include "pollcache.h"
 #include "route.h"
 
 #ifndef GW_VERSION
@@ -115,6 +116,29 @@ void ops_metrics(struct gw_req *req)
             st.queries - st.failures, st.failures, st.reconnects, server_inflight(app->server) - 1,
             httpc_inflight(app->httpc), app->draining ? 1 : 0, GW_VERSION, GW_GIT_REV,
             app->schema_version, app->started_ms / 1000);
+    if (app->pollcache) {
+        struct pollcache_stats pc;
+        pollcache_stats(app->pollcache, &pc);
+        fprintf(out,
+                "# HELP gateway_poll_cache_lookups_total task/poll answers by cache outcome.\n"
+                "# TYPE gateway_poll_cache_lookups_total counter\n"
+                "gateway_poll_cache_lookups_total{outcome=\"hit\"} %llu\n"
+                "gateway_poll_cache_lookups_total{outcome=\"miss\"} %llu\n"
+                "# HELP gateway_poll_cache_forgotten_total Cached answers dropped by a change.\n"
+                "# TYPE gateway_poll_cache_forgotten_total counter\n"
+                "gateway_poll_cache_forgotten_total %llu\n"
+                "# HELP gateway_poll_cache_flushes_total Whole-cache flushes (LISTEN up/down, size).\n"
+                "# TYPE gateway_poll_cache_flushes_total counter\n"
+                "gateway_poll_cache_flushes_total %llu\n"
+                "# HELP gateway_poll_cache_bytes Memory the cached answers take.\n"
+                "# TYPE gateway_poll_cache_bytes gauge\n"
+                "gateway_poll_cache_bytes %zu\n"
+                "# HELP gateway_db_listening 1 while LISTEN bfia_task is in effect.\n"
+                "# TYPE gateway_db_listening gauge\n"
+                "gateway_db_listening %d\n",
+                pc.hits, pc.misses, pc.forgotten, pc.flushes, pc.bytes,
+                db_pool_listening(app->db) ? 1 : 0);
+    }
     fclose(out);
     server_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len, NULL);
     free(buf);

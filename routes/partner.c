@@ -30,6 +30,7 @@
 #include "gateway/json.h"
 #include "gateway/log.h"
 #include "gateway/peer.h"
+#include "pollcache.h"
 #include "route.h"
 #include "scheduler/dag.h"
 
@@ -397,6 +398,38 @@ void partner_task_start(struct gw_req *req)
 
 /* ---- task/poll -------------------------------------------------------------- */
 
+/* The answer from the poll query's row (status, error texts, the highest
+ * non-zero exit code, the lowest exit code, log tail), cached or not. */
+static void poll_answer(struct gw_req *req, const char *const *v)
+{
+    const char *st = v[0];
+    cJSON *d = cJSON_CreateObject();
+    json_add_str(d, "status", st);
+    /* Our extension (ignored by other peers): why, for the scheduler's view. */
+    if (strcmp(st, "SUCCESS") == 0 || strcmp(st, "FAILED") == 0) {
+        json_add_str(d, "error_text", v[1]);
+        const char *ec = v[2] ? v[2] : v[3];
+        if (ec)
+            json_add_int(d, "exit_code", atoll(ec));
+        json_add_str(d, "log_tail", v[4]);
+    }
+    route_reply_ok(req, d);
+}
+
+struct poll_ctx {
+    struct pollcache_ticket tk;
+    char *task_id;
+    char role[40];
+    int idx;
+};
+
+static void poll_ctx_free(void *p)
+{
+    struct poll_ctx *pc = p;
+    free(pc->task_id);
+    free(pc);
+}
+
 static void on_polled(void *arg, int err, const struct db_res *res, const char *errmsg,
                       const char *sqlstate)
 {
@@ -404,22 +437,16 @@ static void on_polled(void *arg, int err, const struct db_res *res, const char *
     struct gw_req *req = arg;
     if (route_db_failed(req, err, errmsg))
         return;
-    const char *st = db_res_rows(res) ? db_res_get(res, 0, 0) : NULL;
-    if (!st) {
+    if (!db_res_rows(res) || !db_res_get(res, 0, 0)) {
         route_reply_err(req, GW_ENOTFOUND, "task_id: no such task (for that role) on this node");
         return;
     }
-    cJSON *d = cJSON_CreateObject();
-    json_add_str(d, "status", st);
-    /* Our extension (ignored by other peers): why, for the scheduler's view. */
-    if (strcmp(st, "SUCCESS") == 0 || strcmp(st, "FAILED") == 0) {
-        json_add_str(d, "error_text", db_res_get(res, 0, 1));
-        const char *ec = db_res_get(res, 0, 2) ? db_res_get(res, 0, 2) : db_res_get(res, 0, 3);
-        if (ec)
-            json_add_int(d, "exit_code", atoll(ec));
-        json_add_str(d, "log_tail", db_res_get(res, 0, 4));
-    }
-    route_reply_ok(req, d);
+    const char *v[POLLCACHE_NVALS];
+    for (int i = 0; i < POLLCACHE_NVALS; i++)
+        v[i] = db_res_get(res, 0, i);
+    struct poll_ctx *pc = req->ctx;
+    pollcache_put(req->app->pollcache, &pc->tk, pc->task_id, pc->role, pc->idx, v);
+    poll_answer(req, v);
 }
 
 /* "guest", "guest.0" or "" -> role and index (-1 = any). */
@@ -463,6 +490,20 @@ void partner_task_poll(struct gw_req *req)
         route_reply_err(req, GW_EINVAL, "role: expected 'guest', 'guest.0' or empty");
         return;
     }
+    struct pollcache_ticket tk;
+    const char *const *hit =
+        pollcache_get(req->app->pollcache, db_pool_listening(req->app->db), task_id, role, idx, &tk);
+    if (hit) {
+        poll_answer(req, hit);
+        return;
+    }
+    struct poll_ctx *pc = gw_xcalloc(1, sizeof(*pc));
+    pc->tk = tk;
+    pc->task_id = gw_xstrdup(task_id);
+    snprintf(pc->role, sizeof(pc->role), "%s", role);
+    pc->idx = idx;
+    req->ctx = pc;
+    req->ctx_free = poll_ctx_free;
     char ix[12];
     snprintf(ix, sizeof(ix), "%d", idx);
     static const char sql[] =
@@ -928,6 +969,9 @@ static void on_agg(void *arg, int err, const struct db_res *res, const char *err
 
 void partner_task_changed(struct gw_app *app, const char *job_id, const char *task_id)
 {
+    /* The NOTIFY of this commit is on its way too; forgetting now means our
+     * own next poll answer already shows the change. */
+    pollcache_forget(app->pollcache, task_id);
     struct push *ps = gw_xcalloc(1, sizeof(*ps));
     ps->app = app;
     static const char sql[] =

@@ -155,6 +155,32 @@ r=$(api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"$TID\",\"rol
 expect poll_role_with_index "$(printf '%s' "$r" | jq -r .data.status)" SUCCESS
 r=$(api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"no-such-task\",\"role\":\"\"}")
 expect poll_unknown_task_refused "$(code_of "$r")" 5002
+# The task/poll cache follows every writer of t_task, not only this gateway:
+# an operator's UPDATE shows at once (NOTIFY), and so does one made while the
+# listening connection was cut.
+poll_st() { api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"$TID\",\"role\":\"host.0\"}" | jq -r '.data.status + "/" + .data.error_text'; }
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
+poll_until() { # WANT TRIES(0.1 s)
+    _i=0
+    while [ "$(poll_st)" != "$1" ] && [ $_i -lt "$2" ]; do sleep 0.1; _i=$((_i + 1)); done
+    poll_st
+}
+expect poll_cache_listening "$(metric "$PB" gateway_db_listening)" 1
+h0=$(metric "$PB" 'gateway_poll_cache_lookups_total{outcome="hit"}')
+poll_st >/dev/null
+expect poll_cache_answer_before "$(poll_st)" "SUCCESS/"
+h1=$(metric "$PB" 'gateway_poll_cache_lookups_total{outcome="hit"}')
+check poll_cache_serves_repeats test "$h1" -gt "$h0"
+psql_db jb -c "UPDATE t_task SET status='FAILED', error_text='set by an operator' WHERE task_id='$TID'"
+expect poll_cache_sees_outside_write "$(poll_until "FAILED/set by an operator" 30)" "FAILED/set by an operator"
+psql_db jb -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()" >/dev/null
+psql_db jb -c "UPDATE t_task SET error_text='changed during the cut' WHERE task_id='$TID'"
+expect poll_cache_after_listener_cut "$(poll_until "FAILED/changed during the cut" 100)" "FAILED/changed during the cut"
+psql_db jb -c "UPDATE t_task SET status='SUCCESS', error_text='' WHERE task_id='$TID'"
+expect poll_cache_restored_row "$(poll_until "SUCCESS/" 30)" "SUCCESS/"
+i=0
+while [ "$(metric "$PB" gateway_db_listening)" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect poll_cache_listening_again "$(metric "$PB" gateway_db_listening)" 1
 expect repeated_calls_launch_nothing "$(docker -H "$DOCKER_URL" ps -aq | wc -l)" "$before"
 r=$(curl -s -H 'x-node-id: '$B -H 'Content-Type: application/json' --data-binary "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/task/callback")
 expect repeated_identical_callback_success "$(code_of "$r")" 0

@@ -18,10 +18,13 @@ mkdir -p "$W/rootfs/tmp" "$W/rootfs/etc" "$W/rootfs/proc" "$W/rootfs/sys" "$W/ro
 chmod 1777 "$W/rootfs/tmp"
 ${CC:-cc} -static -O2 -Wall -Wextra -o "$W/rootfs/bfia-demo" deploy/providers/demo/bfia_demo.c
 cp deploy/providers/demo/components.json "$W/rootfs/components.json"
+# which sources the image was built from (the tests rebuild a stale image)
+SRC=$(cat deploy/providers/demo/bfia_demo.c deploy/providers/demo/components.json | sha256sum | cut -c1-16)
 tar --numeric-owner --owner=0 --group=0 -C "$W/rootfs" -cf "$W/img.tar" .
 docker -H "$HOST" import \
     -c 'CMD ["/bfia-demo"]' \
     -c 'LABEL org.bfia.provider=bfia-demo org.bfia.provider.version=1.0.0 component.0.name=hash_ids component.1.name=col_stats' \
+    -c "LABEL org.bfia.source=$SRC" \
     "$W/img.tar" "$TAG" >/dev/null
 # re-importing a tag leaves the old image dangling: remove those
 docker -H "$HOST" image prune -f --filter label=org.bfia.provider=bfia-demo >/dev/null 2>&1 || true

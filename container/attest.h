@@ -28,6 +28,7 @@ struct jws_keyset;
 
 #define ATTEST_MOUNT "/run/bfia/attest"
 #define ATTEST_TOKEN_FILE ATTEST_MOUNT "/token.jwt"
+#define ATTEST_AGENT_SOCK "agent.sock" /* the task socket, in the same directory */
 
 /** Load the key at path, or generate and store it (0600). Blocking: start-up only. */
 struct attest *attest_open(const char *node_id, const char *key_path, struct gw_errbuf *eb);

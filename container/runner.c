@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <event2/event.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include "gateway/db.h"
 #include "gateway/json.h"
 #include "gateway/log.h"
+#include "gateway/server.h"
 
 #define LOG_TAIL_BYTES 8192
 
@@ -51,7 +53,9 @@ struct run {
     char *error;        /* engine error or lost-container reason */
     char *logs;
     char *jti;          /* launch token id */
-    char *tokdir;       /* <attest_dir>/<container name> */
+    char *tokdir;       /* <attest_dir>/<hash of the container name> (tokdir_for) */
+    char *token;        /* the launch token now in tokdir/token.jwt */
+    struct evhttp_bound_socket *agent; /* tokdir/agent.sock, or NULL */
     struct event *refresh; /* re-mints the launch token at 80 % of its TTL */
     char *tok_pending;     /* a re-minted token waiting for its row update */
     char *jti_pending;
@@ -122,6 +126,10 @@ static void run_free(struct run *u)
     free(u->error);
     free(u->logs);
     free(u->jti);
+    /* The socket file stays: the container may outlive this process, and
+     * the next start listens on it again (adoption). */
+    server_unlisten(r->app->agent_server, u->agent);
+    free(u->token);
     free(u->tokdir);
     cJSON_Delete(u->spec);
     free(u);
@@ -235,6 +243,15 @@ static void token_revoke(struct run *u)
     char *f = gw_xasprintf("%s/token.jwt", u->tokdir);
     unlink(f);
     free(f);
+    if (u->agent) {
+        server_unlisten(u->r->app->agent_server, u->agent);
+        u->agent = NULL;
+    }
+    f = gw_xasprintf("%s/" ATTEST_AGENT_SOCK, u->tokdir);
+    unlink(f);
+    free(f);
+    free(u->token);
+    u->token = NULL;
     rmdir(u->tokdir);
 }
 
@@ -511,6 +528,74 @@ static int write_token(const struct run *u, const char *tok)
     return rc;
 }
 
+/*
+ * The container's attest directory: <attest_dir>/<first 80 bits of
+ * SHA-256(container name), hex>.  Short on purpose: agent.sock inside it
+ * must fit in sun_path (108 bytes) whatever the task ids of the initiator.
+ * A container created by an earlier version has <attest_dir>/<name>
+ * mounted: that one is kept.
+ */
+static char *tokdir_for(const struct runner *r, const char *name)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char hex[21];
+    if (!EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL) || mdlen < 10)
+        abort();
+    for (int i = 0; i < 10; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    char *dir = gw_xasprintf("%s/%s", r->app->attest_dir, hex);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        char *old = gw_xasprintf("%s/%s", r->app->attest_dir, name);
+        if (stat(old, &st) == 0 && S_ISDIR(st.st_mode)) {
+            free(dir);
+            return old;
+        }
+        free(old);
+    }
+    return dir;
+}
+
+/* The task socket (attestation.md 2.10): tokdir/agent.sock, which only this
+ * container can reach (the directory is its mount).  A request arriving on
+ * it is this container's, so the exchange needs no bearer token. */
+static void agent_open(struct run *u)
+{
+    if (!u->tokdir || u->agent || !u->r->app->agent_server)
+        return;
+    char *path = gw_xasprintf("%s/" ATTEST_AGENT_SOCK, u->tokdir);
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    u->agent = server_listen_unix(u->r->app->agent_server, path, &eb);
+    if (!u->agent)
+        log_kv(LOG_LEVEL_WARN, &u->log, "attest.socket",
+               "no task socket for this container; it can still exchange with its bearer token",
+               "err", eb.msg, NULL);
+    free(path);
+}
+
+const char *runner_token(const struct runner *r, const struct runner_key *k)
+{
+    for (const struct run *u = r->runs; u; u = u->next)
+        if (u->role_index == k->role_index && strcmp(u->job_id, k->job_id) == 0 &&
+            strcmp(u->task_id, k->task_id) == 0 && strcmp(u->role, k->role) == 0)
+            return u->token;
+    return NULL;
+}
+
+const char *runner_agent_token(const struct runner *r, const char *sock_path)
+{
+    size_t n = strlen(sock_path), sl = strlen("/" ATTEST_AGENT_SOCK);
+    if (n <= sl || strcmp(sock_path + n - sl, "/" ATTEST_AGENT_SOCK) != 0)
+        return NULL;
+    for (const struct run *u = r->runs; u; u = u->next)
+        if (u->agent && u->tokdir && strlen(u->tokdir) == n - sl &&
+            strncmp(u->tokdir, sock_path, n - sl) == 0)
+            return u->token;
+    return NULL;
+}
+
 /* The first launch token, written before the container starts. */
 static int mint_token(struct run *u)
 {
@@ -519,7 +604,10 @@ static int mint_token(struct run *u)
     if (!tok)
         return -1;
     int rc = write_token(u, tok);
-    free(tok);
+    free(u->token);
+    u->token = rc == 0 ? tok : NULL;
+    if (rc != 0)
+        free(tok);
     return rc;
 }
 
@@ -570,6 +658,9 @@ static void on_refresh_written(void *arg, int err, const struct db_res *res, con
         free(u->jti);
         u->jti = jti;
         jti = NULL;
+        free(u->token);
+        u->token = tok;
+        tok = NULL;
         log_kv(LOG_LEVEL_DEBUG, &u->log, "attest.refresh", "launch token refreshed", "container",
                u->name, NULL);
         refresh_arm(u, refresh_period(u));
@@ -733,6 +824,9 @@ static cJSON *create_body(struct run *u)
         cJSON_AddBoolToObject(m, "ReadOnly", true);
         cJSON_AddItemToArray(mounts, m);
         cJSON_AddItemToArray(env, cJSON_CreateString("config.attest.token_file=" ATTEST_TOKEN_FILE));
+        if (u->agent)
+            cJSON_AddItemToArray(env, cJSON_CreateString("system.attest=unix://" ATTEST_MOUNT
+                                                         "/" ATTEST_AGENT_SOCK));
     }
     cJSON_AddBoolToObject(hc, "Privileged", false);
     cJSON *cd = cJSON_AddArrayToObject(hc, "CapDrop");
@@ -776,11 +870,12 @@ static void on_row(void *arg, int err, const struct db_res *res, const char *err
         return;
     }
     u->digest = gw_xstrdup(dg->valuestring);
-    u->tokdir = gw_xasprintf("%s/%s", u->r->app->attest_dir, u->name);
+    u->tokdir = tokdir_for(u->r, u->name);
     if (mkdir(u->tokdir, 0755) != 0 && errno != EEXIST) {
         free(u->tokdir);
         u->tokdir = NULL;
     }
+    agent_open(u);
     cJSON *body = create_body(u);
     int rc = docker_container_create(u->r->app->docker, u->name, body, on_created, u);
     cJSON_Delete(body);
@@ -994,7 +1089,8 @@ static void on_rec_rows(void *arg, int err, const struct db_res *res, const char
                 continue;
             u->cid = gw_xstrdup(id->valuestring);
             u->name = gw_xstrdup(name);
-            u->tokdir = gw_xasprintf("%s/%s", r->app->attest_dir, name);
+            u->tokdir = tokdir_for(r, name);
+            agent_open(u);
             if (strcmp(status, "READY") == 0) {
                 /* created before the crash, CAS to RUNNING never committed */
                 run_free(u);

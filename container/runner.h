@@ -65,4 +65,14 @@ char *runner_container_name(const char *role, const char *node, const char *task
 /** Runs being driven right now (metrics, tests). */
 int runner_active(const struct runner *r);
 
+/**
+ * The current launch token of the container whose task socket is sock_path
+ * (req->agent_sock), or NULL when no running container owns that socket.
+ * Borrowed until the next refresh or the container's end.
+ */
+const char *runner_agent_token(const struct runner *r, const char *sock_path);
+
+/** The current launch token of task k's container here, or NULL. Borrowed. */
+const char *runner_token(const struct runner *r, const struct runner_key *k);
+
 #endif

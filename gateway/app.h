@@ -31,6 +31,7 @@ struct gw_app {
     struct httpc *httpc;
     struct metrics *metrics;
     struct server *server;
+    struct server *agent_server; /* per-container task sockets (attestation.md 2.10) */
     struct docker *docker;    /* Engine API client (container/docker.h) */
     struct runner *runner;    /* task containers (container/runner.h) */
     struct peers *peers;      /* route table cache and peer calls (gateway/peer.h) */

@@ -196,6 +196,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
                "inflight", n, NULL);
         server_abort_inflight(app->server);
     }
+    server_abort_inflight(app->agent_server); /* task sockets: nothing waits for these */
     /* One more short turn so the last replies reach their sockets. */
     ms->drain_phase = 2;
 }
@@ -286,6 +287,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     if (log_level_parse(c->log_level, &lv))
         log_set_level(lv);
     server_apply_cfg(app->server);
+    server_apply_cfg(app->agent_server);
     peers_sync_file(app->peers, c->routes_file, on_routes_reloaded, NULL);
     char n[16];
     snprintf(n, sizeof(n), "%d", rc.changed);
@@ -416,6 +418,9 @@ int main(int argc, char **argv)
     db_pool_listen(app->db, "bfia_task", on_task_notify, app->pollcache);
     app->httpc = httpc_new(app->base);
     app->server = server_new(app, route_dispatch);
+    /* The per-container task sockets (runner.c opens one per container). */
+    app->agent_server = server_new(app, route_dispatch);
+    server_set_agent(app->agent_server);
     if (server_listen(app->server, cfg->http_host, cfg->http_port, &eb) != 0) {
         log_kv(LOG_LEVEL_ERROR, &lctx, "process.start", eb.msg, NULL);
         fprintf(stderr, "gateway: %s\n", eb.msg);
@@ -503,6 +508,7 @@ out:
     docker_free(app->docker);
     httpc_free(app->httpc);
     server_free(app->server);
+    server_free(app->agent_server); /* after runner_free released its sockets */
     peers_free(app->peers);
     free(app->storage_dir);
     free(app->attest_dir);

@@ -13,9 +13,16 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "cfg.h"
@@ -38,6 +45,7 @@ struct server {
     unsigned long long seq;
     unsigned int boot_tag;
     struct spool *spool; /* multipart uploads streamed to disk, or NULL */
+    bool agent;          /* serves the per-container task sockets */
 };
 
 static void req_unlink(struct server *srv, struct gw_req *req)
@@ -64,6 +72,7 @@ static void req_free(struct gw_req *req)
     free(req->body);
     free(req->trace_id);
     free(req->caller);
+    free(req->agent_sock);
     free(req);
 }
 
@@ -150,6 +159,20 @@ static void on_request(struct evhttp_request *ev, void *arg)
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
     if (evcon)
         evhttp_connection_set_closecb(evcon, on_conn_close, req);
+    if (srv->agent && evcon) {
+        /* Which task socket: an accepted AF_UNIX connection reports the
+         * listening socket's path as its own address. */
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+        struct sockaddr_un sun;
+        socklen_t sl = sizeof(sun);
+        memset(&sun, 0, sizeof(sun));
+        if (bev && getsockname(bufferevent_getfd(bev), (struct sockaddr *)&sun, &sl) == 0 &&
+            sun.sun_family == AF_UNIX && sl > offsetof(struct sockaddr_un, sun_path) &&
+            sun.sun_path[0])
+            req->agent_sock = gw_xstrndup(sun.sun_path, sizeof(sun.sun_path));
+        else
+            req->agent_sock = gw_xstrdup(""); /* never matches a task */
+    }
     if (srv->spool)
         evhttp_request_set_on_complete_cb(ev, on_reply_sent, srv);
 
@@ -200,6 +223,49 @@ int server_listen(struct server *srv, const char *host, int port, struct gw_errb
     b->next = srv->bound;
     srv->bound = b;
     return 0;
+}
+
+void server_set_agent(struct server *srv) { srv->agent = true; }
+
+struct evhttp_bound_socket *server_listen_unix(struct server *srv, const char *path,
+                                               struct gw_errbuf *eb)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n >= sizeof(sun.sun_path)) {
+        gw_errf(eb, GW_EINVAL, "socket path of %zu bytes is over the limit of %zu (shorten data_dir)",
+                n, sizeof(sun.sun_path) - 1);
+        return NULL;
+    }
+    memcpy(sun.sun_path, path, n + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        gw_errf(eb, GW_EINTERNAL, "socket: %s", strerror(errno));
+        return NULL;
+    }
+    unlink(path); /* a socket left by an earlier run of this gateway */
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || chmod(path, 0666) != 0 ||
+        listen(fd, 16) != 0) {
+        gw_errf(eb, GW_EINTERNAL, "cannot listen on %s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return NULL;
+    }
+    struct evhttp_bound_socket *s = evhttp_accept_socket_with_handle(srv->http, fd);
+    if (!s) {
+        gw_errf(eb, GW_EINTERNAL, "cannot serve %s", path);
+        close(fd);
+        unlink(path);
+    }
+    return s;
+}
+
+void server_unlisten(struct server *srv, struct evhttp_bound_socket *s)
+{
+    if (s)
+        evhttp_del_accept_socket(srv->http, s);
 }
 
 void server_stop_accepting(struct server *srv)

@@ -25,6 +25,7 @@ struct gw_app;
 struct server;
 struct evhttp_request;
 struct evkeyvalq;
+struct evhttp_bound_socket;
 struct cJSON;
 
 enum gw_method {
@@ -50,6 +51,7 @@ struct gw_req {
     char req_id[24];
     char *trace_id;            /* from x-trace-id, owned */
     char *caller;              /* caller node id from x-source-node-id/x-node-id/x_node_id */
+    char *agent_sock;          /* task-socket server only: the socket's path ("" unknown) */
     struct log_ctx log;
     long long start_us;
     int route_idx;             /* set by the dispatcher, for metrics */
@@ -71,6 +73,21 @@ int server_listen(struct server *srv, const char *host, int port, struct gw_errb
 
 /** Apply reloadable limits from app->cfg (body cap, timeouts, max in-flight). */
 void server_apply_cfg(struct server *srv);
+
+/**
+ * Task sockets (attestation.md 2.10): a server marked as the agent server
+ * tags every request with the path of the Unix socket it arrived on
+ * (req->agent_sock), which names the one container that can reach it.
+ */
+void server_set_agent(struct server *srv);
+
+/** Listen on a new Unix socket at path (0666; a stale file is replaced).
+ *  NULL with eb on failure (including a path too long for sun_path). */
+struct evhttp_bound_socket *server_listen_unix(struct server *srv, const char *path,
+                                               struct gw_errbuf *eb);
+
+/** Stop listening on s (NULL-safe).  The socket file is the caller's. */
+void server_unlisten(struct server *srv, struct evhttp_bound_socket *s);
 
 /** Stop accepting new connections (SIGTERM). In-flight requests continue. */
 void server_stop_accepting(struct server *srv);

@@ -11,8 +11,11 @@
  *       no JOSE code; the issuer's keys come from its JWKS over the
  *       node-to-node channel (or its pinned key), single use per (iss, jti).
  *
- * Both are called by a task container with its launch token as
+ * Both are called by a task container on its task socket (system.attest,
+ * unix:///run/bfia/attest/agent.sock: the socket itself says which
+ * container calls), or over TCP with its launch token as
  * "Authorization: Bearer <token>" (the file at config.attest.token_file).
+ * {"refresh": true} to the token endpoint returns the current launch token.
  * The token must verify and be the live token of a task that is RUNNING on
  * this node: a token of a container that ended, or one replaced by two
  * refreshes, is refused.  Claims of a presentation token are copied from
@@ -27,6 +30,7 @@
 #include <time.h>
 
 #include "container/attest.h"
+#include "container/runner.h"
 #include "gateway/app.h"
 #include "gateway/cfg.h"
 #include "gateway/json.h"
@@ -44,6 +48,7 @@
 struct ax {
     struct gw_req *req;
     bool verify;
+    bool refresh;           /* exchange {"refresh": true}: the current launch token */
     cJSON *launch;          /* the caller's verified launch claims */
     char *job_id, *task_id, *self_role;
     char *nonce;            /* exchange: the partner's challenge; verify: the one expected */
@@ -192,6 +197,23 @@ static void on_live(void *arg, int err, const struct db_res *res, const char *er
                "this node (the container ended, or the token was replaced)");
         return;
     }
+    if (x->refresh) {
+        const char *dot = strrchr(x->self_role, '.');
+        char *rname = gw_xstrndup(x->self_role, (size_t)(dot - x->self_role));
+        struct runner_key k = {x->job_id, x->task_id, rname, atoi(dot + 1)};
+        const char *cur = runner_token(req->app->runner, &k);
+        free(rname);
+        if (!cur) {
+            route_reply_err(req, GW_EBUSY, "refresh: the task's launch token is being replaced; "
+                                           "retry");
+            return;
+        }
+        cJSON *d = cJSON_CreateObject();
+        json_add_str(d, "token", cur);
+        json_add_str(d, "typ", JWS_TYP_LAUNCH_STR);
+        route_reply_ok(req, d);
+        return;
+    }
     if (!x->verify) {
         if (party == 0) {
             char m[300];
@@ -214,15 +236,28 @@ static void on_live(void *arg, int err, const struct db_res *res, const char *er
  */
 static bool caller_task(struct gw_req *req, struct ax *x, const char *what)
 {
-    const char *auth = server_req_header(req, "Authorization");
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
-        refuse(req, what, "Authorization: the task's launch token is required (Bearer)");
-        return false;
+    const char *tok;
+    if (req->agent_sock) {
+        /* The task socket names its container: no bearer token needed, and
+         * one in the request changes nothing. */
+        tok = runner_agent_token(req->app->runner, req->agent_sock);
+        if (!tok) {
+            refuse(req, what, "task socket: no running task container owns this socket (the "
+                              "container ended, or its token is being replaced)");
+            return false;
+        }
+    } else {
+        const char *auth = server_req_header(req, "Authorization");
+        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
+            refuse(req, what, "Authorization: the task's launch token is required (Bearer), or "
+                              "call on the task socket (system.attest)");
+            return false;
+        }
+        tok = auth + 7;
     }
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
-    if (attest_check_launch(req->app->attest, auth + 7, (long long)time(NULL), &x->launch,
-                            &eb) != 0) {
+    if (attest_check_launch(req->app->attest, tok, (long long)time(NULL), &x->launch, &eb) != 0) {
         char m[560];
         snprintf(m, sizeof(m), "Authorization: %s", eb.msg);
         refuse(req, what, m);
@@ -291,19 +326,28 @@ void attest_token_exchange(struct gw_req *req)
     const char *aud = NULL, *nonce = NULL;
     long long ttl = PRESENT_TTL_DEFAULT;
     bool refresh = false;
-    if (!route_params(req) || !route_get_id(req, "audience", true, &aud))
+    if (!route_params(req))
         return;
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
-    if (json_get_str(req->params, "nonce", true, 0, &nonce, &eb) != 0 ||
-        json_get_int(req->params, "ttl", false, 1, PRESENT_TTL_MAX, &ttl, &eb) != 0 ||
-        json_get_bool(req->params, "refresh", false, &refresh, &eb) != 0) {
+    if (json_get_bool(req->params, "refresh", false, &refresh, &eb) != 0) {
         route_reply_err(req, GW_EINVAL, eb.msg);
         return;
     }
     if (refresh) {
-        route_reply_err(req, GW_EINVAL, "refresh: not offered; read the refreshed launch token "
-                                        "from config.attest.token_file");
+        /* {"refresh": true}: the container's current launch token, for
+         * components that read no files (spec 2.10). */
+        struct ax *x = ax_new(req, false);
+        x->refresh = true;
+        if (caller_task(req, x, "token"))
+            caller_live(req, x);
+        return;
+    }
+    if (!route_get_id(req, "audience", true, &aud))
+        return;
+    if (json_get_str(req->params, "nonce", true, 0, &nonce, &eb) != 0 ||
+        json_get_int(req->params, "ttl", false, 1, PRESENT_TTL_MAX, &ttl, &eb) != 0) {
+        route_reply_err(req, GW_EINVAL, eb.msg);
         return;
     }
     if (!nonce_ok(nonce)) {

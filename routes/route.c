@@ -27,9 +27,9 @@ static const struct route table[] = {
     {GW_GET, "/.well-known/jwks.json", ops_jwks, 1 * KiB, ROUTE_AUTH_NONE},
     {GW_GET, "/v1/platform/attest/jwks", ops_jwks, 1 * KiB, ROUTE_AUTH_NONE},
     {GW_POST, "/v1/platform/attest/key/rotate", ops_key_rotate, 4 * KiB, ROUTE_AUTH_LOCAL},
-    {GW_POST, "/v1/platform/attest/token", attest_token_exchange, 4 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v1/platform/attest/token", attest_token_exchange, 4 * KiB, ROUTE_AUTH_TASK},
     {GW_POST, "/v1/interconn/attest/evidence", attest_evidence, 4 * KiB, ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/platform/attest/verify", attest_token_verify, 16 * KiB, ROUTE_AUTH_LOCAL},
+    {GW_POST, "/v1/platform/attest/verify", attest_token_verify, 16 * KiB, ROUTE_AUTH_TASK},
     {GW_GET | GW_POST, "/v1/platform/route/get", platform_route_get, 64 * KiB, ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/route/list", platform_route_list, 64 * KiB,
      ROUTE_AUTH_LOCAL},
@@ -208,6 +208,13 @@ void route_dispatch(struct gw_req *req)
     req->route_idx = idx >= 0 ? idx : (int)n;
     req->route_name = idx >= 0 ? t[idx].pattern : NULL;
 
+    if (req->agent_sock && idx >= 0 && t[idx].auth != ROUTE_AUTH_TASK) {
+        /* A task socket reaches the attestation endpoints and nothing else. */
+        reply_envelope(req, 200, ROUTE_CODE_NO_ROUTE,
+                       "no such endpoint on a task socket (only /v1/platform/attest/token "
+                       "and /v1/platform/attest/verify)", NULL);
+        return;
+    }
     if (idx < 0) {
         char msg[160];
         if (known) {
@@ -243,7 +250,8 @@ void route_dispatch(struct gw_req *req)
         route_reply_err(req, GW_ETOOBIG, msg);
         return;
     }
-    if (r->auth == ROUTE_AUTH_LOCAL && !cfg_platform_allowed(app->cfg, server_req_peer(req))) {
+    if ((r->auth == ROUTE_AUTH_LOCAL || (r->auth == ROUTE_AUTH_TASK && !req->agent_sock)) &&
+        !cfg_platform_allowed(app->cfg, server_req_peer(req))) {
         char msg[240];
         const char *peer = server_req_peer(req);
         snprintf(msg, sizeof(msg), "platform API: caller address %.64s is not in "

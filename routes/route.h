@@ -22,6 +22,7 @@ struct cJSON;
 enum route_auth {
     ROUTE_AUTH_NONE,  /* ops endpoints: anyone may call */
     ROUTE_AUTH_LOCAL, /* platform API: this node's own UI/CLI and containers */
+    ROUTE_AUTH_TASK,  /* as LOCAL, and also served on the per-container task sockets */
     ROUTE_AUTH_PEER,  /* interconn/partner API: a node in the route table */
 };
 

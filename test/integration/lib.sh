@@ -115,11 +115,16 @@ http_status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 # $DOCKER_STATE) with the demo provider image; sets DOCKER_URL.
 docker_up() {
     DOCKER_URL=$(sh test/support/dockerd.sh ensure "$DOCKER_STATE") || return 1
-    if ! docker -H "$DOCKER_URL" image inspect bfia-demo:1.0.0 >/dev/null 2>&1; then
+    _src=$(cat deploy/providers/demo/bfia_demo.c deploy/providers/demo/components.json | sha256sum | cut -c1-16)
+    if [ "$(docker -H "$DOCKER_URL" image inspect -f '{{index .Config.Labels "org.bfia.source"}}' bfia-demo:1.0.0 2>/dev/null)" != "$_src" ]; then
         sh deploy/providers/build.sh "$DOCKER_URL" >"$T_ROOT/image-build.log" 2>&1 || return 1
     fi
     export DOCKER_URL
 }
+
+# tokdir NODE CONTAINER_NAME: the container's attest directory on the host
+# (<data_dir>/attest/<first 20 hex of SHA-256 of the name>, runner.c).
+tokdir() { printf '%s/%s/data/attest/%s' "$T_ROOT" "$1" "$(printf '%s' "$2" | sha256sum | cut -c1-20)"; }
 
 # node_start NAME NODE_ID PORT ROUTES [VAR=value ...]: a gateway on its own
 # database NAME, talking to the engine, with a routes file.

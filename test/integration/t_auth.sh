@@ -155,16 +155,16 @@ J4=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
 expect job_after_emergency_rotation_succeeds "$(job_wait "$PA" "$J4" 60)" success
 
 # --- launch token refresh and presentation tokens --------------------------------
-r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json callback '.config.task_params.common.hash_ids_0.sleep_ms = 30000')")
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json callback ".config.task_params.common.hash_ids_0.sleep_ms = 30000 | .config.task_params.common.hash_ids_0.attest_audience = \"$B\"")")
 J5=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
 i=0
 while [ "$(psql_db aa -c "SELECT count(*) FROM t_task WHERE job_id='$J5' AND status='RUNNING'") $(psql_db ab -c "SELECT count(*) FROM t_task WHERE job_id='$J5' AND status='RUNNING'")" != "1 1" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 TID5=$(psql_db aa -c "SELECT task_id FROM t_task WHERE job_id='$J5' AND status='RUNNING'")
 CNA=$(psql_db aa -c "SELECT container_name FROM t_task WHERE job_id='$J5' AND status='RUNNING'")
 CNB=$(psql_db ab -c "SELECT container_name FROM t_task WHERE job_id='$J5' AND status='RUNNING'")
-tok_a() { cat "$T_ROOT/aa/data/attest/$CNA/token.jwt" 2>/dev/null; }
+tok_a() { cat "$(tokdir aa "$CNA")/token.jwt" 2>/dev/null; }
 TA0=$(tok_a)
-TB=$(cat "$T_ROOT/ab/data/attest/$CNB/token.jwt" 2>/dev/null)
+TB=$(cat "$(tokdir ab "$CNB")/token.jwt" 2>/dev/null)
 jti_of() { printf '%s' "$1" | cut -d. -f2 | tr '_-' '/+' | { s=$(cat); case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac; printf '%s' "$s"; } | base64 -d 2>/dev/null | jq -r .jti; }
 expect token_row_is_file "$(psql_db aa -c "SELECT token_id FROM t_task WHERE job_id='$J5' AND status='RUNNING'")" "$(jti_of "$TA0")"
 # exchange(PORT, TOKEN, BODY)
@@ -219,6 +219,39 @@ expect verify_oversized_body "$(code_of "$r")" 5005
 big=$(head -c 6000 /dev/zero | tr '\0' a)
 expect exchange_oversized_body "$(code_of "$(xchg "$PA" "$TA0" "{\"audience\":\"$B\",\"nonce\":\"$big\"}")")" 5005
 expect rotate_oversized_body "$(api POST "$PB" /v1/platform/attest/key/rotate "{\"pad\":\"$big\"}" | jq -r .code)" 5005
+# The task socket (system.attest): the container asked on it, with no
+# credential, at start (the demo's attest_audience switch); the socket alone
+# says which container calls, so a forged body or someone else's bearer
+# token changes nothing, and only the attestation endpoints answer on it.
+PROBE="$T_ROOT/aa/data/storage/attest-probe/$TID5.guest.0.json"
+i=0
+while [ ! -s "$PROBE" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect socket_probe_from_container "$(jq -r .code "$PROBE" 2>/dev/null)" 0
+r=$(verify "$PB" "$TB" "$(vbody "$(jq -r '.data.token // ""' "$PROBE")" $A "probe-$TID5" "$TID5" guest.0)")
+expect socket_probe_token_verifies_at_partner "$(code_of "$r") $(printf '%s' "$r" | jq -r '.data.valid')" "0 true"
+SOCK="$(tokdir aa "$CNA")/agent.sock"
+check task_socket_exists test -S "$SOCK"
+sx() { curl -s --unix-socket "$SOCK" -H 'Content-Type: application/json' "$@"; }
+r=$(sx --data-binary "{\"audience\":\"$B\",\"nonce\":\"$N1\",\"task_id\":\"task_forged\",\"job_id\":\"job-forged\",\"self_role\":\"host.0\"}" http://task/v1/platform/attest/token)
+expect socket_exchange_without_bearer "$(code_of "$r")" 0
+r=$(verify "$PB" "$TB" "$(vbody "$(printf '%s' "$r" | jq -r '.data.token // ""')" $A "$N1" "$TID5" guest.0)")
+expect socket_claims_from_record_not_body "$(printf '%s' "$r" | jq -r '[.data.valid, .data.claims.bfia.job_id, .data.claims.bfia.task_id, .data.claims.bfia.self_role] | join(",")')" "true,$J5,$TID5,guest.0"
+r=$(sx -H "Authorization: Bearer $TB" --data-binary "{\"audience\":\"$B\",\"nonce\":\"$N1\"}" http://task/v1/platform/attest/token)
+r=$(verify "$PB" "$TB" "$(vbody "$(printf '%s' "$r" | jq -r '.data.token // ""')" $A "$N1" "$TID5" guest.0)")
+expect socket_ignores_other_bearer "$(printf '%s' "$r" | jq -r '[.data.valid, .data.claims.bfia.self_role] | join(",")')" "true,guest.0"
+r=$(sx --data-binary '{}' http://task/v1/platform/attest/key/rotate)
+expect socket_refuses_key_rotate "$(code_of "$r")" 5006
+expect socket_refuses_ops "$(code_of "$(curl -s --unix-socket "$SOCK" http://task/healthz)")" 5006
+expect socket_refuses_unknown_path "$(code_of "$(sx --data-binary '{}' http://task/v1/platform/schedule/job/stop_all)")" 5006
+before=$(tok_a)
+r=$(sx --data-binary '{"refresh":true}' http://task/v1/platform/attest/token)
+got=$(printf '%s' "$r" | jq -r '.data.token // ""')
+check socket_refresh_is_current_token sh -c "[ -n '$got' ] && { [ '$got' = '$before' ] || [ '$got' = '$(tok_a)' ]; }"
+before=$(tok_a)
+got=$(xchg "$PA" "$TA0" '{"refresh":true}' | jq -r '.data.token // ""')
+check bearer_refresh_is_current_token sh -c "[ -n '$got' ] && { [ '$got' = '$before' ] || [ '$got' = '$(tok_a)' ]; }"
+expect socket_refresh_wrong_type "$(code_of "$(sx --data-binary '{"refresh":"yes"}' http://task/v1/platform/attest/token)")" 5001
+expect socket_exchange_bad_json "$(code_of "$(sx --data-binary '{"audience":' http://task/v1/platform/attest/token)")" 5001
 # refresh: the file gets a new token every 8 s; the row follows, and the
 # previous token stays accepted until the next refresh
 i=0
@@ -242,8 +275,13 @@ i=0
 while [ "$(tok_a)" = "$TA2" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
 TA3=$(tok_a)
 check token_refreshed_on_adoption test -n "$TA3" -a "$TA3" != "$TA2"
+check task_socket_after_adoption test -S "$SOCK"
+expect socket_exchange_after_adoption "$(code_of "$(sx --data-binary "{\"audience\":\"$B\",\"nonce\":\"$N1\"}" http://task/v1/platform/attest/token)")" 0
 expect adopted_token_row "$(psql_db aa -c "SELECT token_id FROM t_task WHERE job_id='$J5' AND task_id='$TID5'")" "$(jti_of "$TA3")"
 expect refreshed_job_succeeds "$(job_wait "$PA" "$J5" 60)" success
+i=0
+while [ -e "$SOCK" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+check task_socket_removed_after_exit test ! -e "$SOCK"
 expect refreshed_token_callback_accepted "$(psql_db aa -c "SELECT status_channel FROM t_task WHERE job_id='$J5' AND task_id='$TID5'")" callback
 refused exchange_after_exit_refused_live "$(xchg "$PA" "$TA1" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")" "not the live token"
 

@@ -181,7 +181,7 @@ expect launch_host_unlimited "$(DK inspect -f '{{.HostConfig.Memory}}' "$HOSTCN"
 # the launch token (attestation.md §2.4-2.7): mounted read-only, bound to
 # this job, task, role and index, image digest and container; kid in the JWKS
 b64d() { _s=$(printf '%s' "$1" | tr '_-' '/+'); case $((${#_s} % 4)) in 2) _s="$_s==" ;; 3) _s="$_s=" ;; esac; printf '%s' "$_s" | base64 -d 2>/dev/null; }
-TOK=$(cat "$T_ROOT/ca/data/attest/$CN/token.jwt" 2>/dev/null)
+TOK=$(cat "$(tokdir ca "$CN")/token.jwt" 2>/dev/null)
 claims=$(b64d "$(printf '%s' "$TOK" | cut -d. -f2)")
 hdr=$(b64d "$(printf '%s' "$TOK" | cut -d. -f1)")
 expect token_claims_bound "$(printf '%s' "$claims" | jq -r '[.bfia.job_id, .bfia.task_id, .bfia.self_role, .bfia.image.config_digest, .bfia.container.name, .bfia.container.id, .iss] | join(",")')" "$J,$TID,guest.0,$digest,$CN,$(jqi '.[0].Id'),$A"
@@ -199,6 +199,7 @@ expect node_key_recorded "$(psql_db ca -c "SELECT kid FROM t_attest_key WHERE re
 expect node_key_file_0600 "$(stat -c %a "$T_ROOT/ca/data/keys/node-es256.pem")" 600
 expect token_mount_read_only "$(jqi '.[0].Mounts[] | select(.Destination == "/run/bfia/attest") | .RW')" false
 expect token_file_env "$(jqi '.[0].Config.Env[] | select(startswith("config.attest.token_file="))')" "config.attest.token_file=/run/bfia/attest/token.jwt"
+expect task_socket_env "$(jqi '.[0].Config.Env[] | select(startswith("system.attest="))')" "system.attest=unix:///run/bfia/attest/agent.sock"
 cb() { curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $1" --data-binary "$2" "http://127.0.0.1:$PA/v1/platform/schedule/task/callback"; }
 r=$(cb "$TOK" "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host.0\"}")
 expect token_for_other_role_refused "$(code_of "$r")" 5004
@@ -220,7 +221,7 @@ gw_ready "$PA" 20
 expect restart_while_running_outcome "$(job_wait "$PA" "$J" 60)" success
 expect restart_while_running_exit_codes "$(psql_db ca -c "SELECT string_agg(status || ':' || exit_code, ',' ORDER BY role) FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")" "SUCCESS:0,SUCCESS:0"
 logs=$(api GET "$PA" "/v1/platform/schedule/task/get_log?task_id=$TID&log_level=info&start=0")
-check token_revoked_after_exit test ! -e "$T_ROOT/ca/data/attest/$CN/token.jwt"
+check token_revoked_after_exit test ! -e "$(tokdir ca "$CN")/token.jwt"
 case "$(printf '%s' "$logs" | jq -r .data.data)" in *"hash_ids"*) pass get_log_serves_real_log ;; *) fail get_log_serves_real_log "$logs" ;; esac
 r=$(api GET "$PA" "/v1/platform/schedule/task/get_log?task_id=$TID&log_level=info")
 expect get_log_requires_start "$(code_of "$r")" 5001

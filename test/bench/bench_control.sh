@@ -93,6 +93,10 @@ case "$check" in
 *'"code":0'*) run_wrk "GET job/status_all (1,000 jobs stored)" -H 'x-node-id: JG0100001100000020' "http://127.0.0.1:$PORT/v1/interconn/schedule/job/status_all?job_id=job500" ;;
 *) echo "GET job/status_all: NOT MEASURED (the sample was refused)" ;;
 esac
+# task/poll answers come from memory between changes (routes/pollcache.h);
+# say how many did, so the figure is read for what it is.
+curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^gateway_poll_cache_lookups_total/ {split($1, a, "\""); c[a[2]] = $2}
+    END {printf "task/poll cache: %d hits, %d misses (LISTEN bfia_task in effect)\n", c["hit"], c["miss"]}'
 echo "gateway RSS with 1,000 jobs stored: $(awk '/VmRSS/ {print $2 " " $3}' "/proc/$(cat "$B/gw.pid")/status")"
 
 # ---- driver vs docker run ------------------------------------------------------

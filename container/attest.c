@@ -366,7 +366,8 @@ int attest_mint_launch(const struct attest *a, const struct attest_launch *in, c
     cJSON_AddStringToObject(b, "runtime_digest", rd);
     cJSON_AddStringToObject(b, "attester", "software");
     cJSON *ct = cJSON_AddObjectToObject(b, "container");
-    cJSON_AddStringToObject(ct, "id", in->container_id);
+    if (in->container_id) /* T0, minted before create, has none */
+        cJSON_AddStringToObject(ct, "id", in->container_id);
     cJSON_AddStringToObject(ct, "name", in->container_name);
     int rc = jws_sign(a->key, JWS_TYP_LAUNCH_STR, c, token);
     cJSON_Delete(c);

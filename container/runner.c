@@ -55,6 +55,8 @@ struct run {
     char *jti;          /* launch token id */
     char *tokdir;       /* <attest_dir>/<hash of the container name> (tokdir_for) */
     char *token;        /* the launch token now in tokdir/token.jwt */
+    char *env_tok;      /* T0, for config.attest.token (attest.env_token) */
+    char *env_jti;      /* its jti: the container's org.bfia.attest.jti label */
     struct evhttp_bound_socket *agent; /* tokdir/agent.sock, or NULL */
     struct event *refresh; /* re-mints the launch token at 80 % of its TTL */
     char *tok_pending;     /* a re-minted token waiting for its row update */
@@ -130,6 +132,8 @@ static void run_free(struct run *u)
      * the next start listens on it again (adoption). */
     server_unlisten(r->app->agent_server, u->agent);
     free(u->token);
+    free(u->env_tok);
+    free(u->env_jti);
     free(u->tokdir);
     cJSON_Delete(u->spec);
     free(u);
@@ -457,7 +461,8 @@ static void mark_running(struct run *u)
 {
     static const char sql[] =
         "WITH u AS (UPDATE t_task SET status = 'RUNNING', status_channel = 'api',"
-        " container_id = $5, token_id = $7, prev_token_id = NULL, start_time = coalesce(start_time, now()),"
+        " container_id = $5, token_id = $7, prev_token_id = NULL, env_token_id = $8,"
+        " start_time = coalesce(start_time, now()),"
         " status_updated_at = now()"
         " WHERE job_id = $1 AND task_id = $2 AND role = $3 AND role_index = $4::int"
         " AND status = 'READY' RETURNING 1)"
@@ -465,8 +470,9 @@ static void mark_running(struct run *u)
         " SELECT 'task', $1 || '/' || $2 || '/' || $3 || '.' || $4, 'READY', 'RUNNING', 'api',"
         " 'container ' || $6 FROM u)"
         " SELECT count(*) FROM u HAVING count(*) > 0";
-    const char *p[7] = {u->job_id, u->task_id, u->role, u->idx, u->cid, u->name, u->jti};
-    if (db_query(u->r->app->db, sql, 7, p, on_running_written, u, NULL) != 0) {
+    const char *p[8] = {u->job_id, u->task_id, u->role, u->idx, u->cid, u->name, u->jti,
+                        u->env_jti};
+    if (db_query(u->r->app->db, sql, 8, p, on_running_written, u, NULL) != 0) {
         u->error = gw_xstrdup("database unavailable at launch");
         finish(u);
     }
@@ -718,6 +724,14 @@ static void on_created_inspect(void *arg, const struct docker_result *res)
         finish(u);
         return;
     }
+    /* The T0 in the container's environment is the one its label names (a
+     * container adopted by name was created with an earlier T0, or none). */
+    const cJSON *lj = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res->json, "Config"),
+                                         "Labels"),
+        "org.bfia.attest.jti");
+    free(u->env_jti);
+    u->env_jti = cJSON_IsString(lj) ? gw_xstrdup(lj->valuestring) : NULL;
     /* An adopted container (409 on create) may already have run. */
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(res->json, "State");
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(st, "Status");
@@ -783,6 +797,8 @@ static cJSON *create_body(struct run *u)
     char at[16];
     snprintf(at, sizeof(at), "%d", cJSON_IsNumber(att) ? att->valueint : 0);
     cJSON_AddStringToObject(lab, "org.bfia.attempt", at);
+    if (u->env_jti)
+        cJSON_AddStringToObject(lab, "org.bfia.attest.jti", u->env_jti);
     const cJSON *prov = cJSON_GetObjectItemCaseSensitive(u->spec, "provider");
     if (cJSON_IsString(prov))
         cJSON_AddStringToObject(lab, "org.bfia.provider", prov->valuestring);
@@ -824,6 +840,11 @@ static cJSON *create_body(struct run *u)
         cJSON_AddBoolToObject(m, "ReadOnly", true);
         cJSON_AddItemToArray(mounts, m);
         cJSON_AddItemToArray(env, cJSON_CreateString("config.attest.token_file=" ATTEST_TOKEN_FILE));
+        if (u->env_tok) {
+            char *kv = gw_xasprintf("config.attest.token=%s", u->env_tok);
+            cJSON_AddItemToArray(env, cJSON_CreateString(kv));
+            free(kv);
+        }
         if (u->agent)
             cJSON_AddItemToArray(env, cJSON_CreateString("system.attest=unix://" ATTEST_MOUNT
                                                          "/" ATTEST_AGENT_SOCK));
@@ -876,6 +897,15 @@ static void on_row(void *arg, int err, const struct db_res *res, const char *err
         u->tokdir = NULL;
     }
     agent_open(u);
+    if (u->tokdir && u->r->app->cfg->attest_env_token) {
+        /* T0 (spec 2.6 step 2): the container's name but not yet its id. */
+        u->env_tok = mint(u, &u->env_jti);
+        if (!u->env_tok) {
+            u->error = gw_xstrdup("cannot mint the task's launch token");
+            finish(u);
+            return;
+        }
+    }
     cJSON *body = create_body(u);
     int rc = docker_container_create(u->r->app->docker, u->name, body, on_created, u);
     cJSON_Delete(body);

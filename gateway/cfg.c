@@ -75,6 +75,7 @@ static const struct cfg_key keys[] = {
     {"attest.key_publish_s", I(attest_key_publish_s), "330", 0, 86400 * 7, true, false},
     {"attest.token_ttl_s", I(attest_token_ttl_s), "3600", 10, 3600, true, false},
     {"attest.exchange_per_s", I(attest_exchange_per_s), "10", 1, 10000, false, false},
+    {"attest.env_token", I(attest_env_token), "1", 0, 1, false, false},
 };
 
 #define NKEYS GW_ARRAY_LEN(keys)

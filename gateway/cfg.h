@@ -69,6 +69,7 @@ struct gw_cfg {
     int auth_jwks_max_age_s; /* auth.jwks_max_age_s: a peer's fetched JWKS is fresh this long */
     int auth_jwks_refetch_s; /* auth.jwks_refetch_s: unknown kid refetches at most this often */
     int attest_exchange_per_s; /* attest.exchange_per_s: token/verify calls per task per second */
+    int attest_env_token;     /* attest.env_token: T0 also in config.attest.token (0/1) */
     int attest_token_ttl_s;   /* attest.token_ttl_s: launch token lifetime, refreshed at 80 % */
     int attest_key_publish_s; /* attest.key_publish_s: a rotated key is published this long first */
 };

@@ -297,7 +297,7 @@ static void caller_live(struct gw_req *req, struct ax *x)
     char *rname = gw_xstrndup(role, (size_t)(dot - role));
     static const char sql[] =
         "SELECT (SELECT count(*) FROM t_task WHERE job_id = $1 AND task_id = $2 AND role = $3"
-        "   AND role_index = $4::int AND status = 'RUNNING' AND $5 IN (token_id, prev_token_id)),"
+        "   AND role_index = $4::int AND status = 'RUNNING' AND $5 IN (token_id, prev_token_id, env_token_id)),"
         " (SELECT count(*) FROM t_job j WHERE j.job_id = $1 AND j.role = $3 AND"
         "   (j.scheduler = $6 OR j.initiator = $6 OR EXISTS (SELECT 1 FROM"
         "    jsonb_each(CASE WHEN jsonb_typeof(j.config->'role') = 'object'"

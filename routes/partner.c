@@ -717,11 +717,11 @@ static void authed_callback(struct gw_req *req, const char *task_id, const char 
     snprintf(ix, sizeof(ix), "%d", idx);
     static const char sql[] =
         "WITH m AS (SELECT job_id, status FROM t_task WHERE task_id = $1 AND role = $2"
-        "  AND role_index = $3::int AND $5 IN (token_id, prev_token_id))"
+        "  AND role_index = $3::int AND $5 IN (token_id, prev_token_id, env_token_id))"
         ", u AS (UPDATE t_task SET status = $4, status_channel = 'callback', claimed_status = $4,"
         "  end_time = CASE WHEN $4 IN ('SUCCESS','FAILED') THEN now() ELSE end_time END,"
         "  status_updated_at = now()"
-        "  WHERE task_id = $1 AND role = $2 AND role_index = $3::int AND $5 IN (token_id, prev_token_id)"
+        "  WHERE task_id = $1 AND role = $2 AND role_index = $3::int AND $5 IN (token_id, prev_token_id, env_token_id)"
         "  AND status = 'RUNNING' AND $4 IN ('SUCCESS','FAILED') RETURNING job_id)"
         ", ev AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
         "  SELECT 'task', job_id || '/' || $1 || '/' || $2 || '.' || $3, 'RUNNING', $4, 'callback',"

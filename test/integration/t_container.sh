@@ -200,6 +200,17 @@ expect node_key_file_0600 "$(stat -c %a "$T_ROOT/ca/data/keys/node-es256.pem")" 
 expect token_mount_read_only "$(jqi '.[0].Mounts[] | select(.Destination == "/run/bfia/attest") | .RW')" false
 expect token_file_env "$(jqi '.[0].Config.Env[] | select(startswith("config.attest.token_file="))')" "config.attest.token_file=/run/bfia/attest/token.jwt"
 expect task_socket_env "$(jqi '.[0].Config.Env[] | select(startswith("system.attest="))')" "system.attest=unix:///run/bfia/attest/agent.sock"
+# T0 (spec 2.6): minted before create, in the environment, named by a label
+# and recorded; it has the container's name but not its id, and is live
+T0=$(jqi '.[0].Config.Env[] | select(startswith("config.attest.token=")) | sub("^config.attest.token="; "")')
+c0=$(b64d "$(printf '%s' "$T0" | cut -d. -f2)")
+expect env_token_t0_without_container_id "$(printf '%s' "$c0" | jq -r '[.bfia.task_id, .bfia.self_role, .bfia.container.name, (.bfia.container.id // "none")] | join(",")')" "$TID,guest.0,$CN,none"
+expect env_token_jti_labelled "$(jqi '.[0].Config.Labels."org.bfia.attest.jti"')" "$(printf '%s' "$c0" | jq -r .jti)"
+expect env_token_jti_recorded "$(psql_db ca -c "SELECT env_token_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0' AND role='guest'")" "$(printf '%s' "$c0" | jq -r .jti)"
+printf '%s\n' "$T0" >"$T_ROOT/t0.jwt"
+check env_token_verifies_against_node_jwks "$CTL_BIN" --url "http://127.0.0.1:$PA" token verify "$T_ROOT/t0.jwt"
+r=$(curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $T0" --data-binary "{\"audience\":\"$A\",\"nonce\":\"t0-challenge-1\"}" "http://127.0.0.1:$PA/v1/platform/attest/token")
+expect env_token_accepted_for_exchange "$(code_of "$r")" 0
 cb() { curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $1" --data-binary "$2" "http://127.0.0.1:$PA/v1/platform/schedule/task/callback"; }
 r=$(cb "$TOK" "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host.0\"}")
 expect token_for_other_role_refused "$(code_of "$r")" 5004

@@ -52,9 +52,13 @@ logs=$(api GET "$PB" "/v1/platform/schedule/task/get_log_line?task_id=$(psql_db 
 check get_log_line_counts_real_lines sh -c "[ $(printf '%s' "$logs" | jq '.data.num') -gt 0 ]"
 
 # --- callback mode ------------------------------------------------------------
-r=$(submit "$PA" "$(job_json callback)")
+# hash_ids_0 reports with T0 from config.attest.token (env_token switch): the
+# environment's token is live, so the claim is taken at once ('callback'),
+# not held for the exit code
+r=$(submit "$PA" "$(job_json callback '.config.task_params.common.hash_ids_0.env_token = true')")
 J2=$(job_of "$r")
 expect callback_job_outcome "$(job_wait "$PA" "$J2" 60)" success
+expect env_token_callback_taken "$(psql_db jb -c "SELECT string_agg(status_channel, ',') FROM t_task WHERE job_id='$J2' AND task_name='hash_ids_0'")" callback
 expect callback_job_channel_callback "$(psql_db ja -c "SELECT count(*) > 0 FROM t_schedule_task WHERE job_id='$J2' AND status_channel='callback'")" t
 expect callback_job_events_recorded "$(psql_db ja -c "SELECT count(*) > 0 FROM t_event WHERE entity='schedule_task' AND entity_id LIKE '$J2/%'")" t
 

@@ -19,7 +19,8 @@
  *
  * Test switches (runtime.component.parameter.*): fail=true exits 3 after
  * reporting FAILED, sleep_ms=N sleeps first, alloc_mb=N touches N MiB (for
- * OOM tests), no_callback=true skips the report, exit_code=N forces an exit
+ * OOM tests), no_callback=true skips the report, env_token=true reports with
+ * config.attest.token instead of the token file, exit_code=N forces an exit
  * status without reporting, attest_audience=NODE asks the gateway on the
  * task socket (system.attest) for a presentation token for NODE and stores
  * the answer in <storage>/attest-probe/<task_id>.<self_role>.json.
@@ -241,12 +242,14 @@ static void callback(const char *status)
     char body[1024];
     int bl = snprintf(body, sizeof(body), "{\"task_id\":\"%s\",\"role\":\"%s\",\"status\":\"%s\"}",
                       env("config.task_id"), env("config.self_role"), status);
-    /* The launch token: from config.attest.token, else the file named by
-     * config.attest.token_file (mounted read-only by the gateway);
-     * no_token=true sends none, as FATE and UnionPay images do. */
-    const char *tok = env("config.attest.token");
+    /* The launch token: the file named by config.attest.token_file (mounted
+     * read-only by the gateway and kept fresh), else config.attest.token
+     * (the first token, which cannot be refreshed); env_token=true prefers
+     * the environment's; no_token=true sends none, as FATE and UnionPay
+     * images do. */
+    const char *tok = "";
     static char filetok[8192];
-    if (!*tok && *env("config.attest.token_file")) {
+    if (*env("config.attest.token_file") && !param_true("env_token")) {
         FILE *tf = fopen(env("config.attest.token_file"), "r");
         if (tf) {
             size_t n = fread(filetok, 1, sizeof(filetok) - 1, tf);
@@ -257,6 +260,8 @@ static void callback(const char *status)
             tok = filetok;
         }
     }
+    if (!*tok)
+        tok = env("config.attest.token");
     if (param_true("no_token"))
         tok = "";
     char req[12288];

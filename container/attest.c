@@ -409,6 +409,24 @@ int attest_check_launch(const struct attest *a, const char *token, long long now
     return launch_verify(a, token, NULL, NULL, NULL, now, claims, eb);
 }
 
+int attest_introspect(const struct attest *a, const char *token, const char *aud, long long now,
+                      cJSON **claims)
+{
+    struct jws_verify_ctx ctx;
+    jws_verify_ctx_init(&ctx, JWS_TYP_PRESENT, now);
+    ctx.keys = a->verify;
+    ctx.expected_iss = a->node_id;
+    ctx.expected_aud = aud;
+    ctx.introspect = true;
+    *claims = NULL;
+    enum jws_error e = jws_verify(token, strlen(token), &ctx, claims);
+    if (e != JWS_OK) {
+        cJSON_Delete(*claims);
+        *claims = NULL;
+    }
+    return (int)e;
+}
+
 int attest_mint_present(const struct attest *a, const cJSON *launch, const char *aud,
                         const char *nonce, int ttl_s, long long now, char **token)
 {

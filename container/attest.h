@@ -104,6 +104,16 @@ int attest_verify_launch(const struct attest *a, const char *token, const char *
                          struct gw_errbuf *eb) GW_MUSTCHECK;
 
 /**
+ * Introspection (spec 2.10, RFC 7662): is token a presentation token this
+ * node issued for audience aud, intact and unexpired?  Checks the signature
+ * with this node's keys, typ, issuer, audience and times; no nonce or replay
+ * check, nothing consumed.  Returns JWS_OK (0, *claims set, caller frees)
+ * or the enum jws_error of the first failing check.
+ */
+int attest_introspect(const struct attest *a, const char *token, const char *aud, long long now,
+                      struct cJSON **claims);
+
+/**
  * Verify a launch token of this node without a binding (the exchange and
  * verify endpoints learn the task from it).  0 and the verified claims
  * (caller frees), or GW_EAUTH with eb naming the verdict.

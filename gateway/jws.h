@@ -341,6 +341,9 @@ struct jws_verify_ctx {
     long long leeway;              /* seconds, default JWS_LEEWAY_S */
     unsigned alg_allowlist;        /* enum jws_alg flags, default ES256 only */
     struct jws_replay *replay;     /* required for PRESENT; ignored for LAUNCH */
+    bool introspect;               /* the issuer looking at its own PRESENT token
+                                      (RFC 7662): no nonce or replay check, nothing
+                                      consumed; expected_nonce and replay unused */
 };
 
 /** Defaults for typ: profile, leeway 60, allowlist ES256; everything else NULL/0. */

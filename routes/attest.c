@@ -442,3 +442,84 @@ void attest_evidence(struct gw_req *req)
     json_add_str(d, "kid", attest_kid(req->app->attest));
     route_reply(req, ROUTE_CODE_FAILED, "software-attester", d);
 }
+
+/* ---- introspection ------------------------------------------------------------- */
+
+static void on_introspected(void *arg, int err, const struct db_res *res, const char *errmsg,
+                            const char *sqlstate)
+{
+    (void)sqlstate;
+    struct gw_req *req = arg;
+    if (route_db_failed(req, err, errmsg))
+        return;
+    bool running = db_res_rows(res) > 0 && atoll(db_res_get(res, 0, 0)) > 0;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddBoolToObject(d, "active", running);
+    cJSON_AddBoolToObject(d, "container_running", running);
+    if (!running)
+        json_add_str(d, "reason", "the task's container is no longer running");
+    route_reply_ok(req, d);
+}
+
+/*
+ * POST /v1/interconn/attest/introspect {token} (spec 2.10, RFC 7662): the
+ * partner a presentation token was issued for asks whether it is still good,
+ * i.e. intact, unexpired and its task's container still running (a token
+ * dies with its container).  Only the token's audience may ask: the caller
+ * is the node that signed this request.  Nothing is consumed: introspecting
+ * does not count as the token's one use.
+ */
+void attest_introspect_ep(struct gw_req *req)
+{
+    const char *tok = NULL;
+    if (!route_params(req))
+        return;
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    if (json_get_str(req->params, "token", true, 8192, &tok, &eb) != 0) {
+        route_reply_err(req, GW_EINVAL, eb.msg);
+        return;
+    }
+    if (!req->caller || !*req->caller) {
+        route_reply_err(req, GW_EINVAL, "x-node-id: the calling node is required");
+        return;
+    }
+    cJSON *claims = NULL;
+    int v = attest_introspect(req->app->attest, tok, req->caller, (long long)time(NULL), &claims);
+    if (v == JWS_E_AUD) {
+        log_kv(LOG_LEVEL_WARN, &req->log, "attest.refused",
+               "introspection of a token issued for another node", NULL);
+        route_reply_err(req, GW_EAUTH, "token: not issued for the calling node (only a token's "
+                                       "audience may introspect it)");
+        return;
+    }
+    if (v != JWS_OK) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddBoolToObject(d, "active", false);
+        cJSON_AddBoolToObject(d, "container_running", false);
+        json_add_str(d, "reason", jws_error_name((enum jws_error)v));
+        route_reply_ok(req, d);
+        return;
+    }
+    const char *job = bfia_str(claims, "job_id"), *task = bfia_str(claims, "task_id"),
+               *role = bfia_str(claims, "self_role"), *ljti = bfia_str(claims, "launch_jti");
+    const char *dot = role ? strrchr(role, '.') : NULL;
+    if (!job || !task || !dot || !ljti) {
+        cJSON_Delete(claims);
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddBoolToObject(d, "active", false);
+        cJSON_AddBoolToObject(d, "container_running", false);
+        json_add_str(d, "reason", "E_BINDING");
+        route_reply_ok(req, d);
+        return;
+    }
+    char *rname = gw_xstrndup(role, (size_t)(dot - role));
+    static const char sql[] =
+        "SELECT count(*) FROM t_task WHERE job_id = $1 AND task_id = $2 AND role = $3"
+        " AND role_index = $4::int AND status = 'RUNNING'"
+        " AND $5 IN (token_id, prev_token_id, env_token_id)";
+    const char *p[5] = {job, task, rname, dot + 1, ljti};
+    route_db(req, sql, 5, p, on_introspected, req);
+    free(rname);
+    cJSON_Delete(claims);
+}

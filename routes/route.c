@@ -29,6 +29,7 @@ static const struct route table[] = {
     {GW_POST, "/v1/platform/attest/key/rotate", ops_key_rotate, 4 * KiB, ROUTE_AUTH_LOCAL},
     {GW_POST, "/v1/platform/attest/token", attest_token_exchange, 4 * KiB, ROUTE_AUTH_TASK},
     {GW_POST, "/v1/interconn/attest/evidence", attest_evidence, 4 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/attest/introspect", attest_introspect_ep, 16 * KiB, ROUTE_AUTH_PEER},
     {GW_POST, "/v1/platform/attest/verify", attest_token_verify, 16 * KiB, ROUTE_AUTH_TASK},
     {GW_GET | GW_POST, "/v1/platform/route/get", platform_route_get, 64 * KiB, ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/route/list", platform_route_list, 64 * KiB,

@@ -109,6 +109,7 @@ void ops_key_rotate(struct gw_req *req);
 void attest_token_exchange(struct gw_req *req);
 void attest_token_verify(struct gw_req *req);
 void attest_evidence(struct gw_req *req);
+void attest_introspect_ep(struct gw_req *req);
 void platform_route_get(struct gw_req *req);
 void platform_route_list(struct gw_req *req);
 void platform_route_set(struct gw_req *req);

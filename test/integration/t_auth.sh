@@ -252,6 +252,30 @@ got=$(xchg "$PA" "$TA0" '{"refresh":true}' | jq -r '.data.token // ""')
 check bearer_refresh_is_current_token sh -c "[ -n '$got' ] && { [ '$got' = '$before' ] || [ '$got' = '$(tok_a)' ]; }"
 expect socket_refresh_wrong_type "$(code_of "$(sx --data-binary '{"refresh":"yes"}' http://task/v1/platform/attest/token)")" 5001
 expect socket_exchange_bad_json "$(code_of "$(sx --data-binary '{"audience":' http://task/v1/platform/attest/token)")" 5001
+# introspection (spec 2.10, RFC 7662): the token's audience asks A, signed;
+# the answer follows the container, and asking uses nothing up
+KB="$T_ROOT/ab/data/keys/node-es256.pem"
+IS=/v1/interconn/attest/introspect
+introspect_raw() { # BODY
+    printf '%s' "$1" >"$T_ROOT/is.json"
+    "$CTL_BIN" request sign --key "$KB" --from $B --to $A POST "$IS" "$T_ROOT/is.json" >"$T_ROOT/his"
+    send "$PA" "$IS" "$1" "$T_ROOT/his"
+}
+introspect() { introspect_raw "{\"token\":\"$1\"}"; }
+PI=$(sx --data-binary "{\"audience\":\"$B\",\"nonce\":\"introspect-01\"}" http://task/v1/platform/attest/token | jq -r '.data.token // ""')
+r=$(introspect "$PI")
+expect introspect_live "$(code_of "$r") $(printf '%s' "$r" | jq -r '[.data.active, .data.container_running] | join(",")')" "0 true,true"
+r=$(introspect "$(tamper "$PI")")
+expect introspect_tampered_inactive "$(printf '%s' "$r" | jq -r '[.data.active, .data.reason] | join(",")')" "false,E_SIG"
+PIA=$(sx --data-binary "{\"audience\":\"$A\",\"nonce\":\"introspect-02\"}" http://task/v1/platform/attest/token | jq -r '.data.token // ""')
+refused introspect_other_audience_refused "$(introspect "$PIA")" "only a token's audience"
+printf 'x-source-node-id: %s\n' $B >"$T_ROOT/hu"
+refused introspect_unsigned_refused "$(send "$PA" "$IS" "{\"token\":\"$PI\"}" "$T_ROOT/hu")" "unsigned request"
+expect introspect_missing_token "$(code_of "$(introspect_raw '{}')")" 5001
+expect introspect_token_wrong_type "$(code_of "$(introspect_raw '{"token":42}')")" 5001
+expect introspect_malformed_json "$(code_of "$(introspect_raw '{"token":')")" 5001
+r=$(verify "$PB" "$TB" "$(vbody "$PI" $A "introspect-01" "$TID5" guest.0)")
+expect introspected_token_still_usable_once "$(printf '%s' "$r" | jq -r .data.valid)" true
 # refresh: the file gets a new token every 8 s; the row follows, and the
 # previous token stays accepted until the next refresh
 i=0
@@ -282,6 +306,8 @@ expect refreshed_job_succeeds "$(job_wait "$PA" "$J5" 60)" success
 i=0
 while [ -e "$SOCK" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 check task_socket_removed_after_exit test ! -e "$SOCK"
+r=$(introspect "$PI")
+expect introspect_after_exit_inactive "$(code_of "$r") $(printf '%s' "$r" | jq -r '[.data.active, .data.container_running] | join(",")')" "0 false,false"
 expect refreshed_token_callback_accepted "$(psql_db aa -c "SELECT status_channel FROM t_task WHERE job_id='$J5' AND task_id='$TID5'")" callback
 refused exchange_after_exit_refused_live "$(xchg "$PA" "$TA1" "{\"audience\":\"$B\",\"nonce\":\"$N1\"}")" "not the live token"
 

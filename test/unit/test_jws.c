@@ -611,6 +611,22 @@ static void test_replay(void **state)
     ctx.keys = ks;
     assert_int_equal(jws_replay_count(rc), 0);
 
+    /* Introspection: no nonce, no cache, nothing consumed, any number of
+     * times; the signature and the audience still count. */
+    struct jws_verify_ctx ictx = ctx;
+    ictx.introspect = true;
+    ictx.expected_nonce = NULL;
+    ictx.replay = NULL;
+    assert_int_equal(verify(tok[0], &ictx), JWS_OK);
+    assert_int_equal(verify(tok[0], &ictx), JWS_OK);
+    assert_int_equal(jws_replay_count(rc), 0);
+    char *bad = strdup(tok[0]);
+    bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
+    assert_int_equal(verify(bad, &ictx), JWS_E_SIG);
+    free(bad);
+    ictx.expected_aud = "JG0100009900000099";
+    assert_int_equal(verify(tok[0], &ictx), JWS_E_AUD);
+
     assert_int_equal(verify(tok[0], &ctx), JWS_OK);
     assert_int_equal(verify(tok[0], &ctx), JWS_E_REPLAY);
     assert_int_equal(verify(tok[1], &ctx), JWS_OK);

@@ -100,7 +100,9 @@ static void new_task_id(char *out, size_t cap)
         for (size_t i = 0; i < sizeof(r); i++)
             r[i] = (unsigned char)random();
     }
-    int n = snprintf(out, cap, "task_");
+    /* Lowercase RFC 1123 (no '_'): Kuscia makes each task id the name of a
+     * Kubernetes object (kuscia-wire.md §0.7); every other peer takes any id. */
+    int n = snprintf(out, cap, "task-");
     for (size_t i = 0; i < sizeof(r) && (size_t)n + 2 < cap; i++)
         n += snprintf(out + n, cap - (size_t)n, "%02x", r[i]);
 }
@@ -644,11 +646,20 @@ static void on_polled(void *arg, const struct peer_resp *r)
     struct sjob *j = c->j;
     struct gw_app *app = j->s->app;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->data, "status");
-    if (r->err) {
+    /* A party that refuses to answer (a non-zero code) about a task it
+     * runs is as stuck as one that cannot be reached: say so, and fail the
+     * task after the same deadline.  (Not for a READY task it may not know
+     * yet: that gets task/start again, below.) */
+    bool refused = !r->err && (r->code != 0 || !cJSON_IsString(st)) && !c->resend_ok;
+    if (r->err || refused) {
         long long ms = unreach_mark(j, c->node);
         char reason[600];
-        snprintf(reason, sizeof(reason), "poll: node %s unreachable for %llds: %.400s", c->node,
-                 ms / 1000, r->msg);
+        if (refused)
+            snprintf(reason, sizeof(reason), "poll: node %s refused for %llds: code %d: %.400s",
+                     c->node, ms / 1000, r->code, r->msg ? r->msg : "");
+        else
+            snprintf(reason, sizeof(reason), "poll: node %s unreachable for %llds: %.400s",
+                     c->node, ms / 1000, r->msg);
         bool dead = ms > (long long)app->cfg->sched_party_deadline_s * 1000;
         static const char dead_sql[] =
             "WITH u AS (UPDATE t_schedule_task SET status = 'FAILED', status_channel = 'poll',"
@@ -727,7 +738,8 @@ static void on_polled(void *arg, const struct peer_resp *r)
     free(c);
 }
 
-static void poll_task(struct sjob *j, const char *task_id, const char *node, bool resend_ok)
+static void poll_task(struct sjob *j, const char *task_id, const char *node, const char *role,
+                      bool resend_ok)
 {
     struct pcall2 *c = gw_xcalloc(1, sizeof(*c));
     c->j = j;
@@ -736,7 +748,11 @@ static void poll_task(struct sjob *j, const char *task_id, const char *node, boo
     c->resend_ok = resend_ok;
     cJSON *b = cJSON_CreateObject();
     json_add_str(b, "task_id", task_id);
-    json_add_str(b, "role", "");
+    /* "" asks for every role the party plays (standard, FATE-Flow, ours);
+     * Kuscia refuses an empty role (code 400) and answers per role name
+     * (kuscia-wire.md §4, §10.7): ask for the party's first role there. */
+    json_add_str(b, "role",
+                 peers_profile(j->s->app->peers, node) == PEER_KUSCIA && role ? role : "");
     j->polls++;
     if (peer_call(j->s->app, node, "POST", "/v1/interconn/schedule/task/poll", b, 0, on_polled, c,
                   NULL) != 0) {
@@ -895,7 +911,7 @@ static void on_poll_rows(void *arg, int err, const struct db_res *res, const cha
     j->polls--;
     if (!err)
         for (int i = 0; i < db_res_rows(res); i++)
-            poll_task(j, db_res_get(res, i, 0), db_res_get(res, i, 1),
+            poll_task(j, db_res_get(res, i, 0), db_res_get(res, i, 1), db_res_get(res, i, 3),
                       strcmp(db_res_get(res, i, 2), "t") == 0);
     sched_kick(j->s, j->job_id);
 }
@@ -910,8 +926,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     static const char sql[] =
-        "SELECT task_id, node_id, (status = 'READY' AND start_sent_at < now() - interval '5 seconds')"
-        " FROM t_schedule_task WHERE job_id = $1 AND (status = 'RUNNING'"
+        "SELECT task_id, node_id, (status = 'READY' AND start_sent_at < now() - interval '5 seconds'),"
+        " roles->>0 FROM t_schedule_task WHERE job_id = $1 AND (status = 'RUNNING'"
         " OR (status = 'READY' AND start_sent_at IS NOT NULL))";
     const char *p[1] = {j->job_id};
     j->polls++;

@@ -8,18 +8,21 @@ if ! docker_up; then
     fail engine_available "no Docker engine could be started"
     exit 0
 fi
-A=JG0100001100000010 K=JG0100001100000070 F=JG0100001100000080
-PA=$(free_port) PK=$(free_port) PF=$(free_port)
+A=JG0100001100000010 K=JG0100001100000070 F=JG0100001100000080 Q=JG0100001100000060
+PA=$(free_port) PK=$(free_port) PF=$(free_port) PQ=$(free_port)
 R="$T_ROOT/routes_p.yaml"
 routes_file "$R" $A "$PA"
 printf '%s:\n  host: 127.0.0.1\n  port: %s\n  profile: kuscia\n' $K "$PK" >>"$R"
 printf '%s:\n  host: 127.0.0.1\n  port: %s\n  profile: fate-flow\n' $F "$PF" >>"$R"
+printf '%s:\n  host: 127.0.0.1\n  port: %s\n  profile: kuscia\n' $Q "$PQ" >>"$R"
 "$OUT/tools/fakepeer" "$PK" kuscia "$T_ROOT/kuscia.log" &
 KPID=$!
 "$OUT/tools/fakepeer" "$PF" fate-flow "$T_ROOT/ff.log" &
 FPID=$!
+"$OUT/tools/fakepeer" "$PQ" kuscia-refuse "$T_ROOT/refuse.log" &
+QPID=$!
 new_db pa
-node_start pa $A "$PA" "$R" GW_SCHED_POLL_MS=200
+node_start pa $A "$PA" "$R" GW_SCHED_POLL_MS=200 GW_SCHED_PARTY_DEADLINE_S=3
 gw_ready "$PA" 20
 expect node_ready "$?" 0
 expect provider "$(code_of "$(register_demo "$PA")")" 0
@@ -42,7 +45,16 @@ expect kuscia_create_dag_code_is_provider "$(jq -r 'select(.path | contains("job
 expect kuscia_calls_carry_protocol_marker "$(jq -r '.protocol' "$klog" | sort -u | tr '\n' ' ')" "bfia "
 expect fate_flow_create_dag_unchanged "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | [.dag.components[] | has("code")] | any' "$T_ROOT/ff.log")" false
 expect kuscia_create_body_strings_not_null "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | [.flow_id, .old_job_id] | map(type) | join(",")' "$klog")" "string,string"
+expect kuscia_got_poll_with_its_role "$(jq -r 'select(.path | contains("task/poll")) | .body | fromjson | "[" + .role + "]"' "$klog" | sort -u)" "[host]"
+expect kuscia_task_ids_dns_safe "$(jq -r 'select(.path | contains("task/start")) | .body | fromjson | .task_id | test("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$") and (length <= 63)' "$klog" | sort -u)" true
 expect fateflow_got_poll_with_empty_role "$(jq -r 'select(.path | contains("task/poll")) | .body | fromjson | "[" + .role + "]"' "$T_ROOT/ff.log" | sort -u)" "[]"
+
+# a party that answers every poll with a refusal: the reason shows at once
+# and the task fails after sched.party_deadline_s (3 s here), not never
+r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$Q\"]")")
+JQ=$(printf '%s' "$r" | jq -r '.data.job_id // ""')
+expect refusing_party_job_fails "$(job_wait "$PA" "$JQ" 60)" failed
+expect refusing_party_reason_shown "$(psql_db pa -c "SELECT count(*) > 0 FROM t_schedule_task WHERE job_id='$JQ' AND node_id='$Q' AND status='FAILED' AND error_text LIKE '%refused%failed to find the task%'")" t
 
 # those peers reading our scheduler
 r=$(curl -s -H "X-Node-Id: $K" "http://127.0.0.1:$PA/v1/interconn/schedule/job/status_all?job_id=$J_K")
@@ -76,8 +88,8 @@ expect route_delete_unknown "$(code_of "$(api POST "$PA" /v1/platform/route/dele
 r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$Z\"]")")
 expect route_deleted_unusable_at_once "$(code_of "$r")" 5001
 
-kill "$KPID" "$FPID" 2>/dev/null
-wait "$KPID" "$FPID" 2>/dev/null
+kill "$KPID" "$FPID" "$QPID" 2>/dev/null
+wait "$KPID" "$FPID" "$QPID" 2>/dev/null
 gw_stop pa
 expect pa_exit_clean "$GW_RC" 0
 check pa_sanitizer_clean sanitizer_clean pa

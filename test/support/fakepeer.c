@@ -7,7 +7,11 @@
  * PROFILE kuscia answers success as {"code":200,"msg":"","data":{...}};
  * fate-flow answers {"code":0,"msg":"success"} (no data, as FATE-Flow's
  * job/create does).  Every request is appended to LOGFILE as one JSON line
- * {method, path, x_node_id, protocol, body}.  task/poll answers SUCCESS for any task.
+ * {method, path, x_node_id, protocol, body}.  task/poll answers SUCCESS for any task;
+ * kuscia refuses a poll with an empty role as Kuscia does (code 400,
+ * "parameter role can't be empty"), and kuscia-refuse refuses every poll
+ * (code 400, "failed to find the task"): a party that answers but never
+ * about the task.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -60,10 +64,17 @@ static void on_req(struct evhttp_request *req, void *arg)
     json_str(reqlog, body);
     fprintf(reqlog, "}\n");
     fflush(reqlog);
+    bool refuse = strcmp(profile, "kuscia-refuse") == 0;
+    bool kus = refuse || strcmp(profile, "kuscia") == 0;
+    /* Kuscia's decoder: the role must be present and non-empty */
+    bool no_role = strstr(body, "\"role\":\"\"") != NULL || strstr(body, "\"role\"") == NULL;
     free(body);
-    bool kus = strcmp(profile, "kuscia") == 0;
     const char *reply;
-    if (strstr(uri, "/task/poll"))
+    if (strstr(uri, "/task/poll") && refuse)
+        reply = "{\"code\":400,\"msg\":\"failed to find the task\",\"data\":null}";
+    else if (strstr(uri, "/task/poll") && kus && no_role)
+        reply = "{\"code\":400,\"message\":\"parameter role can't be empty\"}";
+    else if (strstr(uri, "/task/poll"))
         reply = kus ? "{\"code\":200,\"msg\":\"\",\"data\":{\"status\":\"SUCCESS\"}}"
                     : "{\"code\":0,\"msg\":\"success\",\"data\":{\"status\":\"SUCCESS\"}}";
     else
@@ -78,7 +89,7 @@ static void on_req(struct evhttp_request *req, void *arg)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: fakepeer PORT kuscia|fate-flow LOGFILE\n");
+        fprintf(stderr, "usage: fakepeer PORT kuscia|kuscia-refuse|fate-flow LOGFILE\n");
         return 2;
     }
     profile = argv[2];

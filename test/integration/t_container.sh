@@ -152,7 +152,7 @@ expect dataset_list "$(printf '%s' "$r" | jq -r '[.data.datasets[].dataset_id] |
 one() { jq -c --arg a "$A" '.config.role = {guest:[$a], host:[$a]} | .config.initiator.node_id = $a | .config.job_params.common.sync_type = "poll" | '"${1:-.}" deploy/demo/job.json; }
 submit() { api POST "$PA" /v1/platform/schedule/job/create_all "$1" | jq -r '.data.job_id // ""'; }
 
-J=$(submit "$(one '.config.task_params.common.hash_ids_0.sleep_ms = 3000 | .config.job_params.guest["0"].resources = {cpu: 0.5, memory_mb: 64}')")
+J=$(submit "$(one '.config.task_params.common.hash_ids_0.sleep_ms = 8000 | .config.job_params.guest["0"].resources = {cpu: 0.5, memory_mb: 64}')")
 i=0
 while [ "$(DK ps -q --filter "label=org.bfia.job=$J" | wc -l)" != 2 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 TID=$(psql_db ca -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0' LIMIT 1")
@@ -173,7 +173,7 @@ expect launch_storage_mounted "$(jqi '.[0].Mounts | map(select(.Destination != "
 expect launch_no_docker_socket "$(jqi '[.[0].Mounts[].Source | select(test("docker.sock"))] | length')" 0
 expect launch_env_self_role "$(jqi '.[0].Config.Env[] | select(startswith("config.self_role="))')" "config.self_role=guest.0"
 expect launch_env_input "$(jqi '.[0].Config.Env[] | select(startswith("runtime.component.input.data="))')" 'runtime.component.input.data={"name": "guest", "namespace": "demo"}'
-expect launch_env_param_int_formatted "$(jqi '.[0].Config.Env[] | select(startswith("runtime.component.parameter.sleep_ms="))')" "runtime.component.parameter.sleep_ms=3000"
+expect launch_env_param_int_formatted "$(jqi '.[0].Config.Env[] | select(startswith("runtime.component.parameter.sleep_ms="))')" "runtime.component.parameter.sleep_ms=8000"
 expect launch_env_callback "$(jqi '.[0].Config.Env[] | select(startswith("system.callback="))')" "system.callback=http://127.0.0.1:$PA/v1/platform/schedule/task/callback"
 expect launch_env_storage "$(jqi '.[0].Config.Env[] | select(startswith("system.storage="))')" "system.storage=file://$T_ROOT/ca/data/storage"
 HOSTCN="host-$A-$TID-0"

@@ -40,6 +40,7 @@ struct gw_app {
     struct keys *keys;        /* node key rotation (gateway/keys.h) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */
     struct jws_replay *present_replay; /* (iss, jti) of presentation tokens verified here */
+    struct event *push_timer;  /* partner: unacknowledged callback pushes (routes/partner.c) */
     struct pollcache *pollcache; /* task/poll answers (routes/pollcache.h) */
     struct ratelimit *attest_rl; /* attest token/verify calls per task (gateway/ratelimit.h) */
     char *attest_dir;         /* <data_dir>/attest: per-container token directories */

@@ -66,6 +66,7 @@ static void on_resumed(void *arg, int err, const char *msg)
         return;
     }
     ms->app.starting = false;
+    partner_start(&ms->app);
     log_kv(LOG_LEVEL_INFO, NULL, "process.ready", "reconciled; serving every API", NULL);
 }
 
@@ -279,6 +280,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->sched_poll_ms = nc->sched_poll_ms;
     c->sched_backstop_ms = nc->sched_backstop_ms;
     c->sched_party_deadline_s = nc->sched_party_deadline_s;
+    c->sched_push_retry_s = nc->sched_push_retry_s;
     c->upload_max = nc->upload_max;
     SWAP_STR(c->log_level, nc->log_level);
     SWAP_STR(c->routes_file, nc->routes_file);
@@ -501,6 +503,7 @@ int main(int argc, char **argv)
 out:
     /* Order matters: drop pending DB and HTTP callbacks before the requests
      * they point at are freed with the server. */
+    partner_stop(app);
     db_pool_free(app->db);
     pollcache_free(app->pollcache);
     runner_free(app->runner); /* cancels its waits: before the engine client */

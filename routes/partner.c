@@ -15,6 +15,7 @@
  * repeated call changes nothing and answers success.
  */
 #include <cjson/cJSON.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -922,14 +923,53 @@ void partner_get_log(struct gw_req *req)
 
 struct push {
     struct gw_app *app;
+    char *job_id, *task_id, *status; /* status: what this push carries */
 };
 
-static void on_pushed(void *arg, const struct peer_resp *r)
+static void push_free(struct push *ps)
+{
+    free(ps->job_id);
+    free(ps->task_id);
+    free(ps->status);
+    free(ps);
+}
+
+static void on_push_recorded(void *arg, int err, const struct db_res *res, const char *errmsg,
+                             const char *sqlstate)
 {
     (void)arg;
-    if (r->err || (r->code != 0 && r->code != 1))
-        log_kv(LOG_LEVEL_WARN, NULL, "task.push", "status push to the scheduler failed; it will "
-               "poll", "node", r->node, "err", r->msg, NULL);
+    (void)res;
+    (void)sqlstate;
+    if (err)
+        log_kv(LOG_LEVEL_WARN, NULL, "task.push", "cannot record the push outcome", "err", errmsg,
+               NULL);
+}
+
+/* The scheduler's answer: 0 (or FATE-Flow's 1 for a repeat) is an
+ * acknowledgement, recorded so the sweep stops pushing that status; anything
+ * else is kept as the reason and the sweep pushes again. */
+static void on_pushed(void *arg, const struct peer_resp *r)
+{
+    struct push *ps = arg;
+    bool acked = !r->err && (r->code == 0 || r->code == 1);
+    char why[400];
+    if (!acked) {
+        snprintf(why, sizeof(why), "%s%.300s", r->err ? "" : "refused: ", r->msg ? r->msg : "");
+        log_kv(LOG_LEVEL_WARN, NULL, "task.push",
+               "status push to the scheduler failed; pushing again later", "node", r->node, "task",
+               ps->task_id, "err", why, NULL);
+    }
+    static const char ack_sql[] =
+        "INSERT INTO t_task_push (job_id, task_id, acked_status) VALUES ($1, $2, $3)"
+        " ON CONFLICT (job_id, task_id) DO UPDATE SET acked_status = $3, last_error = '',"
+        " updated_at = now()";
+    static const char err_sql[] =
+        "UPDATE t_task_push SET last_error = $3, updated_at = now()"
+        " WHERE job_id = $1 AND task_id = $2";
+    const char *p[3] = {ps->job_id, ps->task_id, acked ? ps->status : why};
+    if (db_query(ps->app->db, acked ? ack_sql : err_sql, 3, p, on_push_recorded, NULL, NULL) != 0)
+        log_kv(LOG_LEVEL_WARN, NULL, "task.push", "cannot record the push outcome", NULL);
+    push_free(ps);
 }
 
 static void on_agg(void *arg, int err, const struct db_res *res, const char *errmsg,
@@ -941,30 +981,96 @@ static void on_agg(void *arg, int err, const struct db_res *res, const char *err
         if (err)
             log_kv(LOG_LEVEL_WARN, NULL, "task.push", "cannot read the task status", "err", errmsg,
                    NULL);
-        free(ps);
+        push_free(ps);
         return;
     }
     /* rows: scheduler, sync_type, task_id, aggregate status, roles */
     const char *sched = db_res_get(res, 0, 0), *sync = db_res_get(res, 0, 1);
-    if (strcmp(sync, "callback") == 0) {
-        cJSON *b = cJSON_CreateObject();
-        json_add_str(b, "task_id", db_res_get(res, 0, 2));
-        json_add_str(b, "status", db_res_get(res, 0, 3));
-        json_add_str(b, "role", db_res_get(res, 0, 4));
-        const char *st = db_res_get(res, 0, 3);
-        if (strcmp(st, "SUCCESS") == 0 || strcmp(st, "FAILED") == 0) {
-            json_add_str(b, "error_text", db_res_get(res, 0, 5));
-            if (db_res_get(res, 0, 6))
-                json_add_int(b, "exit_code", atoll(db_res_get(res, 0, 6)));
-            json_add_str(b, "log_tail", db_res_get(res, 0, 7));
-        }
-        if (peer_call(ps->app, sched, "POST", "/v1/interconn/schedule/task/callback", b, -1,
-                      on_pushed, NULL, NULL) != 0)
-            log_kv(LOG_LEVEL_WARN, NULL, "task.push", "no route to the scheduler", "node", sched,
-                   NULL);
-        cJSON_Delete(b);
+    const char *st = db_res_get(res, 0, 3);
+    /* pushed: every change to RUNNING, SUCCESS or FAILED (spec §4) */
+    if (strcmp(sync, "callback") != 0 || !st ||
+        (strcmp(st, "RUNNING") && strcmp(st, "SUCCESS") && strcmp(st, "FAILED"))) {
+        push_free(ps);
+        return;
     }
-    free(ps);
+    cJSON *b = cJSON_CreateObject();
+    json_add_str(b, "task_id", db_res_get(res, 0, 2));
+    json_add_str(b, "status", st);
+    json_add_str(b, "role", db_res_get(res, 0, 4));
+    if (strcmp(st, "SUCCESS") == 0 || strcmp(st, "FAILED") == 0) {
+        json_add_str(b, "error_text", db_res_get(res, 0, 5));
+        if (db_res_get(res, 0, 6))
+            json_add_int(b, "exit_code", atoll(db_res_get(res, 0, 6)));
+        json_add_str(b, "log_tail", db_res_get(res, 0, 7));
+    }
+    ps->status = gw_xstrdup(st);
+    if (peer_call(ps->app, sched, "POST", "/v1/interconn/schedule/task/callback", b, -1,
+                  on_pushed, ps, NULL) != 0) {
+        log_kv(LOG_LEVEL_WARN, NULL, "task.push", "no route to the scheduler", "node", sched,
+               NULL);
+        push_free(ps);
+    }
+    cJSON_Delete(b);
+}
+
+/* ---- the push sweep -------------------------------------------------------------
+ * Every sched.push_retry_s: push again every task of a callback-mode job
+ * whose aggregate status (RUNNING, SUCCESS or FAILED) the scheduler has not
+ * acknowledged, once its last change is a few seconds old (the first push
+ * had its chance).  Jobs changed in the last day only. */
+
+static void push_sweep_arm(struct gw_app *app)
+{
+    struct timeval tv = {app->cfg->sched_push_retry_s, 0};
+    evtimer_add(app->push_timer, &tv);
+}
+
+static void on_push_rows(void *arg, int err, const struct db_res *res, const char *errmsg,
+                         const char *sqlstate)
+{
+    (void)sqlstate;
+    struct gw_app *app = arg;
+    if (err)
+        log_kv(LOG_LEVEL_WARN, NULL, "task.push", "cannot read unacknowledged pushes", "err",
+               errmsg, NULL);
+    for (int i = 0; !err && i < db_res_rows(res); i++)
+        partner_task_changed(app, db_res_get(res, i, 0), db_res_get(res, i, 1));
+    push_sweep_arm(app);
+}
+
+static void on_push_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_app *app = arg;
+    static const char sql[] =
+        "SELECT t.job_id, t.task_id FROM t_task t"
+        " JOIN t_job j ON j.job_id = t.job_id AND j.role = t.role AND j.sync_type = 'callback'"
+        " LEFT JOIN t_task_push p ON p.job_id = t.job_id AND p.task_id = t.task_id"
+        " WHERE t.status_updated_at > now() - interval '1 day'"
+        " GROUP BY t.job_id, t.task_id, p.acked_status"
+        " HAVING max(t.status_updated_at) < now() - interval '3 seconds'"
+        "  AND bfia_task_agg(array_agg(t.status::text)) IN ('RUNNING', 'SUCCESS', 'FAILED')"
+        "  AND bfia_task_agg(array_agg(t.status::text)) IS DISTINCT FROM p.acked_status"
+        " LIMIT 200";
+    if (db_query(app->db, sql, 0, NULL, on_push_rows, app, NULL) != 0)
+        push_sweep_arm(app);
+}
+
+void partner_start(struct gw_app *app)
+{
+    if (app->push_timer)
+        return;
+    app->push_timer = evtimer_new(app->base, on_push_sweep, app);
+    if (app->push_timer)
+        push_sweep_arm(app);
+}
+
+void partner_stop(struct gw_app *app)
+{
+    if (app->push_timer)
+        event_free(app->push_timer);
+    app->push_timer = NULL;
 }
 
 void partner_task_changed(struct gw_app *app, const char *job_id, const char *task_id)
@@ -974,6 +1080,8 @@ void partner_task_changed(struct gw_app *app, const char *job_id, const char *ta
     pollcache_forget(app->pollcache, task_id);
     struct push *ps = gw_xcalloc(1, sizeof(*ps));
     ps->app = app;
+    ps->job_id = gw_xstrdup(job_id);
+    ps->task_id = gw_xstrdup(task_id);
     static const char sql[] =
         "SELECT j.scheduler, j.sync_type, t.task_id, bfia_task_agg(array_agg(t.status::text)),"
         " string_agg(DISTINCT t.role, ','), string_agg(NULLIF(t.error_text, ''), '; '),"
@@ -984,7 +1092,7 @@ void partner_task_changed(struct gw_app *app, const char *job_id, const char *ta
         " LIMIT 1";
     const char *p[2] = {job_id, task_id};
     if (db_query(app->db, sql, 2, p, on_agg, ps, NULL) != 0)
-        free(ps);
+        push_free(ps);
 }
 
 /* POST /v1/platform/schedule/job/stop_task {job_id, task_name}: stop that

@@ -137,5 +137,8 @@ void dataset_delete(struct gw_req *req);
 struct gw_app;
 /** A local t_task row changed: push the aggregate to the scheduler in callback mode. */
 void partner_task_changed(struct gw_app *app, const char *job_id, const char *task_id);
+/* The push sweep (callback mode): start once the node serves, stop at exit. */
+void partner_start(struct gw_app *app);
+void partner_stop(struct gw_app *app);
 
 #endif

@@ -16,7 +16,7 @@ R="$T_ROOT/routes.yaml"
 routes_file "$R" $A "$PA" $B "$PB" $C "$PC" $D "$PD"
 for n in ja jb jc; do new_db $n; done
 node_start ja $A "$PA" "$R" GW_SCHED_POLL_MS=200
-node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200
+node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_SCHED_PUSH_RETRY_S=1
 node_start jc $C "$PC" "$R" GW_SCHED_POLL_MS=200
 gw_ready "$PA" 20 && gw_ready "$PB" 20 && gw_ready "$PC" 20
 expect three_nodes_ready "$?" 0
@@ -132,7 +132,7 @@ i=0
 while [ "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J9' AND status='RUNNING'")" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 kill -9 "$(gw_pid jb)"
 sleep 0.5
-node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200
+node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_SCHED_PUSH_RETRY_S=1
 gw_ready "$PB" 20
 expect partner_crash_outcome "$(job_wait "$PA" "$J9" 60)" success
 expect partner_crash_one_launch_per_row "$(psql_db jb -c "SELECT count(*) FROM t_event WHERE entity='task' AND entity_id LIKE '$J9/%' AND from_status='READY' AND to_status='RUNNING'")" 2
@@ -149,6 +149,30 @@ node_start ja $A "$PA" "$R" GW_SCHED_POLL_MS=200
 gw_ready "$PA" 20
 expect scheduler_crash_outcome "$(job_wait "$PA" "$J10" 60)" success
 expect scheduler_crash_one_launch_per_row "$(psql_db ja -c "SELECT count(*) FROM t_event WHERE entity='task' AND entity_id LIKE '$J10/%' AND from_status='READY' AND to_status='RUNNING'")" 2
+
+# --- a push the scheduler missed is pushed again -------------------------------
+# Callback mode; the scheduler is down when B's task ends, so B's push of
+# SUCCESS fails.  B records what the scheduler acknowledged and pushes again
+# (sched.push_retry_s, 1 s here) once the scheduler is back: a FATE-Flow
+# scheduler, which never polls in this mode, would otherwise never learn.
+r=$(submit "$PA" "$(job_json callback '.config.task_params.common.hash_ids_0.sleep_ms = 1500')")
+J11=$(job_of "$r")
+brow() { psql_db jb -c "SELECT status FROM t_task WHERE job_id='$J11' AND task_name='hash_ids_0'"; }
+backed() { psql_db jb -c "SELECT coalesce((SELECT acked_status FROM t_task_push p JOIN t_task t USING (job_id, task_id) WHERE p.job_id='$J11' AND t.task_name='hash_ids_0'), 'none')"; }
+i=0
+while [ "$(brow)" != RUNNING ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -9 "$(gw_pid ja)"
+i=0
+while [ "$(brow)" != SUCCESS ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 1
+# (RUNNING may or may not have been acknowledged before the kill)
+expect push_missed_while_scheduler_down "$(brow) $(backed | sed 's/^RUNNING$/none/')" "SUCCESS none"
+node_start ja $A "$PA" "$R" GW_SCHED_POLL_MS=200
+gw_ready "$PA" 20
+i=0
+while [ "$(backed)" != SUCCESS ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect push_acknowledged_after_scheduler_back "$(backed)" SUCCESS
+expect push_retry_job_outcome "$(job_wait "$PA" "$J11" 60)" success
 
 # --- idempotent repeats ---------------------------------------------------------
 TID=$(psql_db jb -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")
@@ -267,7 +291,7 @@ case "$(api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=$J11")" in *"
 expect lost_party_job_fails "$(job_wait "$PA" "$J11" 30)" failed
 expect lost_party_local_task_stopped "$(psql_db ja -c "SELECT count(*) FROM t_task WHERE job_id='$J11' AND status IN ('READY','RUNNING')")" 0
 expect lost_party_stop_not_acked "$(psql_db ja -c "SELECT stop_acked ? '$B' FROM t_schedule_job WHERE job_id='$J11'")" f
-node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200
+node_start jb $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_SCHED_PUSH_RETRY_S=1
 gw_ready "$PB" 20
 i=0
 while [ "$(psql_db jb -c "SELECT status FROM t_job WHERE job_id='$J11'")" != FINISHED ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

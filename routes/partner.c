@@ -556,6 +556,58 @@ static void on_stopped(void *arg, int err, const struct db_res *res, const char 
  * otherwise that task and its downstream tasks are stopped, and the job
  * stays as it is (the scheduler decides the job's end).
  */
+/* Every live task of the job here FAILED ("stopped"), the job FINISHED, in
+ * one statement; rows as kill_rows wants them after a first count row. */
+static const char stop_job_sql[] =
+    "WITH u AS (UPDATE t_task SET status = 'FAILED', status_channel = 'api',"
+    "  error_text = CASE WHEN error_text = '' THEN 'stopped: job stopped by ' || $2"
+    "  ELSE error_text END, end_time = now(), status_updated_at = now()"
+    "  WHERE job_id = $1 AND status IN ('PENDING','READY','RUNNING')"
+    "  RETURNING job_id, task_id, role, role_index, container_id, status)"
+    ", j AS (UPDATE t_job SET status = 'FINISHED', end_time = now(), updated_at = now()"
+    "  WHERE job_id = $1 AND status NOT IN ('FINISHED','REJECTED') RETURNING role, status)"
+    ", ev AS (INSERT INTO t_event (entity, entity_id, to_status, channel, reason)"
+    "  SELECT 'task', job_id || '/' || task_id || '/' || role || '.' || role_index,"
+    "  'FAILED', 'api', 'job/stop by ' || $2 FROM u"
+    "  UNION ALL SELECT 'job', $1 || '/' || role, 'FINISHED', 'api', 'job/stop by ' || $2"
+    "  FROM j)"
+    " SELECT (SELECT count(*) FROM t_job WHERE job_id = $1)::text, NULL, NULL, NULL, NULL"
+    " UNION ALL SELECT job_id, task_id, role, role_index::text, container_id FROM u";
+
+struct lstop {
+    struct gw_app *app;
+    partner_stopped_cb done;
+    void *arg;
+};
+
+static void on_local_stopped(void *arg, int err, const struct db_res *res, const char *errmsg,
+                             const char *sqlstate)
+{
+    (void)sqlstate;
+    struct lstop *ls = arg;
+    int n = 0;
+    if (!err) {
+        kill_rows(ls->app, res, 1);
+        n = db_res_rows(res) - 1;
+    }
+    ls->done(ls->arg, err, err ? errmsg : "", n);
+    free(ls);
+}
+
+int partner_stop_local(struct gw_app *app, const char *job_id, const char *who,
+                       partner_stopped_cb done, void *arg)
+{
+    struct lstop *ls = gw_xcalloc(1, sizeof(*ls));
+    ls->app = app;
+    ls->done = done;
+    ls->arg = arg;
+    const char *p[2] = {job_id, who};
+    int rc = db_query(app->db, stop_job_sql, 2, p, on_local_stopped, ls, NULL);
+    if (rc != 0)
+        free(ls);
+    return rc;
+}
+
 void partner_job_stop(struct gw_req *req)
 {
     const char *job_id = NULL, *task_name = NULL;
@@ -564,23 +616,8 @@ void partner_job_stop(struct gw_req *req)
         return;
     const char *who = req->caller ? req->caller : "local";
     if (!task_name) {
-        static const char sql[] =
-            "WITH u AS (UPDATE t_task SET status = 'FAILED', status_channel = 'api',"
-            "  error_text = CASE WHEN error_text = '' THEN 'stopped: job stopped by ' || $2"
-            "  ELSE error_text END, end_time = now(), status_updated_at = now()"
-            "  WHERE job_id = $1 AND status IN ('PENDING','READY','RUNNING')"
-            "  RETURNING job_id, task_id, role, role_index, container_id, status)"
-            ", j AS (UPDATE t_job SET status = 'FINISHED', end_time = now(), updated_at = now()"
-            "  WHERE job_id = $1 AND status NOT IN ('FINISHED','REJECTED') RETURNING role, status)"
-            ", ev AS (INSERT INTO t_event (entity, entity_id, to_status, channel, reason)"
-            "  SELECT 'task', job_id || '/' || task_id || '/' || role || '.' || role_index,"
-            "  'FAILED', 'api', 'job/stop by ' || $2 FROM u"
-            "  UNION ALL SELECT 'job', $1 || '/' || role, 'FINISHED', 'api', 'job/stop by ' || $2"
-            "  FROM j)"
-            " SELECT (SELECT count(*) FROM t_job WHERE job_id = $1)::text, NULL, NULL, NULL, NULL"
-            " UNION ALL SELECT job_id, task_id, role, role_index::text, container_id FROM u";
         const char *p[2] = {job_id, who};
-        route_db(req, sql, 2, p, on_stopped, req);
+        route_db(req, stop_job_sql, 2, p, on_stopped, req);
         return;
     }
     /* One statement: the downstream closure is computed from the stored

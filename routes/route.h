@@ -137,6 +137,12 @@ void dataset_delete(struct gw_req *req);
 struct gw_app;
 /** A local t_task row changed: push the aggregate to the scheduler in callback mode. */
 void partner_task_changed(struct gw_app *app, const char *job_id, const char *task_id);
+/* Stop every live task of job_id on this node (FAILED "stopped", containers
+ * killed, the job FINISHED here), as job/stop without task_name does.
+ * done(arg, err, msg, tasks stopped) runs later; non-zero return: not run. */
+typedef void (*partner_stopped_cb)(void *arg, int err, const char *msg, int stopped);
+int partner_stop_local(struct gw_app *app, const char *job_id, const char *who,
+                       partner_stopped_cb done, void *arg);
 /* The push sweep (callback mode): start once the node serves, stop at exit. */
 void partner_start(struct gw_app *app);
 void partner_stop(struct gw_app *app);

@@ -1316,12 +1316,15 @@ void sched_create_all(struct gw_req *req)
 struct fwd {
     struct gw_req *req;
     char *job_id;
+    char *sched;  /* platform stop_all: the job's scheduler */
+    int stopped;  /* platform stop_all: tasks stopped here first */
 };
 
 static void fwd_free(void *p)
 {
     struct fwd *f = p;
     free(f->job_id);
+    free(f->sched);
     free(f);
 }
 
@@ -1447,6 +1450,50 @@ void sched_stop_all(struct gw_req *req)
     free(why);
 }
 
+/* The scheduler's answer to a platform stop_all forwarded by a partner:
+ * the job is stopped here either way; say whether the scheduler knows. */
+static void on_stop_told(void *arg, const struct peer_resp *r)
+{
+    struct fwd *f = arg;
+    cJSON *d = cJSON_CreateObject();
+    json_add_str(d, "job_id", f->job_id);
+    json_add_int(d, "stopped_here", f->stopped);
+    json_add_str(d, "scheduler", f->sched);
+    if (r->err || r->code != 0) {
+        char m[600];
+        snprintf(m, sizeof(m), "%s: %.400s", r->err ? "not reached" : "refused",
+                 r->msg ? r->msg : "");
+        json_add_str(d, "scheduler_error", m);
+        route_reply(f->req, ROUTE_CODE_OK,
+                    "stopped on this node; the scheduler was not told (it sees the stopped "
+                    "tasks at its next poll)", d);
+        return;
+    }
+    route_reply_ok(f->req, d);
+}
+
+static void on_stopped_here(void *arg, int err, const char *msg, int stopped)
+{
+    struct fwd *f = arg;
+    if (err) {
+        route_reply_err(f->req, GW_EDB, msg);
+        return;
+    }
+    f->stopped = stopped;
+    /* Kuscia serves no stop_all; its job/stop stops the whole job. */
+    bool kus = peers_profile(f->req->app->peers, f->sched) == PEER_KUSCIA;
+    cJSON *b = kus ? cJSON_CreateObject() : cJSON_Duplicate(f->req->params, true);
+    if (kus)
+        json_add_str(b, "job_id", f->job_id);
+    if (peer_call(f->req->app, f->sched, "POST",
+                  kus ? "/v1/interconn/schedule/job/stop" : "/v1/interconn/schedule/job/stop_all",
+                  b, -1, on_stop_told, f, NULL) != 0) {
+        struct peer_resp r = {.err = GW_EPEER, .msg = "no route to the node", .node = f->sched};
+        on_stop_told(f, &r);
+    }
+    cJSON_Delete(b);
+}
+
 static void on_sched_of(void *arg, int err, const struct db_res *res, const char *errmsg,
                         const char *sqlstate)
 {
@@ -1462,9 +1509,22 @@ static void on_sched_of(void *arg, int err, const struct db_res *res, const char
     f->req = req;
     req->ctx = f;
     req->ctx_free = fwd_free;
+    const char *sched = db_res_get(res, 0, 0);
+    if (strcmp(sched, req->app->cfg->node_id) != 0) {
+        /* A partner here: stop this node's tasks first, as FATE-Flow does,
+         * so the stop holds even if the scheduler cannot be told now. */
+        f->sched = gw_xstrdup(sched);
+        const char *job_id = NULL;
+        if (json_get_id(req->params, "job_id", true, ID_MAX, &job_id, NULL) != 0)
+            job_id = ""; /* checked by sched_platform_stop_all already */
+        f->job_id = gw_xstrdup(job_id);
+        if (partner_stop_local(req->app, f->job_id, "the platform", on_stopped_here, f) != 0)
+            route_reply_err(req, GW_EBUSY, "database busy; retry");
+        return;
+    }
     cJSON *b = cJSON_Duplicate(req->params, true);
-    int rc = peer_call(req->app, db_res_get(res, 0, 0), "POST",
-                       "/v1/interconn/schedule/job/stop_all", b, -1, on_forwarded, f, NULL);
+    int rc = peer_call(req->app, sched, "POST", "/v1/interconn/schedule/job/stop_all", b, -1,
+                       on_forwarded, f, NULL);
     cJSON_Delete(b);
     if (rc != 0)
         route_reply_err(req, GW_EPEER, "no route to the job's scheduler");

@@ -87,7 +87,7 @@ i=0
 while [ "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J5' AND status='RUNNING'")" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 expect stop_job_running_before_stop "$(psql_db ja -c "SELECT status FROM t_task WHERE job_id='$J5'")" RUNNING
 r=$(api POST "$PB" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$J5\"}")
-expect stop_all_from_partner_code "$(code_of "$r")" 0
+expect stop_all_from_partner_code "$(code_of "$r") $(printf '%s' "$r" | jq -r '.data.stopped_here')" "0 1"
 expect stop_all_outcome "$(job_wait "$PA" "$J5" 20)" stopped
 i=0
 while [ "$(containers_of "$J5")" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -173,6 +173,27 @@ i=0
 while [ "$(backed)" != SUCCESS ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 expect push_acknowledged_after_scheduler_back "$(backed)" SUCCESS
 expect push_retry_job_outcome "$(job_wait "$PA" "$J11" 60)" success
+
+# --- platform stop_all at a partner while the scheduler is down ------------------
+# The partner stops its own tasks first (as FATE-Flow does), so the stop
+# holds; the answer says the scheduler was not told, and the scheduler, once
+# back, sees the stopped task and ends the job.
+r=$(submit "$PA" "$(job_json poll '.config.task_params.common.hash_ids_0.sleep_ms = 60000')")
+J12=$(job_of "$r")
+i=0
+while [ "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J12' AND status='RUNNING'")" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -9 "$(gw_pid ja)"
+r=$(api POST "$PB" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$J12\"}")
+expect partner_stop_all_scheduler_down "$(code_of "$r") $(printf '%s' "$r" | jq -r '.data.stopped_here')" "0 1"
+expect partner_stop_all_says_scheduler_not_told "$(printf '%s' "$r" | jq -r '.data.scheduler_error | startswith("not reached")')" true
+expect partner_stop_all_local_row_failed "$(psql_db jb -c "SELECT status FROM t_task WHERE job_id='$J12'")" FAILED
+bcont() { docker -H "$DOCKER_URL" ps -q --filter "label=org.bfia.job=$J12" --filter "label=org.bfia.node=$B" | wc -l; }
+i=0
+while [ "$(bcont)" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect partner_stop_all_local_container_stopped "$(bcont)" 0
+node_start ja $A "$PA" "$R" GW_SCHED_POLL_MS=200
+gw_ready "$PA" 20
+expect partner_stop_all_job_ends_at_scheduler "$(job_wait "$PA" "$J12" 60)" failed
 
 # --- idempotent repeats ---------------------------------------------------------
 TID=$(psql_db jb -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")

@@ -122,10 +122,11 @@ const char *db_pool_last_error(const struct db_pool *p);
  * advisory lock so concurrent gateways on one database serialise, creates
  * schema_migrations, applies every dir/NNNN_*.sql not yet recorded, each in
  * its own transaction, in numeric order.  Refuses (GW_ECONFLICT) a database
- * whose schema is newer than the newest file.  On success stores the schema
+ * whose schema is newer than the newest file, or one that belongs to another
+ * node (t_site: the first node_id to start on it; NULL skips the check).  On success stores the schema
  * version in *version.
  */
-int db_migrate(const char *dsn, const char *dir, int wait_s, int *version,
+int db_migrate(const char *dsn, const char *dir, int wait_s, const char *node_id, int *version,
                struct gw_errbuf *eb) GW_MUSTCHECK;
 
 /** Highest NNNN among dir/NNNN_*.sql (0 if none, <0 on error). */

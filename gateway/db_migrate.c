@@ -171,7 +171,8 @@ static PGconn *connect_wait(const char *dsn, int wait_s, struct gw_errbuf *eb)
     }
 }
 
-int db_migrate(const char *dsn, const char *dir, int wait_s, int *version, struct gw_errbuf *eb)
+int db_migrate(const char *dsn, const char *dir, int wait_s, const char *node_id, int *version,
+               struct gw_errbuf *eb)
 {
     struct mig_file *files = NULL;
     size_t nfiles = 0;
@@ -256,6 +257,24 @@ int db_migrate(const char *dsn, const char *dir, int wait_s, int *version, struc
                    NULL);
         }
         free(sql);
+    }
+    if (rc == 0 && node_id && *node_id) {
+        /* One database per node: claim it, or refuse another node's. */
+        const char *p1[1] = {node_id};
+        r = PQexecParams(pg,
+                         "WITH c AS (INSERT INTO t_site (node_id) VALUES ($1)"
+                         " ON CONFLICT (one) DO NOTHING RETURNING node_id)"
+                         " SELECT node_id FROM c UNION ALL SELECT node_id FROM t_site LIMIT 1",
+                         1, NULL, p1, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+            rc = gw_errf(eb, GW_EDB, "read t_site: %s", PQresultErrorMessage(r));
+        else if (strcmp(PQgetvalue(r, 0, 0), node_id) != 0)
+            rc = gw_errf(eb, GW_ECONFLICT,
+                         "this database belongs to node %.64s, and this gateway is node %.64s: "
+                         "refusing to start (one database per node; check db.dsn and node_id; "
+                         "to rename the node, UPDATE t_site SET node_id = '...')",
+                         PQgetvalue(r, 0, 0), node_id);
+        PQclear(r);
     }
     r = PQexec(pg, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")");
     PQclear(r);

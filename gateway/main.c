@@ -365,7 +365,7 @@ int main(int argc, char **argv)
 
     /* Blocking on purpose: the loop has not started and nothing can be
      * served until the schema is right. */
-    int rc = db_migrate(cfg->db_dsn, cfg->migrations_dir, cfg->db_startup_wait_s,
+    int rc = db_migrate(cfg->db_dsn, cfg->migrations_dir, cfg->db_startup_wait_s, cfg->node_id,
                         &app->schema_version, &eb);
     if (rc != 0) {
         log_kv(LOG_LEVEL_ERROR, &lctx, "db.migrate", "cannot prepare the database", "err", eb.msg,

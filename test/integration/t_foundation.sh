@@ -39,6 +39,14 @@ rc=$?
 expect newer_schema_refused_exit "$rc" 1
 check newer_schema_message_says_why grep -q "newer than this gateway knows" "$T_ROOT/newer.err"
 
+# one database per node: the first node to start on it owns it
+expect site_claimed "$(psql_db $DB -c "SELECT node_id FROM t_site")" JG0100001100000010
+env GW_NODE_ID=JG0100001100000020 GW_DB_DSN="$(dsn_for $DB)" GW_DATA_DIR="$T_ROOT/mig" \
+    "$GW_BIN" -c conf/test.yaml >"$T_ROOT/site.out" 2>"$T_ROOT/site.err"
+expect other_node_refused_exit "$?" 1
+check other_node_message_names_both grep -q "belongs to node JG0100001100000010, and this gateway is node JG0100001100000020" "$T_ROOT/site.err"
+expect other_node_changed_nothing "$(psql_db $DB -c "SELECT node_id FROM t_site")" JG0100001100000010
+
 # a broken config names the place
 printf 'node_id: JG0100001100000010\nhttp:\n  prot: 80\n' >"$T_ROOT/bad.yaml"
 "$GW_BIN" -c "$T_ROOT/bad.yaml" --check-config >"$T_ROOT/bad.out" 2>"$T_ROOT/bad.err"
@@ -48,7 +56,7 @@ GW_NODE_ID=JG0100001100000010 "$GW_BIN" -c conf/test.yaml --check-config >/dev/n
 expect check_config_accepts_good "$?" 0
 
 # --- start -------------------------------------------------------------------
-gw_start gw "$P" "$DB" GW_HTTP_BODY_MAX=1048576 GW_UPLOAD_MAX=1048576 GW_SHUTDOWN_TIMEOUT_S=10
+GW_NODE_ID_OVERRIDE=JG0100001100000010 gw_start gw "$P" "$DB" GW_HTTP_BODY_MAX=1048576 GW_UPLOAD_MAX=1048576 GW_SHUTDOWN_TIMEOUT_S=10
 if gw_ready "$P" 15; then pass gateway_ready; else fail gateway_ready "no 200 from /readyz"; cat "$T_ROOT/gw.log"; exit 1; fi
 
 r=$(api GET "$P" /healthz)
@@ -116,7 +124,7 @@ expect thousand_connections_db "$out" "connections=1000 ok=1000 failed=0"
 
 # --- wait queue overflow: a second node with pool 2 and queue 4, table locked --
 P2=$(free_port)
-gw_start gwq "$P2" "$DB" GW_DB_POOL_SIZE=2 GW_DB_QUEUE_MAX=4
+GW_NODE_ID_OVERRIDE=JG0100001100000010 gw_start gwq "$P2" "$DB" GW_DB_POOL_SIZE=2 GW_DB_QUEUE_MAX=4
 gw_ready "$P2" 15 || fail gwq_ready "second gateway not ready"
 ( psql_db $DB -c "BEGIN; LOCK TABLE t_route IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null ) &
 lockpid=$!
@@ -144,7 +152,7 @@ GW_NODE_ID=JG0100001100000010 GW_HTTP_PLATFORM_ALLOW=300.0.0.1/8 "$GW_BIN" -c co
 expect platform_allow_bad_value_rejected "$?" 2
 check platform_allow_bad_value_named grep -q "http.platform_allow: '300.0.0.1/8'" "$T_ROOT/pa.err"
 P3=$(free_port)
-gw_start gwp "$P3" "$DB" GW_HTTP_PLATFORM_ALLOW=10.0.0.0/8
+GW_NODE_ID_OVERRIDE=JG0100001100000010 gw_start gwp "$P3" "$DB" GW_HTTP_PLATFORM_ALLOW=10.0.0.0/8
 gw_ready "$P3" 15 || fail gwp_ready "third gateway not ready"
 nroutes=$(psql_db $DB -c "SELECT count(*) FROM t_route")
 r=$(api POST "$P3" /v1/platform/route/set '{"node_id":"JG0100001100000099","host":"127.0.0.1","port":9}')

@@ -1364,6 +1364,34 @@ void sched_platform_create_all(struct gw_req *req)
         return;
     }
     const char *sched_node = dag_scheduler(d) ? dag_scheduler(d) : req->app->cfg->node_id;
+    if (strcmp(sched_node, req->app->cfg->node_id) != 0) {
+        /* FATE-Flow and Kuscia send stop_all and status_all to the initiator
+         * whatever the job says (spec §5.4): with a third-party scheduler
+         * those calls would reach a node that does not schedule the job. */
+        cJSON *parties = dag_parties(d);
+        const cJSON *n;
+        const char *foreign = NULL;
+        cJSON_ArrayForEach(n, parties)
+        {
+            enum peer_profile pr = peers_profile(req->app->peers, n->valuestring);
+            if (!foreign && (pr == PEER_FATE_FLOW || pr == PEER_KUSCIA))
+                foreign = n->valuestring;
+        }
+        if (foreign) {
+            char *m = gw_xasprintf(
+                "config.job_params.common.scheduler: a third-party scheduler needs every party to "
+                "be a gateway like this one; node %s speaks the %s profile, which always treats "
+                "the initiator as the scheduler (leave the scheduler unset)",
+                foreign,
+                peers_profile(req->app->peers, foreign) == PEER_KUSCIA ? "kuscia" : "fate-flow");
+            route_reply_err(req, GW_EINVAL, m);
+            free(m);
+            cJSON_Delete(parties);
+            dag_free(d);
+            return;
+        }
+        cJSON_Delete(parties);
+    }
     char jid[40];
     new_job_id(req->app->sched, jid, sizeof(jid));
     struct fwd *f = gw_xcalloc(1, sizeof(*f));

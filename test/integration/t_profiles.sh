@@ -49,6 +49,16 @@ expect kuscia_got_poll_with_its_role "$(jq -r 'select(.path | contains("task/pol
 expect kuscia_task_ids_dns_safe "$(jq -r 'select(.path | contains("task/start")) | .body | fromjson | .task_id | test("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$") and (length <= 63)' "$klog" | sort -u)" true
 expect fateflow_got_poll_with_empty_role "$(jq -r 'select(.path | contains("task/poll")) | .body | fromjson | "[" + .role + "]"' "$T_ROOT/ff.log" | sort -u)" "[]"
 
+# a third-party scheduler with a FATE-Flow or Kuscia party is refused: those
+# peers send stop_all and status_all to the initiator (spec §5.4)
+for peer in K F; do
+    eval node=\$$peer
+    n0=$(psql_db pa -c "SELECT count(*) FROM t_schedule_job")
+    r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$node\"] | .config.job_params.common.scheduler = \"$Q\"")")
+    expect "third_party_scheduler_with_${peer}_refused" "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg | cut -d: -f1)" "5001 config.job_params.common.scheduler"
+    expect "third_party_scheduler_with_${peer}_stores_nothing" "$(psql_db pa -c "SELECT count(*) FROM t_schedule_job")" "$n0"
+done
+
 # a party that answers every poll with a refusal: the reason shows at once
 # and the task fails after sched.party_deadline_s (3 s here), not never
 r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$Q\"]")")

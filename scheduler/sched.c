@@ -1049,6 +1049,7 @@ struct ccall {
 };
 
 static void kuscia_dag(cJSON *dag);
+static void kuscia_config(cJSON *config);
 
 static void on_party_created(void *arg, const struct peer_resp *r)
 {
@@ -1106,6 +1107,7 @@ static void on_create_written(void *arg, int err, const struct db_res *res, cons
         if (peers_profile(req->app->peers, n->valuestring) == PEER_KUSCIA) {
             bk = cJSON_Duplicate(b, true);
             kuscia_dag(cJSON_GetObjectItemCaseSensitive(bk, "dag"));
+            kuscia_config(cJSON_GetObjectItemCaseSensitive(bk, "config"));
         }
         int rc = peer_call(req->app, n->valuestring, "POST", "/v1/interconn/schedule/job/create",
                            bk ? bk : b, -1, on_party_created, cc, NULL);
@@ -1132,6 +1134,30 @@ static void kuscia_dag(cJSON *dag)
             cJSON_AddStringToObject(c, "code", prov->valuestring);
         if (!cJSON_GetObjectItemCaseSensitive(c, "module_name") && cJSON_IsString(cn))
             cJSON_AddStringToObject(c, "module_name", cn->valuestring);
+    }
+}
+
+/* Kuscia reads a root component's input from per-party "namespace" and
+ * "name" (kuscia-wire.md §4, §10.7): spell out "dataset_id": "ns#name". */
+static void kuscia_config(cJSON *config)
+{
+    cJSON *role, *idx, *comp;
+    cJSON_ArrayForEach(role, cJSON_GetObjectItemCaseSensitive(config, "task_params"))
+    {
+        if (strcmp(role->string, "common") == 0)
+            continue;
+        cJSON_ArrayForEach(idx, role) cJSON_ArrayForEach(comp, idx)
+        {
+            const cJSON *ds = cJSON_GetObjectItemCaseSensitive(comp, "dataset_id");
+            const char *hash = cJSON_IsString(ds) ? strchr(ds->valuestring, '#') : NULL;
+            if (!hash || cJSON_GetObjectItemCaseSensitive(comp, "namespace") ||
+                cJSON_GetObjectItemCaseSensitive(comp, "name"))
+                continue;
+            char *ns = gw_xstrndup(ds->valuestring, (size_t)(hash - ds->valuestring));
+            cJSON_AddStringToObject(comp, "namespace", ns);
+            cJSON_AddStringToObject(comp, "name", hash + 1);
+            free(ns);
+        }
     }
 }
 
@@ -1262,6 +1288,60 @@ static void on_components(void *arg, int err, const struct db_res *res, const ch
     cJSON_Delete(rows);
 }
 
+/*
+ * Kuscia turns every parameter into an environment variable: a list or null
+ * value makes it accept the job and never schedule the task (kuscia-wire.md
+ * §4).  With a Kuscia party, refuse such a value at create, naming it.
+ */
+static bool kuscia_params_bad(struct gw_app *app, const struct dag *d, char *out, size_t cap)
+{
+    cJSON *parties = dag_parties(d);
+    const cJSON *n;
+    const char *kus = NULL;
+    cJSON_ArrayForEach(n, parties)
+    {
+        if (!kus && peers_profile(app->peers, n->valuestring) == PEER_KUSCIA)
+            kus = n->valuestring;
+    }
+    bool bad = false;
+    const cJSON *tp =
+        kus ? cJSON_GetObjectItemCaseSensitive(dag_config(d), "task_params") : NULL;
+    const cJSON *role, *idx, *comp, *v;
+    cJSON_ArrayForEach(role, tp)
+    {
+        /* common.<component>.<k>, or <role>.<index>.<component>.<k> */
+        bool common = strcmp(role->string, "common") == 0;
+        cJSON_ArrayForEach(idx, role)
+        {
+            const cJSON *level = common ? role : idx;
+            cJSON_ArrayForEach(comp, level)
+            {
+                cJSON_ArrayForEach(v, comp)
+                {
+                    if (bad || !(cJSON_IsArray(v) || cJSON_IsNull(v)))
+                        continue;
+                    if (common)
+                        snprintf(out, cap, "config.task_params.common.%.40s.%.40s", comp->string,
+                                 v->string);
+                    else
+                        snprintf(out, cap, "config.task_params.%.20s.%.8s.%.40s.%.40s",
+                                 role->string, idx->string, comp->string, v->string);
+                    size_t l = strlen(out);
+                    snprintf(out + l, cap - l,
+                             ": a %s value cannot go to node %.40s (kuscia profile passes every "
+                             "parameter as an environment variable); use a string",
+                             cJSON_IsNull(v) ? "null" : "list", kus);
+                    bad = true;
+                }
+            }
+            if (common)
+                break;
+        }
+    }
+    cJSON_Delete(parties);
+    return bad;
+}
+
 void sched_create_all(struct gw_req *req)
 {
     const char *job_id = NULL, *flow = "", *old = "";
@@ -1286,6 +1366,12 @@ void sched_create_all(struct gw_req *req)
         char *m = gw_xasprintf("config.job_params.common.%s", eb.msg);
         route_reply_err(req, GW_EINVAL, m);
         free(m);
+        dag_free(d);
+        return;
+    }
+    char bad[300];
+    if (kuscia_params_bad(req->app, d, bad, sizeof(bad))) {
+        route_reply_err(req, GW_EINVAL, bad);
         dag_free(d);
         return;
     }

@@ -45,6 +45,7 @@ expect kuscia_create_dag_code_is_provider "$(jq -r 'select(.path | contains("job
 expect kuscia_calls_carry_protocol_marker "$(jq -r '.protocol' "$klog" | sort -u | tr '\n' ' ')" "bfia "
 expect fate_flow_create_dag_unchanged "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | [.dag.components[] | has("code")] | any' "$T_ROOT/ff.log")" false
 expect kuscia_create_body_strings_not_null "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | [.flow_id, .old_job_id] | map(type) | join(",")' "$klog")" "string,string"
+expect kuscia_create_root_input_named "$(jq -r 'select(.path | contains("job/create")) | .body | fromjson | .config.task_params.host["0"].hash_ids_0 | .namespace + "/" + .name' "$klog")" "demo/host"
 expect kuscia_got_poll_with_its_role "$(jq -r 'select(.path | contains("task/poll")) | .body | fromjson | "[" + .role + "]"' "$klog" | sort -u)" "[host]"
 expect kuscia_task_ids_dns_safe "$(jq -r 'select(.path | contains("task/start")) | .body | fromjson | .task_id | test("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$") and (length <= 63)' "$klog" | sort -u)" true
 expect fateflow_got_poll_with_empty_role "$(jq -r 'select(.path | contains("task/poll")) | .body | fromjson | "[" + .role + "]"' "$T_ROOT/ff.log" | sort -u)" "[]"
@@ -57,6 +58,15 @@ for peer in K F; do
     r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$node\"] | .config.job_params.common.scheduler = \"$Q\"")")
     expect "third_party_scheduler_with_${peer}_refused" "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg | cut -d: -f1)" "5001 config.job_params.common.scheduler"
     expect "third_party_scheduler_with_${peer}_stores_nothing" "$(psql_db pa -c "SELECT count(*) FROM t_schedule_job")" "$n0"
+done
+
+# Kuscia passes parameters as environment variables: a list or null value
+# would be accepted there and never run, so it is refused here, named
+for f in '.config.task_params.common.hash_ids_0.salt = ["a","b"]' '.config.task_params.host["0"].hash_ids_0.salt = null'; do
+    n0=$(psql_db pa -c "SELECT count(*) FROM t_schedule_job")
+    r=$(api POST "$PA" /v1/platform/schedule/job/create_all "$(job_json poll ".config.role.host = [\"$K\"] | $f")")
+    expect "kuscia_param_$(printf '%s' "$f" | cksum | cut -c1-6)_refused" "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg | grep -o 'hash_ids_0.salt: a [a-z]* value')" "5001 hash_ids_0.salt: a $(case $f in *null) echo null ;; *) echo list ;; esac) value"
+    expect "kuscia_param_$(printf '%s' "$f" | cksum | cut -c1-6)_stores_nothing" "$(psql_db pa -c "SELECT count(*) FROM t_schedule_job")" "$n0"
 done
 
 # a party that answers every poll with a refusal: the reason shows at once

@@ -1260,9 +1260,11 @@ static void on_components(void *arg, int err, const struct db_res *res, const ch
     }
     static const char sql[] =
         "WITH j AS (INSERT INTO t_schedule_job (job_id, flow_id, old_job_id, dag, config, initiator,"
-        "  scheduler, parties, sync_type, requires_approval, status)"
+        "  scheduler, parties, sync_type, requires_approval, status, wait_reason)"
         "  VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb, $9, $10::boolean,"
-        "  CASE WHEN $10::boolean THEN 'PENDING' ELSE 'READY' END)"
+        "  CASE WHEN $10::boolean THEN 'PENDING' ELSE 'READY' END,"
+        "  CASE WHEN $10::boolean THEN 'awaiting approval: job/audit_confirm with READY or"
+        " REJECTED' ELSE '' END)"
         "  ON CONFLICT (job_id) DO NOTHING RETURNING job_id, status)"
         ", t AS (INSERT INTO t_schedule_task (job_id, task_id, node_id, task_name, component,"
         "  provider, version, roles, depends_on, status)"
@@ -1905,7 +1907,7 @@ void sched_audit_confirm(struct gw_req *req)
     }
     static const char sql[] =
         "WITH o AS (SELECT status AS old FROM t_schedule_job WHERE job_id = $1 FOR UPDATE)"
-        ", u AS (UPDATE t_schedule_job SET status = $2::text,"
+        ", u AS (UPDATE t_schedule_job SET status = $2::text, wait_reason = '',"
         "  error_text = CASE WHEN $2 = 'REJECTED' THEN 'rejected by ' || $3 ELSE error_text END,"
         "  updated_at = now() WHERE job_id = $1 AND status = 'PENDING' RETURNING 1)"
         ", t AS (UPDATE t_schedule_task SET status = 'FAILED', error_text = 'job rejected',"

@@ -105,6 +105,7 @@ expect cleanup_stop_keeps_success "$(psql_db jb -c "SELECT count(*) FROM t_task 
 r=$(submit "$PA" "$(job_json poll '.config.job_params.common.require_approval = true')")
 J6=$(job_of "$r")
 expect approval_job_pending "$(psql_db ja -c "SELECT status FROM t_schedule_job WHERE job_id='$J6'")" PENDING
+expect approval_wait_reason_shown "$(api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=$J6" | jq -r '.data.wait_reason' | cut -d: -f1)" "awaiting approval"
 r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J6\",\"status\":\"REJECTED\"}")
 expect audit_reject_code "$(code_of "$r")" 0
 expect audit_rejected_status "$(psql_db ja -c "SELECT status FROM t_schedule_job WHERE job_id='$J6'")" REJECTED

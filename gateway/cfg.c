@@ -69,6 +69,7 @@ static const struct cfg_key keys[] = {
     {"sched.party_deadline_s", I(sched_party_deadline_s), "300", 1, 86400 * 7, true, false},
     {"sched.stop_retry_s", I(sched_stop_retry_s), "10", 1, 3600, true, false},
     {"sched.push_retry_s", I(sched_push_retry_s), "10", 1, 3600, true, false},
+    {"sched.job_timeout_s", I(sched_job_timeout_s), "259200", 0, 86400 * 365, true, false},
     {"upload.max", L(upload_max), "268435456", 1024, 1LL << 40, true, false},
     {"auth.window_s", I(auth_window_s), "300", 5, 3600, true, false},
     {"auth.jwks_max_age_s", I(auth_jwks_max_age_s), "300", 1, 86400, true, false},

@@ -63,6 +63,7 @@ struct gw_cfg {
     int sched_poll_ms;     /* sched.poll_ms: poll-mode status interval */
     int sched_backstop_ms; /* sched.backstop_ms: callback-mode backstop poll interval */
     int sched_party_deadline_s; /* sched.party_deadline_s: unreachable party fails the job after */
+    int sched_job_timeout_s;    /* sched.job_timeout_s: a RUNNING job fails after this (0 = never) */
     int sched_push_retry_s;     /* sched.push_retry_s: unacknowledged callback pushes resent */
     int sched_stop_retry_s;     /* sched.stop_retry_s: job/stop resent to parties that missed it */
     long long upload_max;  /* upload.max: cap of one dataset upload in bytes */

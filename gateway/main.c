@@ -281,6 +281,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->sched_backstop_ms = nc->sched_backstop_ms;
     c->sched_party_deadline_s = nc->sched_party_deadline_s;
     c->sched_push_retry_s = nc->sched_push_retry_s;
+    c->sched_job_timeout_s = nc->sched_job_timeout_s;
     c->upload_max = nc->upload_max;
     SWAP_STR(c->log_level, nc->log_level);
     SWAP_STR(c->routes_file, nc->routes_file);

@@ -795,6 +795,15 @@ static void on_pass(void *arg, int err, const struct db_res *res, const char *er
         start_job(j, parties);
         goto out;
     }
+    /* A job running past its deadline (sched.job_timeout_s, or the job's
+     * config.job_params.common.timeout_s) fails instead of waiting for ever. */
+    if (db_res_get(res, 0, 4) && strcmp(db_res_get(res, 0, 4), "0") != 0) {
+        char *why = gw_xasprintf("timed out: still running after %s s (timeout_s)",
+                                 db_res_get(res, 0, 4));
+        finish_job(s, j->job_id, "failed", why);
+        free(why);
+        goto out;
+    }
     /* RUNNING: aggregate per task name. */
     {
         int n = cJSON_GetArraySize(tasks);
@@ -891,10 +900,18 @@ static void pass_load(struct sjob *j)
         " (SELECT json_agg(json_build_object('task_id', t.task_id, 'node', t.node_id,"
         "   'name', t.task_name, 'status', t.status, 'sent', t.start_sent_at IS NOT NULL,"
         "   'deps', t.depends_on, 'error', t.error_text) ORDER BY t.task_name, t.node_id)"
-        "  FROM t_schedule_task t WHERE t.job_id = j.job_id)::text"
+        "  FROM t_schedule_task t WHERE t.job_id = j.job_id)::text,"
+        /* the job's timeout in seconds when it has passed, else 0 */
+        " (SELECT CASE WHEN j.status = 'RUNNING' AND x.t > 0"
+        "   AND j.start_time < now() - make_interval(secs => x.t) THEN x.t ELSE 0 END"
+        "  FROM (SELECT CASE WHEN jsonb_typeof(j.config #> '{job_params,common,timeout_s}')"
+        "   = 'number' THEN (j.config #>> '{job_params,common,timeout_s}')::bigint"
+        "   ELSE $2::bigint END AS t) x)::text"
         " FROM t_schedule_job j WHERE j.job_id = $1";
-    const char *p[1] = {j->job_id};
-    if (db_query(j->s->app->db, sql, 1, p, on_pass, j, NULL) != 0) {
+    char tmo[24];
+    snprintf(tmo, sizeof(tmo), "%d", j->s->app->cfg->sched_job_timeout_s);
+    const char *p[2] = {j->job_id, tmo};
+    if (db_query(j->s->app->db, sql, 2, p, on_pass, j, NULL) != 0) {
         j->loading = false;
         arm_timer(j, j->s->app->cfg->sched_poll_ms);
     }
@@ -1368,6 +1385,14 @@ void sched_create_all(struct gw_req *req)
         char *m = gw_xasprintf("config.job_params.common.%s", eb.msg);
         route_reply_err(req, GW_EINVAL, m);
         free(m);
+        dag_free(d);
+        return;
+    }
+    const cJSON *tmo = cJSON_GetObjectItemCaseSensitive(common, "timeout_s");
+    if (tmo && (!cJSON_IsNumber(tmo) || tmo->valuedouble < 1 || tmo->valuedouble > 86400.0 * 365 ||
+                tmo->valuedouble != (double)(long long)tmo->valuedouble)) {
+        route_reply_err(req, GW_EINVAL, "config.job_params.common.timeout_s: expected whole "
+                                        "seconds as a number, 1 to 31536000");
         dag_free(d);
         return;
     }

@@ -101,6 +101,19 @@ r=$(api POST "$PB" /v1/interconn/schedule/job/stop "{\"job_id\":\"$J\",\"task_na
 expect cleanup_stop_code "$(code_of "$r")" 0
 expect cleanup_stop_keeps_success "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J' AND status='SUCCESS'")" 2
 
+# --- a job past its timeout fails instead of running for ever -------------------
+r=$(submit "$PA" "$(job_json poll '.config.task_params.common.hash_ids_0.sleep_ms = 60000 | .config.job_params.common.timeout_s = 3')")
+J13=$(job_of "$r")
+expect timeout_job_outcome "$(job_wait "$PA" "$J13" 30)" failed
+expect timeout_job_reason "$(psql_db ja -c "SELECT error_text FROM t_schedule_job WHERE job_id='$J13'" | cut -c1-9)" "timed out"
+i=0
+while [ "$(containers_of "$J13")" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+expect timeout_job_containers_stopped "$(containers_of "$J13")" 0
+for t in '"3"' '0' '-5' 'true'; do
+    r=$(submit "$PA" "$(job_json poll ".config.job_params.common.timeout_s = $t")")
+    expect "timeout_bad_$(printf '%s' "$t" | cksum | cut -c1-6)" "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg | cut -d: -f1)" "5001 config.job_params.common.timeout_s"
+done
+
 # --- approval -----------------------------------------------------------------
 r=$(submit "$PA" "$(job_json poll '.config.job_params.common.require_approval = true')")
 J6=$(job_of "$r")

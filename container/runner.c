@@ -57,7 +57,8 @@ struct run {
     char *token;        /* the launch token now in tokdir/token.jwt */
     char *env_tok;      /* T0, for config.attest.token (attest.env_token) */
     char *env_jti;      /* its jti: the container's org.bfia.attest.jti label */
-    struct evhttp_bound_socket *agent; /* tokdir/agent.sock, or NULL */
+    struct evhttp_bound_socket *agent; /* listening on agent_path, or NULL */
+    char *agent_path;   /* tokdir/agent.sock */
     struct event *refresh; /* re-mints the launch token at 80 % of its TTL */
     char *tok_pending;     /* a re-minted token waiting for its row update */
     char *jti_pending;
@@ -131,6 +132,7 @@ static void run_free(struct run *u)
     /* The socket file stays: the container may outlive this process, and
      * the next start listens on it again (adoption). */
     server_unlisten(r->app->agent_server, u->agent);
+    free(u->agent_path);
     free(u->token);
     free(u->env_tok);
     free(u->env_jti);
@@ -250,10 +252,8 @@ static void token_revoke(struct run *u)
     if (u->agent) {
         server_unlisten(u->r->app->agent_server, u->agent);
         u->agent = NULL;
+        unlink(u->agent_path);
     }
-    f = gw_xasprintf("%s/" ATTEST_AGENT_SOCK, u->tokdir);
-    unlink(f);
-    free(f);
     free(u->token);
     u->token = NULL;
     rmdir(u->tokdir);
@@ -570,34 +570,27 @@ static void agent_open(struct run *u)
 {
     if (!u->tokdir || u->agent || !u->r->app->agent_server)
         return;
-    char *path = gw_xasprintf("%s/" ATTEST_AGENT_SOCK, u->tokdir);
+    free(u->agent_path);
+    u->agent_path = gw_xasprintf("%s/" ATTEST_AGENT_SOCK, u->tokdir);
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
-    u->agent = server_listen_unix(u->r->app->agent_server, path, &eb);
+    u->agent = server_listen_unix(u->r->app->agent_server, u->agent_path, &eb);
     if (!u->agent)
         log_kv(LOG_LEVEL_WARN, &u->log, "attest.socket",
                "no task socket for this container; it can still exchange with its bearer token",
                "err", eb.msg, NULL);
-    free(path);
 }
 
-const char *runner_token(const struct runner *r, const struct runner_key *k)
+const char *runner_token(struct runner *r, const struct runner_key *k)
 {
-    for (const struct run *u = r->runs; u; u = u->next)
-        if (u->role_index == k->role_index && strcmp(u->job_id, k->job_id) == 0 &&
-            strcmp(u->task_id, k->task_id) == 0 && strcmp(u->role, k->role) == 0)
-            return u->token;
-    return NULL;
+    const struct run *u = run_find(r, k);
+    return u ? u->token : NULL;
 }
 
 const char *runner_agent_token(const struct runner *r, const char *sock_path)
 {
-    size_t n = strlen(sock_path), sl = strlen("/" ATTEST_AGENT_SOCK);
-    if (n <= sl || strcmp(sock_path + n - sl, "/" ATTEST_AGENT_SOCK) != 0)
-        return NULL;
     for (const struct run *u = r->runs; u; u = u->next)
-        if (u->agent && u->tokdir && strlen(u->tokdir) == n - sl &&
-            strncmp(u->tokdir, sock_path, n - sl) == 0)
+        if (u->agent && strcmp(u->agent_path, sock_path) == 0)
             return u->token;
     return NULL;
 }
@@ -907,6 +900,8 @@ static void on_row(void *arg, int err, const struct db_res *res, const char *err
         }
     }
     cJSON *body = create_body(u);
+    free(u->env_tok); /* in the create body now; only its jti is kept */
+    u->env_tok = NULL;
     int rc = docker_container_create(u->r->app->docker, u->name, body, on_created, u);
     cJSON_Delete(body);
     if (rc != 0) {

@@ -73,6 +73,6 @@ int runner_active(const struct runner *r);
 const char *runner_agent_token(const struct runner *r, const char *sock_path);
 
 /** The current launch token of task k's container here, or NULL. Borrowed. */
-const char *runner_token(const struct runner *r, const struct runner_key *k);
+const char *runner_token(struct runner *r, const struct runner_key *k);
 
 #endif

@@ -8,7 +8,7 @@
 CREATE TABLE t_task_push (
     job_id       bfia_id NOT NULL,
     task_id      bfia_id NOT NULL,
-    acked_status task_status NOT NULL,
+    acked_status task_status,          -- NULL: nothing acknowledged yet
     last_error   text NOT NULL DEFAULT '',
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (job_id, task_id)

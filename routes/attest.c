@@ -82,6 +82,26 @@ static const char *bfia_str(const cJSON *claims, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* "guest.0" -> "guest" (owned) and *idx = "0"; NULL without an index. */
+static char *role_split(const char *self_role, const char **idx)
+{
+    const char *dot = self_role ? strrchr(self_role, '.') : NULL;
+    if (!dot)
+        return NULL;
+    *idx = dot + 1;
+    return gw_xstrndup(self_role, (size_t)(dot - self_role));
+}
+
+/* {active: false, container_running: false, reason} */
+static void reply_inactive(struct gw_req *req, const char *reason)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddBoolToObject(d, "active", false);
+    cJSON_AddBoolToObject(d, "container_running", false);
+    json_add_str(d, "reason", reason);
+    route_reply_ok(req, d);
+}
+
 /* A challenge nonce: 8..88 printable ASCII characters, no spaces. */
 static bool nonce_ok(const char *s)
 {
@@ -198,9 +218,9 @@ static void on_live(void *arg, int err, const struct db_res *res, const char *er
         return;
     }
     if (x->refresh) {
-        const char *dot = strrchr(x->self_role, '.');
-        char *rname = gw_xstrndup(x->self_role, (size_t)(dot - x->self_role));
-        struct runner_key k = {x->job_id, x->task_id, rname, atoi(dot + 1)};
+        const char *idx = "";
+        char *rname = role_split(x->self_role, &idx); /* caller_task checked the dot */
+        struct runner_key k = {x->job_id, x->task_id, rname, atoi(idx)};
         const char *cur = runner_token(req->app->runner, &k);
         free(rname);
         if (!cur) {
@@ -292,9 +312,9 @@ static bool caller_task(struct gw_req *req, struct ax *x, const char *what)
  * audience take part in the job)?  on_live continues. */
 static void caller_live(struct gw_req *req, struct ax *x)
 {
-    const char *role = x->self_role, *dot = strrchr(role, '.');
+    const char *idx = "";
     const cJSON *jti = cJSON_GetObjectItemCaseSensitive(x->launch, "jti");
-    char *rname = gw_xstrndup(role, (size_t)(dot - role));
+    char *rname = role_split(x->self_role, &idx); /* caller_task checked the dot */
     static const char sql[] =
         "SELECT (SELECT count(*) FROM t_task WHERE job_id = $1 AND task_id = $2 AND role = $3"
         "   AND role_index = $4::int AND status = 'RUNNING' AND $5 IN (token_id, prev_token_id, env_token_id)),"
@@ -304,7 +324,7 @@ static void caller_live(struct gw_req *req, struct ax *x)
         "                    THEN j.config->'role' ELSE '{}' END) r,"
         "    jsonb_array_elements_text(CASE WHEN jsonb_typeof(r.value) = 'array'"
         "                                   THEN r.value ELSE '[]' END) n WHERE n = $6)))";
-    const char *p[6] = {x->job_id, x->task_id, rname, dot + 1, jti->valuestring,
+    const char *p[6] = {x->job_id, x->task_id, rname, idx, jti->valuestring,
                         x->audience ? x->audience : ""};
     route_db(req, sql, 6, p, on_live, x);
     free(rname);
@@ -452,12 +472,13 @@ static void on_introspected(void *arg, int err, const struct db_res *res, const 
     struct gw_req *req = arg;
     if (route_db_failed(req, err, errmsg))
         return;
-    bool running = db_res_rows(res) > 0 && atoll(db_res_get(res, 0, 0)) > 0;
+    if (db_res_rows(res) == 0 || atoll(db_res_get(res, 0, 0)) == 0) {
+        reply_inactive(req, "the task's container is no longer running");
+        return;
+    }
     cJSON *d = cJSON_CreateObject();
-    cJSON_AddBoolToObject(d, "active", running);
-    cJSON_AddBoolToObject(d, "container_running", running);
-    if (!running)
-        json_add_str(d, "reason", "the task's container is no longer running");
+    cJSON_AddBoolToObject(d, "active", true);
+    cJSON_AddBoolToObject(d, "container_running", true);
     route_reply_ok(req, d);
 }
 
@@ -494,31 +515,23 @@ void attest_introspect_ep(struct gw_req *req)
         return;
     }
     if (v != JWS_OK) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddBoolToObject(d, "active", false);
-        cJSON_AddBoolToObject(d, "container_running", false);
-        json_add_str(d, "reason", jws_error_name((enum jws_error)v));
-        route_reply_ok(req, d);
+        reply_inactive(req, jws_error_name((enum jws_error)v));
         return;
     }
     const char *job = bfia_str(claims, "job_id"), *task = bfia_str(claims, "task_id"),
-               *role = bfia_str(claims, "self_role"), *ljti = bfia_str(claims, "launch_jti");
-    const char *dot = role ? strrchr(role, '.') : NULL;
-    if (!job || !task || !dot || !ljti) {
+               *ljti = bfia_str(claims, "launch_jti"), *idx = "";
+    char *rname = role_split(bfia_str(claims, "self_role"), &idx);
+    if (!job || !task || !rname || !ljti) {
+        free(rname);
         cJSON_Delete(claims);
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddBoolToObject(d, "active", false);
-        cJSON_AddBoolToObject(d, "container_running", false);
-        json_add_str(d, "reason", "E_BINDING");
-        route_reply_ok(req, d);
+        reply_inactive(req, "E_BINDING");
         return;
     }
-    char *rname = gw_xstrndup(role, (size_t)(dot - role));
     static const char sql[] =
         "SELECT count(*) FROM t_task WHERE job_id = $1 AND task_id = $2 AND role = $3"
         " AND role_index = $4::int AND status = 'RUNNING'"
         " AND $5 IN (token_id, prev_token_id, env_token_id)";
-    const char *p[5] = {job, task, rname, dot + 1, ljti};
+    const char *p[5] = {job, task, rname, idx, ljti};
     route_db(req, sql, 5, p, on_introspected, req);
     free(rname);
     cJSON_Delete(claims);

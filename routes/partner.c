@@ -1001,8 +1001,8 @@ static void on_pushed(void *arg, const struct peer_resp *r)
         " ON CONFLICT (job_id, task_id) DO UPDATE SET acked_status = $3, last_error = '',"
         " updated_at = now()";
     static const char err_sql[] =
-        "UPDATE t_task_push SET last_error = $3, updated_at = now()"
-        " WHERE job_id = $1 AND task_id = $2";
+        "INSERT INTO t_task_push (job_id, task_id, last_error) VALUES ($1, $2, $3)"
+        " ON CONFLICT (job_id, task_id) DO UPDATE SET last_error = $3, updated_at = now()";
     const char *p[3] = {ps->job_id, ps->task_id, acked ? ps->status : why};
     if (db_query(ps->app->db, acked ? ack_sql : err_sql, 3, p, on_push_recorded, NULL, NULL) != 0)
         log_kv(LOG_LEVEL_WARN, NULL, "task.push", "cannot record the push outcome", NULL);

@@ -1312,6 +1312,25 @@ static void on_components(void *arg, int err, const struct db_res *res, const ch
  * value makes it accept the job and never schedule the task (kuscia-wire.md
  * §4).  With a Kuscia party, refuse such a value at create, naming it.
  */
+/* The first list or null parameter of comps ({component: {key: value}}),
+ * described in out as "<where>.<component>.<key>: ..."; false if none. */
+static bool list_or_null(const cJSON *comps, const char *where, const char *node, char *out,
+                         size_t cap)
+{
+    const cJSON *comp, *v;
+    cJSON_ArrayForEach(comp, comps) cJSON_ArrayForEach(v, comp)
+    {
+        if (!cJSON_IsArray(v) && !cJSON_IsNull(v))
+            continue;
+        snprintf(out, cap,
+                 "%s.%.40s.%.40s: a %s value cannot go to node %.40s (kuscia profile passes "
+                 "every parameter as an environment variable); use a string",
+                 where, comp->string, v->string, cJSON_IsNull(v) ? "null" : "list", node);
+        return true;
+    }
+    return false;
+}
+
 static bool kuscia_params_bad(struct gw_app *app, const struct dag *d, char *out, size_t cap)
 {
     cJSON *parties = dag_parties(d);
@@ -1325,36 +1344,20 @@ static bool kuscia_params_bad(struct gw_app *app, const struct dag *d, char *out
     bool bad = false;
     const cJSON *tp =
         kus ? cJSON_GetObjectItemCaseSensitive(dag_config(d), "task_params") : NULL;
-    const cJSON *role, *idx, *comp, *v;
+    const cJSON *role, *idx;
+    char where[100];
+    /* common.<component>.<key>, or <role>.<index>.<component>.<key> */
     cJSON_ArrayForEach(role, tp)
     {
-        /* common.<component>.<k>, or <role>.<index>.<component>.<k> */
-        bool common = strcmp(role->string, "common") == 0;
+        if (strcmp(role->string, "common") == 0) {
+            bad = bad || list_or_null(role, "config.task_params.common", kus, out, cap);
+            continue;
+        }
         cJSON_ArrayForEach(idx, role)
         {
-            const cJSON *level = common ? role : idx;
-            cJSON_ArrayForEach(comp, level)
-            {
-                cJSON_ArrayForEach(v, comp)
-                {
-                    if (bad || !(cJSON_IsArray(v) || cJSON_IsNull(v)))
-                        continue;
-                    if (common)
-                        snprintf(out, cap, "config.task_params.common.%.40s.%.40s", comp->string,
-                                 v->string);
-                    else
-                        snprintf(out, cap, "config.task_params.%.20s.%.8s.%.40s.%.40s",
-                                 role->string, idx->string, comp->string, v->string);
-                    size_t l = strlen(out);
-                    snprintf(out + l, cap - l,
-                             ": a %s value cannot go to node %.40s (kuscia profile passes every "
-                             "parameter as an environment variable); use a string",
-                             cJSON_IsNull(v) ? "null" : "list", kus);
-                    bad = true;
-                }
-            }
-            if (common)
-                break;
+            snprintf(where, sizeof(where), "config.task_params.%.20s.%.8s", role->string,
+                     idx->string);
+            bad = bad || list_or_null(idx, where, kus, out, cap);
         }
     }
     cJSON_Delete(parties);

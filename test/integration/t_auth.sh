@@ -274,6 +274,8 @@ refused introspect_unsigned_refused "$(send "$PA" "$IS" "{\"token\":\"$PI\"}" "$
 expect introspect_missing_token "$(code_of "$(introspect_raw '{}')")" 5001
 expect introspect_token_wrong_type "$(code_of "$(introspect_raw '{"token":42}')")" 5001
 expect introspect_malformed_json "$(code_of "$(introspect_raw '{"token":')")" 5001
+expect introspect_oversized_body "$(code_of "$(introspect_raw "{\"token\":\"$(head -c 20000 /dev/zero | tr '\0' a)\"}")")" 5005
+expect introspect_token_over_limit "$(code_of "$(introspect_raw "{\"token\":\"$(head -c 9000 /dev/zero | tr '\0' a)\"}")")" 5001
 r=$(verify "$PB" "$TB" "$(vbody "$PI" $A "introspect-01" "$TID5" guest.0)")
 expect introspected_token_still_usable_once "$(printf '%s' "$r" | jq -r .data.valid)" true
 # refresh: the file gets a new token every 8 s; the row follows, and the

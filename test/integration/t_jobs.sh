@@ -181,6 +181,7 @@ while [ "$(brow)" != SUCCESS ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); do
 sleep 1
 # (RUNNING may or may not have been acknowledged before the kill)
 expect push_missed_while_scheduler_down "$(brow) $(backed | sed 's/^RUNNING$/none/')" "SUCCESS none"
+expect push_failure_recorded "$(psql_db jb -c "SELECT count(*) FROM t_task_push WHERE job_id='$J11' AND last_error <> ''")" 1
 node_start ja $A "$PA" "$R" GW_SCHED_POLL_MS=200
 gw_ready "$PA" 20
 i=0

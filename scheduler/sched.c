@@ -35,9 +35,22 @@ struct unreach {
     long long since_ms;
 };
 
+/*
+ * Lifetime of a struct sjob: one reference is the job table's (s->jobs, by
+ * job_id) while the job is live; every asynchronous call that carries the
+ * sjob (a query, a peer call) holds one more, taken when the call starts and
+ * released by its completion, whatever the completion does.  A pass that
+ * sees the job ended retires it: it leaves the table (a later kick makes a
+ * fresh one), its timer stops, and the table's reference goes.  The last
+ * release never frees in place: the object moves to s->dead and a zero-delay
+ * event frees it once the callback that dropped it has returned (Redis'
+ * freeClientAsync, PgBouncer's justfree).
+ */
 struct sjob {
     struct sched *s;
     struct sjob *prev, *next;
+    int refs;
+    bool retired;        /* out of the table; only in-flight calls hold it */
     char *job_id;
     bool loading, dirty;
     bool starting_job;   /* job/start fan-out in flight */
@@ -52,7 +65,9 @@ struct sjob {
 
 struct sched {
     struct gw_app *app;
-    struct sjob *jobs;
+    struct sjob *jobs;        /* live jobs and retired ones still referenced */
+    struct sjob *dead;        /* released: freed by the reaper event */
+    struct event *reaper;
     unsigned counter;
     struct event *stop_timer; /* resends job/stop to parties that missed it */
     bool sweeping;
@@ -124,7 +139,7 @@ static void new_job_id(struct sched *s, char *out, size_t cap)
 static struct sjob *sjob_find(struct sched *s, const char *job_id)
 {
     for (struct sjob *j = s->jobs; j; j = j->next)
-        if (strcmp(j->job_id, job_id) == 0)
+        if (!j->retired && strcmp(j->job_id, job_id) == 0)
             return j;
     return NULL;
 }
@@ -138,6 +153,7 @@ static struct sjob *sjob_get(struct sched *s, const char *job_id)
         return j;
     j = gw_xcalloc(1, sizeof(*j));
     j->s = s;
+    j->refs = 1; /* the table's */
     j->job_id = gw_xstrdup(job_id);
     j->timer = evtimer_new(s->app->base, on_timer, j);
     j->log.node_id = s->app->cfg->node_id;
@@ -149,7 +165,7 @@ static struct sjob *sjob_get(struct sched *s, const char *job_id)
     return j;
 }
 
-static void sjob_free(struct sjob *j)
+static void sjob_unlink(struct sjob *j)
 {
     struct sched *s = j->s;
     if (j->prev)
@@ -158,6 +174,11 @@ static void sjob_free(struct sjob *j)
         s->jobs = j->next;
     if (j->next)
         j->next->prev = j->prev;
+    j->prev = j->next = NULL;
+}
+
+static void sjob_free(struct sjob *j)
+{
     event_free(j->timer);
     for (int i = 0; i < UNREACH_MAX; i++)
         free(j->un[i].node);
@@ -166,11 +187,45 @@ static void sjob_free(struct sjob *j)
     free(j);
 }
 
-/* A job that ended is forgotten once nothing of it is in flight. */
-static void sjob_maybe_drop(struct sjob *j, bool finished)
+static struct sjob *sjob_hold(struct sjob *j)
 {
-    if (finished && !j->loading && !j->starting_job && j->polls == 0)
+    j->refs++;
+    return j;
+}
+
+/* Drop one reference; the last one hands the object to the reaper. */
+static void sjob_release(struct sjob *j)
+{
+    if (--j->refs > 0)
+        return;
+    struct sched *s = j->s;
+    sjob_unlink(j);
+    j->next = s->dead;
+    s->dead = j;
+    event_active(s->reaper, EV_TIMEOUT, 0);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sched *s = arg;
+    while (s->dead) {
+        struct sjob *j = s->dead;
+        s->dead = j->next;
         sjob_free(j);
+    }
+}
+
+/* The job ended: later kicks make a fresh object; this one lives on only
+ * as long as calls still in flight hold it. */
+static void sjob_retire(struct sjob *j)
+{
+    if (j->retired)
+        return;
+    j->retired = true;
+    event_del(j->timer);
+    sjob_release(j);
 }
 
 /* Unreachable-party bookkeeping: returns ms since the party first failed. */
@@ -322,8 +377,9 @@ static void on_finished(void *arg, int err, const struct db_res *res, const char
     (void)sqlstate;
     struct fin *f = arg;
     if (err) {
-        log_kv(LOG_LEVEL_ERROR, NULL, "job.finish", "cannot finish the job", "job", f->job_id,
-               "err", errmsg, NULL);
+        log_kv(LOG_LEVEL_ERROR, NULL, "job.finish", "cannot finish the job; trying again", "job",
+               f->job_id, "err", errmsg, NULL);
+        sched_kick(f->s, f->job_id);
     } else if (db_res_rows(res) > 0) {
         /* We won the CAS: tell every party. */
         struct log_ctx lc = {.node_id = f->s->app->cfg->node_id, .job_id = f->job_id};
@@ -382,6 +438,8 @@ void sched_kick(struct sched *s, const char *job_id)
 
 static void arm_timer(struct sjob *j, int ms)
 {
+    if (j->retired)
+        return;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     if (!evtimer_pending(j->timer, NULL))
         evtimer_add(j->timer, &tv);
@@ -404,6 +462,7 @@ static void on_job_cas(void *arg, int err, const struct db_res *res, const char 
                NULL);
     j->starting_job = false;
     sched_kick(j->s, j->job_id);
+    sjob_release(j);
 }
 
 static void on_job_started(void *arg, const struct peer_resp *r)
@@ -427,12 +486,15 @@ static void on_job_started(void *arg, const struct peer_resp *r)
     }
     free(c->node);
     free(c);
-    if (--j->job_start_pending > 0)
+    if (--j->job_start_pending > 0) {
+        sjob_release(j);
         return;
+    }
     struct sched *s = j->s;
     if (j->job_start_failed) {
         j->starting_job = false;
         finish_job(s, j->job_id, "failed", j->job_start_err);
+        sjob_release(j);
         return;
     }
     if (j->job_start_err) {
@@ -445,6 +507,7 @@ static void on_job_started(void *arg, const struct peer_resp *r)
         j->job_start_err = NULL;
         j->starting_job = false;
         arm_timer(j, s->app->cfg->sched_poll_ms);
+        sjob_release(j);
         return;
     }
     static const char sql[] =
@@ -454,8 +517,11 @@ static void on_job_started(void *arg, const struct peer_resp *r)
         " SELECT 'schedule_job', $1, 'READY', 'RUNNING', 'api', 'every party accepted job/start'"
         " FROM u";
     const char *p[1] = {j->job_id};
-    if (db_query(s->app->db, sql, 1, p, on_job_cas, j, NULL) != 0)
+    /* this call's reference moves to the CAS */
+    if (db_query(s->app->db, sql, 1, p, on_job_cas, j, NULL) != 0) {
         j->starting_job = false;
+        sjob_release(j);
+    }
 }
 
 static void start_job(struct sjob *j, const cJSON *parties)
@@ -471,7 +537,7 @@ static void start_job(struct sjob *j, const cJSON *parties)
     cJSON_ArrayForEach(n, parties)
     {
         struct jcall *c = gw_xcalloc(1, sizeof(*c));
-        c->j = j;
+        c->j = sjob_hold(j);
         c->node = gw_xstrdup(n->valuestring);
         j->job_start_pending++;
         if (peer_call(j->s->app, n->valuestring, "POST", "/v1/interconn/schedule/job/start", b, -1,
@@ -484,7 +550,7 @@ static void start_job(struct sjob *j, const cJSON *parties)
     /* drop the guard reference */
     struct peer_resp ok = {.err = 0, .code = 0, .node = ""};
     struct jcall *g = gw_xcalloc(1, sizeof(*g));
-    g->j = j;
+    g->j = sjob_hold(j);
     g->node = gw_xstrdup("");
     on_job_started(g, &ok);
 }
@@ -497,6 +563,7 @@ struct tcall {
 
 static void tcall_free(struct tcall *c)
 {
+    sjob_release(c->j);
     free(c->task_id);
     free(c->node);
     free(c->task_name);
@@ -583,7 +650,7 @@ static void on_claimed(void *arg, int err, const struct db_res *res, const char 
     json_add_str(b, "task_name", c0->task_name);
     for (int i = 0; i < db_res_rows(res); i++) {
         struct tcall *c = gw_xcalloc(1, sizeof(*c));
-        c->j = j;
+        c->j = sjob_hold(j);
         c->task_id = gw_xstrdup(c0->task_id);
         c->task_name = gw_xstrdup(c0->task_name);
         c->node = gw_xstrdup(db_res_get(res, i, 0));
@@ -602,7 +669,7 @@ static void on_claimed(void *arg, int err, const struct db_res *res, const char 
 static void start_task(struct sjob *j, const char *task_id, const char *task_name)
 {
     struct tcall *c = gw_xcalloc(1, sizeof(*c));
-    c->j = j;
+    c->j = sjob_hold(j);
     c->task_id = gw_xstrdup(task_id);
     c->task_name = gw_xstrdup(task_name);
     /* The claim: only the pass whose UPDATE sets start_sent_at sends. */
@@ -638,6 +705,7 @@ static void on_poll_written(void *arg, int err, const struct db_res *res, const 
     free(c->task_id);
     free(c->node);
     free(c);
+    sjob_release(j);
 }
 
 static void on_polled(void *arg, const struct peer_resp *r)
@@ -736,13 +804,14 @@ static void on_polled(void *arg, const struct peer_resp *r)
     free(c->task_id);
     free(c->node);
     free(c);
+    sjob_release(j);
 }
 
 static void poll_task(struct sjob *j, const char *task_id, const char *node, const char *role,
                       bool resend_ok)
 {
     struct pcall2 *c = gw_xcalloc(1, sizeof(*c));
-    c->j = j;
+    c->j = sjob_hold(j);
     c->task_id = gw_xstrdup(task_id);
     c->node = gw_xstrdup(node);
     c->resend_ok = resend_ok;
@@ -778,10 +847,12 @@ static void on_pass(void *arg, int err, const struct db_res *res, const char *er
         log_kv(LOG_LEVEL_WARN, &j->log, "sched.pass", "cannot read the job; retrying", "err",
                errmsg, NULL);
         arm_timer(j, s->app->cfg->sched_poll_ms);
+        sjob_release(j);
         return;
     }
     if (db_res_rows(res) == 0) {
-        sjob_maybe_drop(j, true);
+        sjob_retire(j);
+        sjob_release(j);
         return;
     }
     const char *status = db_res_get(res, 0, 0), *sync = db_res_get(res, 0, 1);
@@ -883,18 +954,19 @@ static void on_pass(void *arg, int err, const struct db_res *res, const char *er
 out:
     cJSON_Delete(parties);
     cJSON_Delete(tasks);
-    if (j->dirty) {
+    if (j->dirty && !finished) {
         j->dirty = false;
         pass_load(j);
-        return;
+    } else if (finished) {
+        sjob_retire(j);
     }
-    if (finished)
-        sjob_maybe_drop(j, true);
+    sjob_release(j); /* the pass's own */
 }
 
 static void pass_load(struct sjob *j)
 {
     j->loading = true;
+    sjob_hold(j);
     static const char sql[] =
         "SELECT j.status, j.sync_type, j.parties::text,"
         " (SELECT json_agg(json_build_object('task_id', t.task_id, 'node', t.node_id,"
@@ -914,6 +986,7 @@ static void pass_load(struct sjob *j)
     if (db_query(j->s->app->db, sql, 2, p, on_pass, j, NULL) != 0) {
         j->loading = false;
         arm_timer(j, j->s->app->cfg->sched_poll_ms);
+        sjob_release(j);
     }
 }
 
@@ -926,11 +999,12 @@ static void on_poll_rows(void *arg, int err, const struct db_res *res, const cha
     (void)errmsg;
     struct sjob *j = arg;
     j->polls--;
-    if (!err)
+    if (!err && !j->retired)
         for (int i = 0; i < db_res_rows(res); i++)
             poll_task(j, db_res_get(res, i, 0), db_res_get(res, i, 1), db_res_get(res, i, 3),
                       strcmp(db_res_get(res, i, 2), "t") == 0);
     sched_kick(j->s, j->job_id);
+    sjob_release(j);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -948,9 +1022,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         " OR (status = 'READY' AND start_sent_at IS NOT NULL))";
     const char *p[1] = {j->job_id};
     j->polls++;
-    if (db_query(j->s->app->db, sql, 1, p, on_poll_rows, j, NULL) != 0) {
+    if (db_query(j->s->app->db, sql, 1, p, on_poll_rows, sjob_hold(j), NULL) != 0) {
         j->polls--;
         arm_timer(j, j->s->app->cfg->sched_poll_ms);
+        sjob_release(j);
     }
 }
 
@@ -961,7 +1036,8 @@ struct sched *sched_new(struct gw_app *app)
     struct sched *s = gw_xcalloc(1, sizeof(*s));
     s->app = app;
     s->stop_timer = evtimer_new(app->base, on_stop_sweep, s);
-    if (!s->stop_timer)
+    s->reaper = event_new(app->base, -1, 0, on_reap, s);
+    if (!s->stop_timer || !s->reaper)
         abort();
     arm_stop_sweep(s);
     return s;
@@ -971,8 +1047,14 @@ void sched_free(struct sched *s)
 {
     if (!s)
         return;
-    while (s->jobs)
-        sjob_free(s->jobs);
+    /* The pool and the HTTP client dropped every callback already. */
+    while (s->jobs) {
+        struct sjob *j = s->jobs;
+        sjob_unlink(j);
+        sjob_free(j);
+    }
+    on_reap(-1, 0, s);
+    event_free(s->reaper);
     event_free(s->stop_timer);
     while (s->stops) /* their calls are cancelled with the HTTP client */
         stopack_free(s->stops);
@@ -1525,13 +1607,14 @@ void sched_platform_create_all(struct gw_req *req)
     int rc = peer_call(req->app, sched_node, "POST", "/v1/interconn/schedule/job/create_all", b, 0,
                        on_forwarded, f, NULL);
     cJSON_Delete(b);
-    dag_free(d);
     if (rc != 0) {
+        /* sched_node may point into d: free d only after the message */
         char *m = gw_xasprintf("config.job_params.common.scheduler: no route to node %s",
                                sched_node);
         route_reply_err(req, GW_EINVAL, m);
         free(m);
     }
+    dag_free(d);
 }
 
 /* ---- stop_all ------------------------------------------------------------------- */

@@ -12,6 +12,16 @@
  * "parameter role can't be empty"), and kuscia-refuse refuses every poll
  * (code 400, "failed to find the task"): a party that answers but never
  * about the task.
+ *
+ *   fakepeer PORT PROFILE LOGFILE [RULES]
+ *
+ * RULES scripts replies per path: a comma-separated list of
+ * "<path suffix>=<action>", the first match wins.  Actions: "refuse" (code
+ * 1, "refused by script"), "delay:MS" (the usual answer, MS milliseconds
+ * later, without blocking the loop), "refuse-delay:MS" (both), "status:S"
+ * (a task/poll answered with status S instead of SUCCESS).  Example:
+ * "task/start=delay:3000,task/poll=status:RUNNING".  A partner that answers slowly or refuses is how
+ * the scheduler's reply-ordering races are reproduced (t_races).
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -23,7 +33,73 @@
 #include <string.h>
 
 static const char *profile;
+static const char *rules = "";
 static FILE *reqlog;
+static struct event_base *base;
+
+/* The action for uri: *delay_ms and *refuse from the first matching rule. */
+static void rule_for(const char *uri, long *delay_ms, bool *refuse, char *status, size_t cap)
+{
+    *delay_ms = 0;
+    *refuse = false;
+    *status = '\0';
+    const char *q = strchr(uri, '?');
+    size_t ulen = q ? (size_t)(q - uri) : strlen(uri);
+    const char *r = rules;
+    while (*r) {
+        const char *end = strchr(r, ',');
+        size_t n = end ? (size_t)(end - r) : strlen(r);
+        const char *eq = memchr(r, '=', n);
+        if (eq) {
+            size_t plen = (size_t)(eq - r);
+            if (plen <= ulen && memcmp(uri + ulen - plen, r, plen) == 0) {
+                const char *act = eq + 1;
+                size_t alen = n - plen - 1;
+                const char *colon = memchr(act, ':', alen);
+                if (alen >= 7 && strncmp(act, "status:", 7) == 0) {
+                    size_t sl = alen - 7 < cap - 1 ? alen - 7 : cap - 1;
+                    memcpy(status, act + 7, sl);
+                    status[sl] = '\0';
+                    return;
+                }
+                if (alen >= 6 && strncmp(act, "refuse", 6) == 0)
+                    *refuse = true;
+                if (colon)
+                    *delay_ms = strtol(colon + 1, NULL, 10);
+                return;
+            }
+        }
+        r += n;
+        if (*r == ',')
+            r++;
+    }
+}
+
+struct later {
+    struct evhttp_request *req;
+    char *reply;
+    struct event *ev;
+};
+
+static void send_json(struct evhttp_request *req, const char *reply)
+{
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, reply, strlen(reply));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct later *l = arg;
+    send_json(l->req, l->reply);
+    event_free(l->ev);
+    free(l->reply);
+    free(l);
+}
 
 static void json_str(FILE *f, const char *s)
 {
@@ -79,24 +155,42 @@ static void on_req(struct evhttp_request *req, void *arg)
                     : "{\"code\":0,\"msg\":\"success\",\"data\":{\"status\":\"SUCCESS\"}}";
     else
         reply = kus ? "{\"code\":200,\"msg\":\"\",\"data\":null}" : "{\"code\":0,\"msg\":\"success\"}";
-    struct evbuffer *out = evbuffer_new();
-    evbuffer_add(out, reply, strlen(reply));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, 200, "OK", out);
-    evbuffer_free(out);
+    long delay_ms;
+    bool scripted_refusal;
+    char status[32], sbuf[128];
+    rule_for(uri, &delay_ms, &scripted_refusal, status, sizeof(status));
+    if (scripted_refusal)
+        reply = "{\"code\":1,\"msg\":\"refused by script\",\"data\":{}}";
+    if (*status) {
+        snprintf(sbuf, sizeof(sbuf), "{\"code\":%d,\"msg\":\"success\",\"data\":{\"status\":\"%s\"}}",
+                 kus ? 200 : 0, status);
+        reply = sbuf;
+    }
+    if (delay_ms <= 0) {
+        send_json(req, reply);
+        return;
+    }
+    struct later *l = calloc(1, sizeof(*l));
+    l->req = req;
+    l->reply = strdup(reply);
+    l->ev = evtimer_new(base, on_later, l);
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    evtimer_add(l->ev, &tv);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: fakepeer PORT kuscia|kuscia-refuse|fate-flow LOGFILE\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: fakepeer PORT kuscia|kuscia-refuse|fate-flow LOGFILE [RULES]\n");
         return 2;
     }
     profile = argv[2];
+    if (argc == 5)
+        rules = argv[4];
     reqlog = fopen(argv[3], "a");
     if (!reqlog)
         return 1;
-    struct event_base *base = event_base_new();
+    base = event_base_new();
     struct evhttp *http = evhttp_new(base);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
     evhttp_set_gencb(http, on_req, NULL);

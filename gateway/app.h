@@ -17,6 +17,7 @@ struct docker;
 struct runner;
 struct peers;
 struct sched;
+struct store;
 struct jws_replay;
 struct ratelimit;
 struct attest;
@@ -36,6 +37,7 @@ struct gw_app {
     struct runner *runner;    /* task containers (container/runner.h) */
     struct peers *peers;      /* route table cache and peer calls (gateway/peer.h) */
     struct sched *sched;      /* scheduler side of jobs (scheduler/sched.h) */
+    struct store *store;      /* every job and task statement (scheduler/store.h) */
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
     struct keys *keys;        /* node key rotation (gateway/keys.h) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */

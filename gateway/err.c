@@ -21,6 +21,7 @@ const char *gw_strerror(int err)
     case GW_EINTERNAL: return "EINTERNAL";
     case GW_ETOOBIG: return "ETOOBIG";
     case GW_EDRAINING: return "EDRAINING";
+    case GW_EREFUSED: return "EREFUSED";
     }
     return "EUNKNOWN";
 }

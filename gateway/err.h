@@ -28,6 +28,7 @@ enum gw_err {
     GW_EINTERNAL = -10, /* a bug or an unexpected system failure */
     GW_ETOOBIG = -11,  /* a body or value is over its size cap */
     GW_EDRAINING = -12, /* the process is shutting down */
+    GW_EREFUSED = -13, /* understood and refused (a peer's refusal, an impossible transition) */
 };
 
 /** Stable short name of an error value ("EINVAL"), never NULL. */

@@ -37,6 +37,7 @@
 #include "routes/pollcache.h"
 #include "routes/route.h"
 #include "scheduler/sched.h"
+#include "scheduler/store.h"
 
 extern char **environ;
 
@@ -297,6 +298,32 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "changed", n, NULL);
 }
 
+/* The scheduler's view of the peers (scheduler/sched.h): the route table
+ * of gateway/peer.h, with this node routable through its own listener. */
+static int sched_peer_call(void *ctx, const char *node, const char *method, const char *path,
+                           const struct cJSON *body, int retries, peer_cb cb, void *arg)
+{
+    return peer_call(ctx, node, method, path, body, retries, cb, arg, NULL);
+}
+
+static enum peer_profile sched_peer_profile(void *ctx, const char *node)
+{
+    struct gw_app *app = ctx;
+    return peers_profile(app->peers, node);
+}
+
+static bool sched_peer_routable(void *ctx, const char *node)
+{
+    struct gw_app *app = ctx;
+    return strcmp(node, app->cfg->node_id) == 0 || peers_find(app->peers, node) != NULL;
+}
+
+static const struct sched_peer_ops sched_peers = {
+    .call = sched_peer_call,
+    .profile = sched_peer_profile,
+    .routable = sched_peer_routable,
+};
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -478,7 +505,14 @@ int main(int argc, char **argv)
         app->keys = keys_new(app);
         app->peers = peers_new(app);
         app->runner = runner_new(app, partner_task_changed);
-        app->sched = sched_new(app);
+        app->store = store_new(app->db, app->metrics, cfg->node_id);
+        struct sched_env senv = {.base = app->base,
+                                 .cfg = &app->cfg,
+                                 .store = &store_sched_ops,
+                                 .store_ctx = app->store,
+                                 .peer = &sched_peers,
+                                 .peer_ctx = app};
+        app->sched = sched_new(&senv);
         app->starting = true;
         ms.startup_timer = evtimer_new(app->base, on_startup_timer, &ms);
         struct timeval now0 = {0, 0};
@@ -509,6 +543,7 @@ out:
     pollcache_free(app->pollcache);
     runner_free(app->runner); /* cancels its waits: before the engine client */
     sched_free(app->sched);
+    store_free(app->store);
     docker_free(app->docker);
     httpc_free(app->httpc);
     server_free(app->server);

@@ -22,6 +22,11 @@ struct metrics {
     const char *const *names;
     struct route_series *series; /* nroutes + 1 */
     unsigned long long counters[METRICS_COUNTER_MAX];
+    struct {
+        const char *entity, *to;
+        unsigned long long n;
+    } states[METRICS_STATE_PAIRS];
+    int nstates;
 };
 
 struct metrics *metrics_new(int nroutes, const char *const *route_names)
@@ -65,6 +70,24 @@ void metrics_count(struct metrics *m, enum metrics_counter c)
 {
     if (c >= 0 && c < METRICS_COUNTER_MAX)
         m->counters[c]++;
+}
+
+void metrics_state(struct metrics *m, const char *entity, const char *to, long long n)
+{
+    if (!m || n <= 0)
+        return;
+    int i;
+    for (i = 0; i < m->nstates; i++)
+        if (strcmp(m->states[i].entity, entity) == 0 && strcmp(m->states[i].to, to) == 0)
+            break;
+    if (i == m->nstates) {
+        if (m->nstates == METRICS_STATE_PAIRS)
+            return;
+        m->states[i].entity = entity;
+        m->states[i].to = to;
+        m->nstates++;
+    }
+    m->states[i].n += (unsigned long long)n;
 }
 
 static const char *route_name(const struct metrics *m, int i)
@@ -113,4 +136,10 @@ void metrics_render(const struct metrics *m, FILE *out)
             "gateway_docker_requests_total{outcome=\"error\"} %llu\n",
             m->counters[METRICS_PEER_OK], m->counters[METRICS_PEER_FAIL],
             m->counters[METRICS_DOCKER_OK], m->counters[METRICS_DOCKER_FAIL]);
+    fputs("# HELP gateway_state_transitions_total Job and task status changes committed, by "
+          "entity and new status.\n# TYPE gateway_state_transitions_total counter\n",
+          out);
+    for (int i = 0; i < m->nstates; i++)
+        fprintf(out, "gateway_state_transitions_total{entity=\"%s\",to=\"%s\"} %llu\n",
+                m->states[i].entity, m->states[i].to, m->states[i].n);
 }

@@ -36,6 +36,15 @@ enum metrics_counter {
 };
 void metrics_count(struct metrics *m, enum metrics_counter c);
 
+/**
+ * Count n state transitions of entity to state `to`
+ * (gateway_state_transitions_total{entity,to}).  Both strings must be
+ * literals from a bounded set (the scheduler's entity and state names);
+ * pairs beyond the first METRICS_STATE_PAIRS seen are dropped.
+ */
+#define METRICS_STATE_PAIRS 48
+void metrics_state(struct metrics *m, const char *entity, const char *to, long long n);
+
 /** Write every series owned by the registry to out (text format 0.0.4). */
 void metrics_render(const struct metrics *m, FILE *out);
 

@@ -10,7 +10,7 @@
 #include "gateway/json.h"
 #include "gateway/reqsig.h"
 #include "gateway/peer.h"
-#include "scheduler/sched.h"
+#include "gateway/log.h"
 
 #define KiB 1024
 #define MiB (1024 * 1024)
@@ -37,15 +37,15 @@ static const struct route table[] = {
     {GW_POST, "/v1/platform/route/set", platform_route_set, 64 * KiB, ROUTE_AUTH_LOCAL},
     {GW_POST, "/v1/platform/route/delete", platform_route_delete, 64 * KiB, ROUTE_AUTH_LOCAL},
     /* platform API: this node's UI, CLI and task containers */
-    {GW_POST, "/v1/platform/schedule/job/create_all", sched_platform_create_all, 4 * MiB,
+    {GW_POST, "/v1/platform/schedule/job/create_all", platform_job_create_all, 4 * MiB,
      ROUTE_AUTH_LOCAL},
-    {GW_POST, "/v1/platform/schedule/job/stop_all", sched_platform_stop_all, 64 * KiB,
+    {GW_POST, "/v1/platform/schedule/job/stop_all", platform_job_stop_all, 64 * KiB,
      ROUTE_AUTH_LOCAL},
     {GW_POST, "/v1/platform/schedule/job/stop_task", platform_stop_task, 64 * KiB,
      ROUTE_AUTH_LOCAL},
-    {GW_GET | GW_POST, "/v1/platform/schedule/job/status_all", sched_platform_status_all,
+    {GW_GET | GW_POST, "/v1/platform/schedule/job/status_all", platform_job_status_all,
      64 * KiB, ROUTE_AUTH_LOCAL},
-    {GW_GET | GW_POST, "/v1/platform/schedule/job/query_job_list", sched_query_job_list, 64 * KiB,
+    {GW_GET | GW_POST, "/v1/platform/schedule/job/query_job_list", platform_job_list, 64 * KiB,
      ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/schedule/task/get_log_line", partner_get_log_line, 64 * KiB,
      ROUTE_AUTH_LOCAL},
@@ -65,13 +65,13 @@ static const struct route table[] = {
     {GW_GET | GW_POST, "/v2/component/dataset/list", dataset_list, 64 * KiB, ROUTE_AUTH_LOCAL},
     {GW_POST, "/v2/component/dataset/delete", dataset_delete, 64 * KiB, ROUTE_AUTH_LOCAL},
     /* interconn API, scheduler side */
-    {GW_POST, "/v1/interconn/schedule/job/create_all", sched_create_all, 4 * MiB, ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/interconn/schedule/job/stop_all", sched_stop_all, 64 * KiB, ROUTE_AUTH_PEER},
-    {GW_GET | GW_POST, "/v1/interconn/schedule/job/status_all", sched_status_all, 64 * KiB,
+    {GW_POST, "/v1/interconn/schedule/job/create_all", interconn_job_create_all, 4 * MiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/job/stop_all", interconn_job_stop_all, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_GET | GW_POST, "/v1/interconn/schedule/job/status_all", interconn_job_status_all, 64 * KiB,
      ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/interconn/schedule/task/callback", sched_task_callback, 1 * MiB,
+    {GW_POST, "/v1/interconn/schedule/task/callback", interconn_task_callback, 1 * MiB,
      ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/interconn/schedule/job/audit_confirm", sched_audit_confirm, 64 * KiB,
+    {GW_POST, "/v1/interconn/schedule/job/audit_confirm", interconn_job_audit_confirm, 64 * KiB,
      ROUTE_AUTH_PEER},
     /* interconn API, partner side */
     {GW_POST, "/v1/interconn/schedule/job/create", partner_job_create, 4 * MiB, ROUTE_AUTH_PEER},
@@ -104,6 +104,7 @@ int route_code_for(int err, int *http_status)
     case GW_ETOOBIG: return ROUTE_CODE_TOO_BIG;
     case GW_EBUSY: *http_status = 503; return ROUTE_CODE_BUSY;
     case GW_EDRAINING: *http_status = 503; return ROUTE_CODE_DRAINING;
+    case GW_EREFUSED: return ROUTE_CODE_FAILED;
     default: return ROUTE_CODE_INTERNAL;
     }
 }
@@ -167,9 +168,13 @@ static void reply_envelope(struct gw_req *req, int http_status, int code, const 
     cJSON_free(s);
 }
 
+/* One rule for every endpoint (README "Operations"): overload and shutdown
+ * answer HTTP 503 with Retry-After, whoever produced the code (a handler,
+ * or a scheduler whose answer is relayed); every other envelope is 200. */
 void route_reply(struct gw_req *req, int code, const char *msg, cJSON *data)
 {
-    reply_envelope(req, 200, code, msg, data);
+    bool busy = code == ROUTE_CODE_BUSY || code == ROUTE_CODE_DRAINING;
+    reply_envelope(req, busy ? 503 : 200, code, msg, data);
 }
 
 void route_reply_ok(struct gw_req *req, cJSON *data)
@@ -179,12 +184,17 @@ void route_reply_ok(struct gw_req *req, cJSON *data)
 
 void route_reply_err(struct gw_req *req, int err, const char *msg)
 {
+    route_reply_err_data(req, err, msg, NULL);
+}
+
+void route_reply_err_data(struct gw_req *req, int err, const char *msg, cJSON *data)
+{
     int status;
     int code = route_code_for(err, &status);
     if (code == ROUTE_CODE_INTERNAL || code == ROUTE_CODE_DB)
         log_kv(LOG_LEVEL_WARN, &req->log, "http.error", msg, "err", gw_strerror(err), "path",
                req->path, NULL);
-    reply_envelope(req, status, code, msg && *msg ? msg : gw_strerror(err), NULL);
+    reply_envelope(req, status, code, msg && *msg ? msg : gw_strerror(err), data);
 }
 
 /* A peer request whose credentials were checked (reqsig.h). */
@@ -302,10 +312,28 @@ int route_db(struct gw_req *req, const char *sql, int n, const char *const *para
     return rc;
 }
 
+/* PostgreSQL's own text stays in the node's log: it can name tables,
+ * constraints and values, and is no business of a caller. */
 bool route_db_failed(struct gw_req *req, int err, const char *errmsg)
 {
     if (!err)
         return false;
-    route_reply_err(req, err, err == GW_ETIMEOUT ? "database query timed out" : errmsg);
+    if (err != GW_ETIMEOUT && err != GW_EBUSY && err != GW_EDRAINING)
+        log_kv(LOG_LEVEL_WARN, &req->log, "db.error", "statement failed", "err",
+               errmsg ? errmsg : "", "path", req->path, NULL);
+    route_reply_err(req, err,
+                    err == GW_ETIMEOUT ? "database query timed out"
+                    : err == GW_EBUSY  ? "database wait queue is full; retry later"
+                                       : "database error (the node's log has the detail)");
     return true;
+}
+
+bool route_store_started(struct gw_req *req, int rc)
+{
+    if (rc == 0)
+        return true;
+    route_reply_err(req, rc == GW_EBUSY ? GW_EBUSY : GW_EDB,
+                    rc == GW_EBUSY ? "database wait queue is full; retry later"
+                                   : "database unavailable");
+    return false;
 }

@@ -79,7 +79,11 @@ void route_reply_ok(struct gw_req *req, struct cJSON *data);
 /** Reply with an error envelope for err; msg is the human text (copied). */
 void route_reply_err(struct gw_req *req, int err, const char *msg);
 
-/** Reply with an explicit envelope (code, msg, data taken; NULL data = {}), HTTP 200. */
+/** As route_reply_err, with data (taken; NULL = {}). */
+void route_reply_err_data(struct gw_req *req, int err, const char *msg, struct cJSON *data);
+
+/** Reply with an explicit envelope (code, msg, data taken; NULL data = {}): HTTP 200, or
+ *  503 with Retry-After for the busy and draining codes. */
 void route_reply(struct gw_req *req, int code, const char *msg, struct cJSON *data);
 
 /*
@@ -95,6 +99,8 @@ bool route_get_id(struct gw_req *req, const char *key, bool required, const char
 int route_db(struct gw_req *req, const char *sql, int n, const char *const *params, db_cb cb,
              void *arg);
 bool route_db_failed(struct gw_req *req, int err, const char *errmsg);
+/** A store.h call's return code: true when started; otherwise answered (busy or down). */
+bool route_store_started(struct gw_req *req, int rc);
 
 /* body_max value meaning "upload.max" (dataset uploads). */
 #define ROUTE_BODY_UPLOAD ((size_t)-1)
@@ -115,6 +121,15 @@ void platform_route_list(struct gw_req *req);
 void platform_route_set(struct gw_req *req);
 void platform_route_delete(struct gw_req *req);
 void platform_stop_task(struct gw_req *req);
+void platform_job_create_all(struct gw_req *req);
+void platform_job_stop_all(struct gw_req *req);
+void platform_job_status_all(struct gw_req *req);
+void platform_job_list(struct gw_req *req);
+void interconn_job_create_all(struct gw_req *req);
+void interconn_job_stop_all(struct gw_req *req);
+void interconn_job_status_all(struct gw_req *req);
+void interconn_task_callback(struct gw_req *req);
+void interconn_job_audit_confirm(struct gw_req *req);
 void partner_job_create(struct gw_req *req);
 void partner_job_start(struct gw_req *req);
 void partner_task_start(struct gw_req *req);

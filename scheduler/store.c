@@ -1,0 +1,564 @@
+/*
+ * store.c - all SQL of the scheduler, the partner side and the runner.
+ * See store.h for the contract; the statements below are the only writers
+ * of job and task statuses and of their t_event rows.
+ */
+#include "store.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/db.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+
+struct store {
+    struct db_pool *db;
+    struct metrics *m;
+    const char *node_id;
+};
+
+struct store *store_new(struct db_pool *db, struct metrics *m, const char *node_id)
+{
+    struct store *st = gw_xcalloc(1, sizeof(*st));
+    st->db = db;
+    st->m = m;
+    st->node_id = node_id;
+    return st;
+}
+
+void store_free(struct store *st)
+{
+    free(st);
+}
+
+/* ---- plumbing ------------------------------------------------------------------
+ * One context per statement: the caller's callback, how to read the result
+ * and, for status changes, what to log and count once it committed. */
+
+enum shape { SHAPE_ROWS, SHAPE_CHANGE, SHAPE_SJOB };
+
+struct call {
+    struct store *st;
+    enum shape shape;
+    store_rows_cb rows_cb;
+    store_change_cb change_cb;
+    sjob_view_cb view_cb;
+    void *arg;
+    /* a transition: entity and target, logged and counted when it moved */
+    const char *entity;
+    const char *to;
+    char *log_id;
+    char *reason;
+    /* store_change column layout: old, changed, job_id, parties, count */
+};
+
+static void call_free(struct call *c)
+{
+    free(c->log_id);
+    free(c->reason);
+    free(c);
+}
+
+static const char *res_get(const struct db_res *res, int row, int col)
+{
+    return res && row < db_res_rows(res) && col < db_res_cols(res) ? db_res_get(res, row, col)
+                                                                    : NULL;
+}
+
+static void deliver_rows(struct call *c, int err, const struct db_res *res, const char *errmsg)
+{
+    struct store_rows r = {.err = err, .msg = err ? errmsg : ""};
+    const char **v = NULL;
+    if (!err && res) {
+        r.n = db_res_rows(res);
+        r.cols = db_res_cols(res);
+        v = gw_xcalloc((size_t)r.n * (size_t)r.cols + 1, sizeof(char *));
+        for (int i = 0; i < r.n; i++)
+            for (int j = 0; j < r.cols; j++)
+                v[i * r.cols + j] = db_res_get(res, i, j);
+    }
+    r.v = v;
+    c->rows_cb(c->arg, &r);
+    free(v);
+}
+
+/* Status changes answer one row: old, changed ('t'/'f'), job_id, parties,
+ * count (rows moved, cascades included). */
+static void deliver_change(struct call *c, int err, const struct db_res *res, const char *errmsg)
+{
+    struct store_change r = {.err = err, .msg = err ? errmsg : ""};
+    if (!err) {
+        r.old = res_get(res, 0, 0);
+        const char *ch = res_get(res, 0, 1);
+        r.changed = ch && strcmp(ch, "t") == 0;
+        r.job_id = res_get(res, 0, 2);
+        r.parties = res_get(res, 0, 3);
+        const char *n = res_get(res, 0, 4);
+        r.count = n ? atoll(n) : 0;
+    }
+    if (!err && r.changed && c->entity) {
+        /* committed: the log line and the metric of the transition */
+        struct log_ctx lc = {.node_id = c->st->node_id, .job_id = r.job_id};
+        char n[24];
+        snprintf(n, sizeof(n), "%lld", r.count);
+        log_kv(LOG_LEVEL_INFO, &lc, "state.change", c->reason ? c->reason : "", "entity",
+               c->entity, "id", c->log_id ? c->log_id : "", "from", r.old ? r.old : "", "to",
+               c->to, "rows", n, NULL);
+        if (c->st->m)
+            metrics_state(c->st->m, c->entity, c->to, r.count > 0 ? r.count : 1);
+    }
+    if (c->change_cb)
+        c->change_cb(c->arg, &r);
+}
+
+static void deliver_view(struct call *c, int err, const struct db_res *res, const char *errmsg);
+
+static void on_result(void *arg, int err, const struct db_res *res, const char *errmsg,
+                      const char *sqlstate)
+{
+    (void)sqlstate;
+    struct call *c = arg;
+    switch (c->shape) {
+    case SHAPE_ROWS: deliver_rows(c, err, res, errmsg); break;
+    case SHAPE_CHANGE: deliver_change(c, err, res, errmsg); break;
+    case SHAPE_SJOB: deliver_view(c, err, res, errmsg); break;
+    }
+    call_free(c);
+}
+
+static int run(struct store *st, struct call *c, const char *sql, int n, const char *const *p)
+{
+    c->st = st;
+    int rc = db_query(st->db, sql, n, p, on_result, c, NULL);
+    if (rc != 0)
+        call_free(c);
+    return rc;
+}
+
+static int run_rows(struct store *st, const char *sql, int n, const char *const *p,
+                    store_rows_cb cb, void *arg)
+{
+    struct call *c = gw_xcalloc(1, sizeof(*c));
+    c->shape = SHAPE_ROWS;
+    c->rows_cb = cb;
+    c->arg = arg;
+    return run(st, c, sql, n, p);
+}
+
+static int run_change(struct store *st, const char *sql, int n, const char *const *p,
+                      store_change_cb cb, void *arg)
+{
+    struct call *c = gw_xcalloc(1, sizeof(*c));
+    c->shape = SHAPE_CHANGE;
+    c->change_cb = cb;
+    c->arg = arg;
+    return run(st, c, sql, n, p);
+}
+
+/* A status change: as run_change, logged and counted when it commits. */
+static int run_transition(struct store *st, const char *sql, int n, const char *const *p,
+                          const char *entity, const char *to, char *log_id_take,
+                          const char *reason, store_change_cb cb, void *arg)
+{
+    struct call *c = gw_xcalloc(1, sizeof(*c));
+    c->shape = SHAPE_CHANGE;
+    c->change_cb = cb;
+    c->arg = arg;
+    c->entity = entity;
+    c->to = to;
+    c->log_id = log_id_take;
+    c->reason = reason ? gw_xstrdup(reason) : NULL;
+    return run(st, c, sql, n, p);
+}
+
+/* ---- scheduler side: the view of a job ----------------------------------------- */
+
+static void deliver_view(struct call *c, int err, const struct db_res *res, const char *errmsg)
+{
+    struct sjob_view v = {.err = err, .msg = err ? errmsg : ""};
+    cJSON *parties = NULL, *tasks = NULL;
+    struct sjob_task_view *tv = NULL;
+    if (!err && db_res_rows(res) > 0) {
+        v.found = true;
+        if (!job_state_parse(res_get(res, 0, 0), &v.status)) {
+            v.err = GW_EINTERNAL;
+            v.msg = "unknown job status in t_schedule_job";
+        }
+        const char *sync = res_get(res, 0, 1);
+        v.poll_mode = sync && strcmp(sync, "poll") == 0;
+        parties = cJSON_Parse(res_get(res, 0, 2) ? res_get(res, 0, 2) : "[]");
+        v.parties = parties;
+        const char *tmo = res_get(res, 0, 3);
+        v.timed_out_s = tmo ? atoll(tmo) : 0;
+        tasks = cJSON_Parse(res_get(res, 0, 4) ? res_get(res, 0, 4) : "[]");
+        int n = cJSON_GetArraySize(tasks);
+        tv = gw_xcalloc((size_t)n + 1, sizeof(*tv));
+        const cJSON *t;
+        int i = 0;
+        cJSON_ArrayForEach(t, tasks)
+        {
+            struct sjob_task_view *x = &tv[i++];
+            x->name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "name"));
+            x->task_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "task_id"));
+            if (!task_state_parse(
+                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "status")),
+                    &x->status))
+                x->status = TASK_STATE_PENDING;
+            x->sendable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "sendable"));
+            x->deps = cJSON_GetObjectItemCaseSensitive(t, "deps");
+            x->fail_node = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "fail_node"));
+            x->fail_error =
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "fail_error"));
+        }
+        v.ntasks = i;
+        v.tasks = tv;
+    }
+    c->view_cb(c->arg, &v);
+    free(tv);
+    cJSON_Delete(tasks);
+    cJSON_Delete(parties);
+}
+
+int store_sjob_load(struct store *st, const char *job_id, long long default_timeout_s,
+                    sjob_view_cb cb, void *arg)
+{
+    /* Per task name: the status over every party (bfia_task_agg, the one
+     * definition of §3.3), whether a READY party still waits for task/start,
+     * the upstream names and the first failed party. */
+    static const char sql[] =
+        "SELECT j.status, j.sync_type, j.parties::text,"
+        /* the job's timeout in seconds when it has passed, else 0 */
+        " (SELECT CASE WHEN j.status = 'RUNNING' AND x.t > 0"
+        "   AND j.start_time < now() - make_interval(secs => x.t) THEN x.t ELSE 0 END"
+        "  FROM (SELECT CASE WHEN jsonb_typeof(j.config #> '{job_params,common,timeout_s}')"
+        "   = 'number' THEN (j.config #>> '{job_params,common,timeout_s}')::bigint"
+        "   ELSE $2::bigint END AS t) x)::text,"
+        " (SELECT json_agg(json_build_object('name', g.task_name, 'task_id', g.task_id,"
+        "   'status', g.st, 'sendable', g.sendable, 'deps', g.deps, 'fail_node', g.fail_node,"
+        "   'fail_error', g.fail_error) ORDER BY g.task_name)"
+        "  FROM (SELECT t.task_name, min(t.task_id) AS task_id,"
+        "   bfia_task_agg(array_agg(t.status::text)) AS st,"
+        "   bool_or(t.status = 'READY' AND t.start_sent_at IS NULL) AS sendable,"
+        "   (array_agg(t.depends_on))[1] AS deps,"
+        "   (array_agg(t.node_id ORDER BY t.node_id) FILTER (WHERE t.status = 'FAILED'))[1]"
+        "    AS fail_node,"
+        "   (array_agg(t.error_text ORDER BY t.node_id) FILTER (WHERE t.status = 'FAILED'))[1]"
+        "    AS fail_error"
+        "   FROM t_schedule_task t WHERE t.job_id = j.job_id GROUP BY t.task_name) g)::text"
+        " FROM t_schedule_job j WHERE j.job_id = $1";
+    char tmo[24];
+    snprintf(tmo, sizeof(tmo), "%lld", default_timeout_s);
+    const char *p[2] = {job_id, tmo};
+    struct call *c = gw_xcalloc(1, sizeof(*c));
+    c->shape = SHAPE_SJOB;
+    c->view_cb = cb;
+    c->arg = arg;
+    return run(st, c, sql, 2, p);
+}
+
+/* ---- scheduler side: transitions ------------------------------------------------ */
+
+int store_sjob_set(struct store *st, const struct sjob_change *c, store_change_cb cb, void *arg)
+{
+    /* The job row is locked first (o), so old is the status the CAS saw. */
+    static const char sql[] =
+        "WITH o AS (SELECT status AS old, parties FROM t_schedule_job WHERE job_id = $1"
+        "  FOR UPDATE)"
+        ", u AS (UPDATE t_schedule_job SET status = $2::text,"
+        "  outcome = CASE WHEN $2::text = 'FINISHED' THEN $3::text ELSE outcome END,"
+        "  error_text = CASE WHEN $2::text IN ('FINISHED','REJECTED') AND error_text = '' THEN $4::text"
+        "   ELSE error_text END,"
+        "  wait_reason = '',"
+        "  progress = CASE WHEN $2::text = 'FINISHED' THEN 100 ELSE progress END,"
+        "  start_time = CASE WHEN $2::text IN ('RUNNING','FINISHED') THEN coalesce(start_time, now())"
+        "   ELSE start_time END,"
+        "  end_time = CASE WHEN $2::text IN ('FINISHED','REJECTED') THEN now() ELSE end_time END,"
+        "  updated_at = now()"
+        "  WHERE job_id = $1 AND status = ANY ($5::text[]) RETURNING 1)"
+        ", tl AS (SELECT task_id, node_id, status AS old FROM t_schedule_task"
+        "  WHERE job_id = $1 AND $2::text IN ('FINISHED','REJECTED') AND status = ANY ($7::text[])"
+        "  AND EXISTS (SELECT 1 FROM u) FOR UPDATE)"
+        ", t AS (UPDATE t_schedule_task s SET status = 'FAILED', status_channel = $6::text,"
+        "  error_text = CASE WHEN s.error_text = '' THEN $8::text ELSE s.error_text END,"
+        "  wait_reason = '', end_time = now(), updated_at = now() FROM tl"
+        "  WHERE s.job_id = $1 AND s.task_id = tl.task_id AND s.node_id = tl.node_id"
+        "  RETURNING s.task_id, s.node_id, tl.old)"
+        ", e AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        "  SELECT 'schedule_job', $1, o.old, $2::text, $6::text, $4::text FROM u, o"
+        "  UNION ALL SELECT 'schedule_task', $1 || '/' || task_id || '@' || node_id, old,"
+        "  'FAILED', $6::text, $8::text FROM t)"
+        " SELECT o.old, EXISTS (SELECT 1 FROM u), $1::text, o.parties::text,"
+        "  (SELECT count(*) FROM u) + (SELECT count(*) FROM t) FROM o";
+    const char *outcome = c->to == JOB_STATE_FINISHED ? job_outcome_name(c->outcome) : NULL;
+    if (outcome && !*outcome)
+        outcome = "failed";
+    char *task_error =
+        c->task_error ? gw_xstrdup(c->task_error)
+                      : gw_xasprintf("stopped: job %s: %s", outcome ? outcome : "rejected",
+                                     c->reason ? c->reason : "");
+    const char *p[8] = {c->job_id,
+                        job_state_name(c->to),
+                        outcome,
+                        c->reason ? c->reason : "",
+                        job_from_set(c->to),
+                        state_channel_name(c->channel),
+                        task_live_set(),
+                        task_error};
+    int rc = run_transition(st, sql, 8, p, "schedule_job", job_state_name(c->to),
+                            gw_xstrdup(c->job_id), c->reason, cb, arg);
+    free(task_error);
+    return rc;
+}
+
+int store_sjob_wait(struct store *st, const char *job_id, const char *reason, store_change_cb cb,
+                    void *arg)
+{
+    static const char sql[] =
+        "WITH u AS (UPDATE t_schedule_job SET wait_reason = $2, updated_at = now()"
+        "  WHERE job_id = $1 AND status IN ('PENDING','READY','RUNNING') RETURNING status)"
+        " SELECT (SELECT status FROM u), EXISTS (SELECT 1 FROM u), $1::text, NULL, 0";
+    const char *p[2] = {job_id, reason};
+    return run_change(st, sql, 2, p, cb, arg);
+}
+
+int store_stask_set(struct store *st, const struct stask_change *c, store_change_cb cb, void *arg)
+{
+    /* o locks the party row (by job, or by task id and node for a partner's
+     * callback); the CAS takes the states task_from_set(to) allows, or, with
+     * refresh_terminal, a repeat of the current terminal status (a push
+     * after a poll: the details may be new).  Events only for real moves. */
+    static const char sql[] =
+        "WITH o AS (SELECT job_id, task_id, node_id, status AS old FROM t_schedule_task"
+        "  WHERE task_id = $2 AND node_id = $3 AND ($1::text IS NULL OR job_id = $1)"
+        "  LIMIT 1 FOR UPDATE)"
+        ", u AS (UPDATE t_schedule_task t SET status = $4::text,"
+        "  status_channel = CASE WHEN t.status = $4::text THEN t.status_channel ELSE $5::text END,"
+        "  wait_reason = '', error_text = coalesce(left($7::text, 4000), t.error_text),"
+        "  exit_code = CASE WHEN $4::text IN ('SUCCESS','FAILED') THEN coalesce($8::int, t.exit_code)"
+        "   ELSE NULL END,"
+        "  log_tail = coalesce(right($9::text, 8192), t.log_tail),"
+        "  start_time = CASE WHEN $4::text = 'READY' THEN t.start_time"
+        "   ELSE coalesce(t.start_time, now()) END,"
+        "  end_time = CASE WHEN t.status = $4::text THEN t.end_time"
+        "   WHEN $4::text IN ('SUCCESS','FAILED') THEN now() ELSE NULL END,"
+        "  updated_at = now() FROM o"
+        "  WHERE t.job_id = o.job_id AND t.task_id = o.task_id AND t.node_id = o.node_id"
+        "  AND (($10::text = 'f' OR EXISTS (SELECT 1 FROM t_schedule_job sj WHERE sj.job_id = t.job_id"
+        "   AND sj.status = 'RUNNING')) AND (t.status = ANY ($6::text[])"
+        "   OR ($11::text = 't' AND t.status = $4::text AND $4::text IN ('SUCCESS','FAILED')"
+        "    AND $8::int IS NOT NULL)))"
+        "  RETURNING o.old)"
+        ", e AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        "  SELECT 'schedule_task', o.job_id || '/' || o.task_id || '@' || o.node_id, o.old, $4::text,"
+        "  $5::text, $12::text FROM o, u WHERE u.old <> $4::text)"
+        " SELECT o.old, EXISTS (SELECT 1 FROM u WHERE old <> $4::text), o.job_id, NULL,"
+        "  (SELECT count(*) FROM u WHERE old <> $4::text) FROM o";
+    const char *p[12] = {c->job_id,
+                         c->task_id,
+                         c->node,
+                         task_state_name(c->to),
+                         state_channel_name(c->channel),
+                         task_from_set(c->to),
+                         c->error_text,
+                         c->exit_code,
+                         c->log_tail,
+                         c->job_running ? "t" : "f",
+                         c->refresh_terminal ? "t" : "f",
+                         c->reason ? c->reason : ""};
+    return run_transition(st, sql, 12, p, "schedule_task", task_state_name(c->to),
+                          gw_xasprintf("%s@%s", c->task_id, c->node), c->reason, cb, arg);
+}
+
+int store_stask_note(struct store *st, const char *job_id, const char *task_id, const char *node,
+                     const char *wait_reason, bool unclaim, int stale_s, store_change_cb cb,
+                     void *arg)
+{
+    static const char sql[] =
+        "WITH u AS (UPDATE t_schedule_task SET wait_reason = coalesce($4::text, wait_reason),"
+        "  start_sent_at = CASE WHEN $5::text = 't' AND status = 'READY'"
+        "   AND ($6::int <= 0 OR start_sent_at < now() - make_interval(secs => $6::int))"
+        "   THEN NULL ELSE start_sent_at END,"
+        "  updated_at = now()"
+        "  WHERE job_id = $1 AND task_id = $2 AND node_id = $3"
+        "  AND status IN ('PENDING','READY','RUNNING')"
+        "  AND ($5::text = 'f' OR (status = 'READY' AND start_sent_at IS NOT NULL AND ($6::int <= 0"
+        "   OR start_sent_at < now() - make_interval(secs => $6::int))))"
+        "  RETURNING status)"
+        " SELECT (SELECT status FROM u), $5::text = 't' AND EXISTS (SELECT 1 FROM u), $1::text, NULL,"
+        "  (SELECT count(*) FROM u)";
+    char stale[16];
+    snprintf(stale, sizeof(stale), "%d", stale_s);
+    const char *p[6] = {job_id, task_id, node, wait_reason, unclaim ? "t" : "f", stale};
+    return run_change(st, sql, 6, p, cb, arg);
+}
+
+int store_stask_claim(struct store *st, const char *job_id, const char *task_id,
+                      store_rows_cb cb, void *arg)
+{
+    /* The claim: only the pass whose UPDATE sets start_sent_at sends. */
+    static const char sql[] =
+        "UPDATE t_schedule_task SET start_sent_at = now(), wait_reason = '', updated_at = now()"
+        " WHERE job_id = $1 AND task_id = $2 AND status = 'READY' AND start_sent_at IS NULL"
+        " RETURNING node_id";
+    const char *p[2] = {job_id, task_id};
+    return run_rows(st, sql, 2, p, cb, arg);
+}
+
+int store_stask_poll_targets(struct store *st, const char *job_id, int stale_s, store_rows_cb cb,
+                             void *arg)
+{
+    static const char sql[] =
+        "SELECT task_id, node_id, (status = 'READY' AND start_sent_at < now()"
+        "  - make_interval(secs => $2::int)), roles->>0 FROM t_schedule_task WHERE job_id = $1"
+        " AND (status = 'RUNNING' OR (status = 'READY' AND start_sent_at IS NOT NULL))";
+    char stale[16];
+    snprintf(stale, sizeof(stale), "%d", stale_s);
+    const char *p[2] = {job_id, stale};
+    return run_rows(st, sql, 2, p, cb, arg);
+}
+
+int store_sjob_live(struct store *st, store_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT job_id FROM t_schedule_job WHERE status IN ('READY','RUNNING')";
+    return run_rows(st, sql, 0, NULL, cb, arg);
+}
+
+int store_sjob_stops_pending(struct store *st, int limit, store_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT job_id, (SELECT coalesce(jsonb_agg(p), '[]') FROM"
+        "  jsonb_array_elements_text(parties) p WHERE NOT stop_acked ? p)::text"
+        " FROM t_schedule_job WHERE NOT stop_done AND status IN ('FINISHED','REJECTED')"
+        " AND updated_at > now() - interval '1 day' ORDER BY updated_at LIMIT $1::int";
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[1] = {lim};
+    return run_rows(st, sql, 1, p, cb, arg);
+}
+
+int store_sjob_stop_acked(struct store *st, const char *job_id, const char *node,
+                          store_change_cb cb, void *arg)
+{
+    static const char sql[] =
+        "WITH u AS (UPDATE t_schedule_job SET stop_acked = stop_acked || jsonb_build_array($2::text)"
+        "  WHERE job_id = $1 AND NOT stop_acked ? $2 RETURNING 1)"
+        " SELECT NULL, EXISTS (SELECT 1 FROM u), $1::text, NULL, (SELECT count(*) FROM u)";
+    const char *p[2] = {job_id, node};
+    return run_change(st, sql, 2, p, cb, arg);
+}
+
+int store_component_roles(struct store *st, const char *components_json, store_rows_cb cb,
+                          void *arg)
+{
+    static const char sql[] =
+        "SELECT c.role_list::text FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(v, ord)"
+        " LEFT JOIN t_component c ON c.component_name = x.v->>'componentName'"
+        " AND c.provider = x.v->>'provider' AND c.version = x.v->>'version' ORDER BY x.ord";
+    const char *p[1] = {components_json};
+    return run_rows(st, sql, 1, p, cb, arg);
+}
+
+int store_sjob_insert(struct store *st, const struct sjob_new *n, store_change_cb cb, void *arg)
+{
+    static const char sql[] =
+        "WITH j AS (INSERT INTO t_schedule_job (job_id, flow_id, old_job_id, dag, config, initiator,"
+        "  scheduler, parties, sync_type, requires_approval, status, wait_reason)"
+        "  VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb, $9, $10::boolean,"
+        "  CASE WHEN $10::boolean THEN 'PENDING' ELSE 'READY' END,"
+        "  CASE WHEN $10::boolean THEN 'awaiting approval: job/audit_confirm with READY or"
+        " REJECTED' ELSE '' END)"
+        "  ON CONFLICT (job_id) DO NOTHING RETURNING job_id, status)"
+        ", t AS (INSERT INTO t_schedule_task (job_id, task_id, node_id, task_name, component,"
+        "  provider, version, roles, depends_on, status)"
+        "  SELECT $1, x.task_id, x.node_id, x.task_name, x.component, x.provider, x.version,"
+        "  x.roles, x.depends_on, 'READY' FROM jsonb_to_recordset($11::jsonb) AS x(task_id text,"
+        "  node_id text, task_name text, component text, provider text, version text, roles jsonb,"
+        "  depends_on jsonb) WHERE EXISTS (SELECT 1 FROM j) RETURNING 1)"
+        ", e AS (INSERT INTO t_event (entity, entity_id, to_status, channel, reason)"
+        "  SELECT 'schedule_job', $1, status, 'api', 'create_all from ' || $12 FROM j)"
+        " SELECT NULL, EXISTS (SELECT 1 FROM j), $1::text, $8, (SELECT count(*) FROM t)";
+    const char *p[12] = {n->job_id,    n->flow_id,   n->old_job_id, n->dag,
+                         n->config,    n->initiator, n->scheduler,  n->parties,
+                         n->sync_type, n->approval ? "true" : "false", n->tasks,
+                         n->by};
+    return run_transition(st, sql, 12, p, "schedule_job", n->approval ? "PENDING" : "READY",
+                          gw_xstrdup(n->job_id), "job created", cb, arg);
+}
+
+/* ---- reads for the API ------------------------------------------------------------ */
+
+int store_sjob_status(struct store *st, const char *job_id, store_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT j.status,"
+        " (SELECT json_object_agg(task_name, st) FROM (SELECT task_name,"
+        "   bfia_task_agg(array_agg(status::text)) AS st FROM t_schedule_task"
+        "   WHERE job_id = j.job_id GROUP BY task_name) x)::text,"
+        " coalesce((SELECT json_object_agg(task_id, st) FROM (SELECT task_id,"
+        "   bfia_task_agg(array_agg(status::text)) AS st FROM t_schedule_task"
+        "   WHERE job_id = j.job_id GROUP BY task_id) y), '{}')::text"
+        " FROM t_schedule_job j WHERE j.job_id = $1";
+    const char *p[1] = {job_id};
+    return run_rows(st, sql, 1, p, cb, arg);
+}
+
+int store_job_detail(struct store *st, const char *job_id, store_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT coalesce("
+        " (SELECT json_build_object('job_id', j.job_id, 'job_status', j.status,"
+        "  'outcome', coalesce(j.outcome, ''), 'scheduler', j.scheduler, 'sync_type', j.sync_type,"
+        "  'progress', CASE WHEN j.status = 'FINISHED' THEN 100 ELSE coalesce((SELECT"
+        "   (100 * count(*) FILTER (WHERE status IN ('SUCCESS','FAILED')) / count(*))::int"
+        "   FROM t_schedule_task WHERE job_id = j.job_id), 0) END,"
+        "  'wait_reason', j.wait_reason, 'error_text', j.error_text,"
+        "  'status', coalesce((SELECT json_object_agg(task_id, st) FROM (SELECT task_id,"
+        "    bfia_task_agg(array_agg(status::text)) AS st FROM t_schedule_task"
+        "    WHERE job_id = j.job_id GROUP BY task_id) y), '{}'),"
+        "  'tasks', coalesce((SELECT json_agg(json_build_object('task_id', t.task_id,"
+        "    'task_name', t.task_name, 'component', t.component, 'node_id', t.node_id,"
+        "    'roles', t.roles, 'status', t.status, 'channel', coalesce(t.status_channel, ''),"
+        "    'wait_reason', t.wait_reason, 'error_text', t.error_text,"
+        "    'exit_code', t.exit_code, 'log_tail', t.log_tail) ORDER BY t.created_at, t.task_name,"
+        "    t.node_id) FROM t_schedule_task t WHERE t.job_id = j.job_id), '[]'))"
+        "  FROM t_schedule_job j WHERE j.job_id = $1),"
+        " (SELECT json_build_object('job_id', $1::text, 'job_status', min(j.status),"
+        "  'outcome', '', 'scheduler', min(j.scheduler), 'sync_type', min(j.sync_type),"
+        "  'progress', 0, 'wait_reason', '', 'error_text', '',"
+        "  'status', coalesce((SELECT json_object_agg(task_id, st) FROM (SELECT task_id,"
+        "    bfia_task_agg(array_agg(status::text)) AS st FROM t_task WHERE job_id = $1"
+        "    GROUP BY task_id) y), '{}'),"
+        "  'tasks', coalesce((SELECT json_agg(json_build_object('task_id', t.task_id,"
+        "    'task_name', t.task_name, 'component', t.component, 'node_id', $2::text,"
+        "    'roles', json_build_array(t.role || '.' || t.role_index), 'status', t.status,"
+        "    'channel', coalesce(t.status_channel, ''), 'wait_reason', t.wait_reason,"
+        "    'error_text', t.error_text, 'exit_code', t.exit_code, 'log_tail', t.log_tail)"
+        "    ORDER BY t.created_at) FROM t_task t WHERE t.job_id = $1), '[]'))"
+        "  FROM t_job j WHERE j.job_id = $1 HAVING count(*) > 0))::text";
+    const char *p[2] = {job_id, st->node_id};
+    return run_rows(st, sql, 2, p, cb, arg);
+}
+
+int store_job_list(struct store *st, const char *flow_id, store_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT job_id, status FROM t_schedule_job WHERE ($1::text IS NULL OR flow_id = $1)"
+        " UNION SELECT job_id, min(status) FROM t_job WHERE ($1::text IS NULL OR flow_id = $1)"
+        "  AND job_id NOT IN (SELECT job_id FROM t_schedule_job) GROUP BY job_id"
+        " ORDER BY 1 DESC LIMIT 10000";
+    const char *p[1] = {flow_id};
+    return run_rows(st, sql, 1, p, cb, arg);
+}
+
+int store_scheduler_of(struct store *st, const char *job_id, store_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT scheduler FROM t_schedule_job WHERE job_id = $1"
+        " UNION ALL SELECT scheduler FROM t_job WHERE job_id = $1 LIMIT 1";
+    const char *p[1] = {job_id};
+    return run_rows(st, sql, 1, p, cb, arg);
+}

@@ -1,20 +1,23 @@
 /*
  * runner.c - one container per t_task row, driven by Engine API callbacks.
  *
- * Each row being driven has one struct run.  A run holds at most one engine
- * or database call at a time (the steps are strictly sequential), so its
- * lifetime is simple: it is freed when its last step ends, or by
- * runner_free() (the pool and the engine client drop their callbacks first).
+ * Each row being driven has one struct run.  Lifetime: the runner's table
+ * (r->runs, looked up by key) holds one reference while the run is alive;
+ * every engine call, store call and timer callback in flight holds one
+ * more, taken when the call starts and released by its completion.  When
+ * the run ends (its outcome written and its container removed, or it gave
+ * up) it leaves the table; the last release hands it to a zero-delay reaper
+ * event, so nothing is ever freed inside a callback that still uses it.
  */
 #include "runner.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,18 +25,15 @@
 
 #include "container/attest.h"
 #include "container/docker.h"
-#include "gateway/app.h"
 #include "gateway/cfg.h"
-#include "gateway/db.h"
 #include "gateway/json.h"
 #include "gateway/log.h"
-#include "gateway/server.h"
-
-#define LOG_TAIL_BYTES 8192
 
 struct run {
     struct runner *r;
     struct run *prev, *next;
+    int refs;
+    bool ended;         /* out of the table; only calls in flight hold it */
     char *job_id, *task_id, *role;
     int role_index;
     char idx[12];
@@ -57,24 +57,22 @@ struct run {
     char *token;        /* the launch token now in tokdir/token.jwt */
     char *env_tok;      /* T0, for config.attest.token (attest.env_token) */
     char *env_jti;      /* its jti: the container's org.bfia.attest.jti label */
-    struct evhttp_bound_socket *agent; /* listening on agent_path, or NULL */
+    void *agent;        /* the task socket's listener (sock ops), or NULL */
     char *agent_path;   /* tokdir/agent.sock */
     struct event *refresh; /* re-mints the launch token at 80 % of its TTL */
     char *tok_pending;     /* a re-minted token waiting for its row update */
     char *jti_pending;
-    struct db_query *refresh_q;
+    bool refreshing;       /* that row update is in flight */
     struct log_ctx log;
 };
 
-/* Launches (create..start) in flight at once: beyond this the engine
- * slows down for everyone (observed: 200 concurrent creates made starts
- * take over 60 s on a 2-core host).  The rest wait their turn in FIFO order. */
-#define LAUNCH_SLOTS 8
-
 struct runner {
-    struct gw_app *app;
+    struct runner_env env;
     runner_notify_cb notify;
-    struct run *runs;
+    void *notify_ctx;
+    struct run *runs;   /* alive, and ended ones still referenced (ended set) */
+    struct run *dead;   /* released: freed by the reaper */
+    struct event *reaper;
     int n;
     int launching;
     struct run *q_head, *q_tail;
@@ -85,14 +83,103 @@ struct runner {
     int rec_pending;
 };
 
+static const struct gw_cfg *cfg_of(const struct runner *r)
+{
+    return *r->env.cfg;
+}
+
+#define ENG(r) ((r)->env.docker)
+#define STORE(r) ((r)->env.store)
+#define STX(r) ((r)->env.store_ctx)
+
 static void rearm(struct run *u);
 static void release_slot(struct run *u);
 static void refresh_arm(struct run *u, int secs);
 static int refresh_period(const struct run *u);
+static void finish(struct run *u);
+
+/* ---- lifetime ---------------------------------------------------------------- */
+
+static struct run *run_hold(struct run *u)
+{
+    u->refs++;
+    return u;
+}
 
 static void run_free(struct run *u)
 {
+    if (u->refresh)
+        event_free(u->refresh);
+    free(u->tok_pending);
+    free(u->jti_pending);
+    free(u->job_id);
+    free(u->task_id);
+    free(u->role);
+    free(u->name);
+    free(u->cid);
+    free(u->digest);
+    free(u->error);
+    free(u->logs);
+    free(u->jti);
+    free(u->agent_path);
+    free(u->token);
+    free(u->env_tok);
+    free(u->env_jti);
+    free(u->tokdir);
+    cJSON_Delete(u->spec);
+    free(u);
+}
+
+static void run_unlink(struct run *u)
+{
     struct runner *r = u->r;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        r->runs = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->prev = u->next = NULL;
+}
+
+static void run_release(struct run *u)
+{
+    if (--u->refs > 0)
+        return;
+    struct runner *r = u->r;
+    run_unlink(u);
+    u->next = r->dead;
+    r->dead = u;
+    event_active(r->reaper, EV_TIMEOUT, 0);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct runner *r = arg;
+    while (r->dead) {
+        struct run *u = r->dead;
+        r->dead = u->next;
+        run_free(u);
+    }
+}
+
+static void sock_close(struct runner *r, void *h)
+{
+    if (h && r->env.sock)
+        r->env.sock->unlisten(r->env.sock_ctx, h);
+}
+
+/* The run is over: out of the lookups and the launch queue, its slot,
+ * timer, wait and socket given back; freed once the last call in flight
+ * returns (it stays listed until then, so runner_free finds it). */
+static void run_end(struct run *u)
+{
+    if (u->ended)
+        return;
+    struct runner *r = u->r;
+    u->ended = true;
     if (u->queued) {
         struct run **pp = &r->q_head;
         while (*pp && *pp != u)
@@ -107,44 +194,25 @@ static void run_free(struct run *u)
         u->queued = false;
     }
     release_slot(u);
-    if (u->prev)
-        u->prev->next = u->next;
-    else
-        r->runs = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
     r->n--;
-    docker_cancel(u->wait);
+    if (u->wait) {
+        docker_cancel(u->wait); /* its callback will not run: its reference goes here */
+        u->wait = NULL;
+        run_release(u);
+    }
     if (u->refresh)
-        event_free(u->refresh);
-    db_query_cancel(u->refresh_q);
-    free(u->tok_pending);
-    free(u->jti_pending);
-    free(u->job_id);
-    free(u->task_id);
-    free(u->role);
-    free(u->name);
-    free(u->cid);
-    free(u->digest);
-    free(u->error);
-    free(u->logs);
-    free(u->jti);
+        event_del(u->refresh);
     /* The socket file stays: the container may outlive this process, and
      * the next start listens on it again (adoption). */
-    server_unlisten(r->app->agent_server, u->agent);
-    free(u->agent_path);
-    free(u->token);
-    free(u->env_tok);
-    free(u->env_jti);
-    free(u->tokdir);
-    cJSON_Delete(u->spec);
-    free(u);
+    sock_close(r, u->agent);
+    u->agent = NULL;
+    run_release(u); /* the table's */
 }
 
-static struct run *run_find(struct runner *r, const struct runner_key *k)
+static struct run *run_find(const struct runner *r, const struct runner_key *k)
 {
     for (struct run *u = r->runs; u; u = u->next)
-        if (u->role_index == k->role_index && strcmp(u->job_id, k->job_id) == 0 &&
+        if (!u->ended && u->role_index == k->role_index && strcmp(u->job_id, k->job_id) == 0 &&
             strcmp(u->task_id, k->task_id) == 0 && strcmp(u->role, k->role) == 0)
             return u;
     return NULL;
@@ -154,13 +222,14 @@ static struct run *run_new(struct runner *r, const struct runner_key *k)
 {
     struct run *u = gw_xcalloc(1, sizeof(*u));
     u->r = r;
+    u->refs = 1; /* the table's */
     u->job_id = gw_xstrdup(k->job_id);
     u->task_id = gw_xstrdup(k->task_id);
     u->role = gw_xstrdup(k->role);
     u->role_index = k->role_index;
     snprintf(u->idx, sizeof(u->idx), "%d", k->role_index);
     u->exit_code = -1;
-    u->log.node_id = r->app->cfg->node_id;
+    u->log.node_id = cfg_of(r)->node_id;
     u->log.job_id = u->job_id;
     u->log.task_id = u->task_id;
     u->next = r->runs;
@@ -169,6 +238,12 @@ static struct run *run_new(struct runner *r, const struct runner_key *k)
     r->runs = u;
     r->n++;
     return u;
+}
+
+static struct runner_key key_of(const struct run *u)
+{
+    struct runner_key k = {u->job_id, u->task_id, u->role, u->role_index};
+    return k;
 }
 
 int runner_active(const struct runner *r)
@@ -193,7 +268,7 @@ char *runner_container_name(const char *role, const char *node, const char *task
 static void notify(struct run *u)
 {
     if (u->r->notify)
-        u->r->notify(u->r->app, u->job_id, u->task_id);
+        u->r->notify(u->r->notify_ctx, u->job_id, u->task_id);
 }
 
 static void on_removed(void *arg, const struct docker_result *res)
@@ -202,45 +277,43 @@ static void on_removed(void *arg, const struct docker_result *res)
     if (res->err)
         log_kv(LOG_LEVEL_WARN, &u->log, "container.remove", "could not remove the container",
                "container", u->name, "err", res->msg, NULL);
-    run_free(u);
+    run_end(u);
+    run_release(u);
 }
 
-static void remove_and_free(struct run *u)
+static void remove_and_end(struct run *u)
 {
-    if (u->cid && u->r->app->cfg->docker_retain_s == 0 &&
-        docker_container_remove(u->r->app->docker, u->cid, on_removed, u) == 0)
+    if (u->cid && cfg_of(u->r)->docker_retain_s == 0 &&
+        docker_container_remove(ENG(u->r), u->cid, on_removed, run_hold(u)) == 0)
         return;
-    run_free(u);
+    if (u->cid && cfg_of(u->r)->docker_retain_s == 0)
+        run_release(u); /* the remove did not start */
+    run_end(u);
 }
 
-static void on_final_written(void *arg, int err, const struct db_res *res, const char *errmsg,
-                             const char *sqlstate)
+static void on_final_written(void *arg, const struct db_rows *r)
 {
-    (void)sqlstate;
     struct run *u = arg;
-    if (err) {
+    if (r->err) {
         /* The container has ended but the row could not be written: keep the
          * container so the next reconcile (or a retry) records the outcome. */
         log_kv(LOG_LEVEL_ERROR, &u->log, "task.finish", "could not record the task outcome",
-               "err", errmsg, NULL);
-        run_free(u);
+               "err", r->msg, NULL);
+        run_end(u);
+        run_release(u);
         return;
     }
-    const char *st = db_res_rows(res) > 0 ? db_res_get(res, 0, 0) : "";
+    const char *st = r->n > 1 ? db_rows_get(r, 1, 6) : "";
     char ec[24];
     snprintf(ec, sizeof(ec), "%ld", u->exit_code);
     log_kv(LOG_LEVEL_INFO, &u->log, "task.finish", "task container ended", "role", u->role,
-           "status", st, "exit_code", ec, "oom", u->oom ? "true" : "false", "error",
+           "status", st ? st : "", "exit_code", ec, "oom", u->oom ? "true" : "false", "error",
            u->error ? u->error : "", NULL);
     notify(u);
-    remove_and_free(u);
+    remove_and_end(u);
+    run_release(u);
 }
 
-/*
- * Record the end.  The exit code decides: 0 without OOM is SUCCESS unless the
- * component itself claimed FAILED.  A row already terminal (stopped) keeps
- * its status but still gets the exit code and the log tail.
- */
 /* Revocation: the token file goes when the container ends. */
 static void token_revoke(struct run *u)
 {
@@ -250,7 +323,7 @@ static void token_revoke(struct run *u)
     unlink(f);
     free(f);
     if (u->agent) {
-        server_unlisten(u->r->app->agent_server, u->agent);
+        sock_close(u->r, u->agent);
         u->agent = NULL;
         unlink(u->agent_path);
     }
@@ -259,12 +332,15 @@ static void token_revoke(struct run *u)
     rmdir(u->tokdir);
 }
 
+/*
+ * Record the end.  The exit code decides: 0 without OOM is SUCCESS unless the
+ * component itself claimed FAILED.  A row already terminal (stopped) keeps
+ * its status but still gets the exit code and the log tail.
+ */
 static void finish(struct run *u)
 {
     if (u->refresh)
         event_del(u->refresh);
-    db_query_cancel(u->refresh_q);
-    u->refresh_q = NULL;
     token_revoke(u);
     const char *status = (u->exit_code == 0 && !u->oom && !u->error) ? "SUCCESS" : "FAILED";
     char reason[512];
@@ -277,38 +353,20 @@ static void finish(struct run *u)
         snprintf(reason, sizeof(reason), "container exited with code %ld", u->exit_code);
     else
         reason[0] = '\0';
-    static const char sql[] =
-        "WITH o AS (SELECT status AS old FROM t_task WHERE job_id = $1 AND task_id = $2"
-        "  AND role = $3 AND role_index = $4::int FOR UPDATE)"
-        ", u AS ("
-        " UPDATE t_task t SET"
-        "  status = CASE WHEN t.status IN ('READY','RUNNING') THEN"
-        "     (CASE WHEN $5 = 'SUCCESS' AND t.claimed_status = 'FAILED' THEN 'FAILED' ELSE $5 END)"
-        "     WHEN t.status = 'SUCCESS' AND $5 <> 'SUCCESS' THEN 'FAILED'"
-        "     ELSE t.status END,"
-        "  status_channel = CASE WHEN t.status IN ('READY','RUNNING') THEN 'exit_code'"
-        "     ELSE t.status_channel END,"
-        "  exit_code = $6::int, oom_killed = $7::boolean,"
-        "  error_text = CASE WHEN t.error_text = '' THEN"
-        "     (CASE WHEN $5 = 'SUCCESS' AND t.claimed_status = 'FAILED'"
-        "      THEN 'the component reported FAILED' ELSE $8 END) ELSE t.error_text END,"
-        "  log_tail = $9, end_time = coalesce(t.end_time, now()),"
-        "  status_updated_at = now()"
-        " FROM o WHERE t.job_id = $1 AND t.task_id = $2 AND t.role = $3 AND t.role_index = $4::int"
-        " RETURNING t.status, o.old)"
-        ", e AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
-        " SELECT 'task', $1 || '/' || $2 || '/' || $3 || '.' || $4, u.old, u.status, 'exit_code', $8"
-        " FROM u WHERE u.old IS DISTINCT FROM u.status)"
-        " SELECT status FROM u";
     char ec[24];
-    snprintf(ec, sizeof(ec), "%ld", u->exit_code < 0 ? -1 : u->exit_code);
-    const char *p[9] = {u->job_id, u->task_id, u->role,  u->idx,
-                        status,    u->exit_code < 0 ? NULL : ec,
-                        u->oom ? "true" : "false", reason, u->logs ? u->logs : ""};
-    if (db_query(u->r->app->db, sql, 9, p, on_final_written, u, NULL) != 0) {
-        log_kv(LOG_LEVEL_ERROR, &u->log, "task.finish", "database unavailable; outcome left for reconcile",
-               NULL);
-        run_free(u);
+    snprintf(ec, sizeof(ec), "%ld", u->exit_code);
+    struct runner_key k = key_of(u);
+    struct runner_outcome o = {.k = &k,
+                               .status = status,
+                               .exit_code = u->exit_code < 0 ? NULL : ec,
+                               .oom = u->oom,
+                               .reason = reason,
+                               .logs = u->logs ? u->logs : ""};
+    if (STORE(u->r)->finished(STX(u->r), &o, on_final_written, run_hold(u)) != 0) {
+        log_kv(LOG_LEVEL_ERROR, &u->log, "task.finish",
+               "database unavailable; outcome left for reconcile", NULL);
+        run_release(u);
+        run_end(u);
     }
 }
 
@@ -316,23 +374,19 @@ static void on_logs(void *arg, const struct docker_result *res)
 {
     struct run *u = arg;
     if (res->err == 0 && res->text) {
-        size_t n = res->text_len;
+        size_t n = res->text_len, cap = (size_t)cfg_of(u->r)->docker_log_tail_bytes;
         const char *t = res->text;
-        if (n > LOG_TAIL_BYTES) {
-            t += n - LOG_TAIL_BYTES;
-            n = LOG_TAIL_BYTES;
+        if (n > cap) {
+            t += n - cap;
+            n = cap;
         }
-        /* Keep valid text for PostgreSQL: NUL bytes and invalid UTF-8 are
-         * replaced. */
-        char *s = gw_xmalloc(n + 1);
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)t[i];
-            s[i] = (c == 0 || c >= 0x80) ? '?' : (char)c;
-        }
-        s[n] = '\0';
-        u->logs = s;
+        /* valid text for PostgreSQL: UTF-8 kept, NUL and broken sequences
+         * (a cut at the front included) replaced */
+        free(u->logs);
+        u->logs = json_utf8_clean(t, n);
     }
     finish(u);
+    run_release(u);
 }
 
 static void on_inspect_end(void *arg, const struct docker_result *res)
@@ -345,6 +399,7 @@ static void on_inspect_end(void *arg, const struct docker_result *res)
         free(u->cid);
         u->cid = NULL;
         finish(u);
+        run_release(u);
         return;
     }
     if (res->err == 0 && res->json) {
@@ -360,6 +415,7 @@ static void on_inspect_end(void *arg, const struct docker_result *res)
             u->error = NULL;
             u->adopt_only = true;
             rearm(u);
+            run_release(u);
             return;
         }
         if (cJSON_IsNumber(ec))
@@ -370,9 +426,12 @@ static void on_inspect_end(void *arg, const struct docker_result *res)
     } else if (!u->error) {
         u->error = gw_xasprintf("cannot inspect the finished container: %s", res->msg);
     }
-    if (docker_container_logs(u->r->app->docker, u->cid, u->r->app->cfg->docker_log_tail, on_logs,
-                              u) != 0)
+    if (docker_container_logs(ENG(u->r), u->cid, cfg_of(u->r)->docker_log_tail, on_logs,
+                              run_hold(u)) != 0) {
+        run_release(u);
         finish(u);
+    }
+    run_release(u);
 }
 
 static void on_wait(void *arg, const struct docker_result *res)
@@ -382,10 +441,12 @@ static void on_wait(void *arg, const struct docker_result *res)
     if (res->err && res->err != GW_ENOTFOUND)
         log_kv(LOG_LEVEL_WARN, &u->log, "container.wait", "wait ended with an error", "err",
                res->msg, NULL);
-    if (docker_container_inspect(u->r->app->docker, u->cid, on_inspect_end, u) != 0) {
+    if (docker_container_inspect(ENG(u->r), u->cid, on_inspect_end, run_hold(u)) != 0) {
+        run_release(u);
         u->error = gw_xstrdup("cannot inspect the finished container");
         finish(u);
     }
+    run_release(u); /* the wait's */
 }
 
 static void on_started(void *arg, const struct docker_result *res)
@@ -393,19 +454,25 @@ static void on_started(void *arg, const struct docker_result *res)
     struct run *u = arg;
     if (res->err) {
         /* The wait is armed; cancel it and record the engine's refusal. */
-        docker_cancel(u->wait);
-        u->wait = NULL;
+        if (u->wait) {
+            docker_cancel(u->wait);
+            u->wait = NULL;
+            run_release(u);
+        }
         u->error = gw_xasprintf("engine refused to start the container: %s", res->msg);
         finish(u);
+        run_release(u);
         return;
     }
     release_slot(u);
     log_kv(LOG_LEVEL_INFO, &u->log, "task.start", "task container started", "container", u->name,
            "role", u->role, NULL);
     notify(u);
-    if (u->kill_pending)
-        runner_kill(u->r, &(struct runner_key){u->job_id, u->task_id, u->role, u->role_index},
-                    u->cid);
+    if (u->kill_pending) {
+        struct runner_key k = key_of(u);
+        runner_kill(u->r, &k, u->cid);
+    }
+    run_release(u);
 }
 
 static void on_wait_armed(void *arg)
@@ -415,9 +482,13 @@ static void on_wait_armed(void *arg)
         release_slot(u);
         return;
     }
-    if (docker_container_start(u->r->app->docker, u->cid, on_started, u) != 0) {
-        docker_cancel(u->wait);
-        u->wait = NULL;
+    if (docker_container_start(ENG(u->r), u->cid, on_started, run_hold(u)) != 0) {
+        run_release(u);
+        if (u->wait) {
+            docker_cancel(u->wait);
+            u->wait = NULL;
+            run_release(u);
+        }
         u->error = gw_xstrdup("cannot send the start call to the engine");
         finish(u);
     }
@@ -427,52 +498,47 @@ static void rearm(struct run *u)
 {
     /* A container we are about to start is "created", which already counts
      * as not-running: wait for its next exit instead.  An adopted one
-     * (running or exited) is waited for with not-running. */
-    if (docker_container_wait(u->r->app->docker, u->cid, u->adopt_only ? "not-running" : "next-exit",
-                              on_wait_armed, on_wait, u, &u->wait) != 0) {
+     * (running or exited) is waited for with not-running.  The wait holds
+     * a reference until on_wait (or its cancellation). */
+    if (docker_container_wait(ENG(u->r), u->cid, u->adopt_only ? "not-running" : "next-exit",
+                              on_wait_armed, on_wait, run_hold(u), &u->wait) != 0) {
+        run_release(u);
         u->error = gw_xstrdup("cannot wait for the container");
         finish(u);
     }
 }
 
-static void on_running_written(void *arg, int err, const struct db_res *res, const char *errmsg,
-                               const char *sqlstate)
+static void on_running_written(void *arg, const struct db_rows *r)
 {
-    (void)sqlstate;
     struct run *u = arg;
-    if (err) {
-        u->error = gw_xasprintf("cannot record the launch: %s", errmsg);
+    if (r->err) {
+        u->error = gw_xstrdup("cannot record the launch (database error; see the node's log)");
+        log_kv(LOG_LEVEL_ERROR, &u->log, "task.start", "cannot record the launch", "err", r->msg,
+               NULL);
         finish(u);
-        return;
-    }
-    if (db_res_rows(res) == 0) {
+    } else if (r->n == 0 || atoll(db_rows_get(r, 0, 2)) == 0) {
         /* Stopped (or finished) while the container was being created: it
          * must not run. */
         log_kv(LOG_LEVEL_INFO, &u->log, "task.start", "task no longer startable; container removed",
                "container", u->name, NULL);
-        remove_and_free(u);
-        return;
+        remove_and_end(u);
+    } else {
+        refresh_arm(u, refresh_period(u));
+        rearm(u);
     }
-    refresh_arm(u, refresh_period(u));
-    rearm(u);
+    run_release(u);
 }
 
 static void mark_running(struct run *u)
 {
-    static const char sql[] =
-        "WITH u AS (UPDATE t_task SET status = 'RUNNING', status_channel = 'api',"
-        " container_id = $5, token_id = $7, prev_token_id = NULL, env_token_id = $8,"
-        " start_time = coalesce(start_time, now()),"
-        " status_updated_at = now()"
-        " WHERE job_id = $1 AND task_id = $2 AND role = $3 AND role_index = $4::int"
-        " AND status = 'READY' RETURNING 1)"
-        ", e AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
-        " SELECT 'task', $1 || '/' || $2 || '/' || $3 || '.' || $4, 'READY', 'RUNNING', 'api',"
-        " 'container ' || $6 FROM u)"
-        " SELECT count(*) FROM u HAVING count(*) > 0";
-    const char *p[8] = {u->job_id, u->task_id, u->role, u->idx, u->cid, u->name, u->jti,
-                        u->env_jti};
-    if (db_query(u->r->app->db, sql, 8, p, on_running_written, u, NULL) != 0) {
+    struct runner_key k = key_of(u);
+    struct runner_launch_rec l = {.k = &k,
+                                  .container_id = u->cid,
+                                  .container_name = u->name,
+                                  .token_jti = u->jti,
+                                  .env_token_jti = u->env_jti};
+    if (STORE(u->r)->running(STX(u->r), &l, on_running_written, run_hold(u)) != 0) {
+        run_release(u);
         u->error = gw_xstrdup("database unavailable at launch");
         finish(u);
     }
@@ -503,11 +569,11 @@ static char *mint(struct run *u, char **jti)
         .container_id = u->cid,
         .env = cJSON_GetObjectItemCaseSensitive(u->spec, "env"),
         .now = (long long)time(NULL),
-        .ttl_s = u->r->app->cfg->attest_token_ttl_s,
+        .ttl_s = cfg_of(u->r)->attest_token_ttl_s,
     };
     char *tok = NULL;
     *jti = NULL;
-    if (attest_mint_launch(u->r->app->attest, &in, &tok, jti) != 0)
+    if (attest_mint_launch(u->r->env.attest, &in, &tok, jti) != 0)
         return NULL;
     return tok;
 }
@@ -550,10 +616,10 @@ static char *tokdir_for(const struct runner *r, const char *name)
         abort();
     for (int i = 0; i < 10; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    char *dir = gw_xasprintf("%s/%s", r->app->attest_dir, hex);
+    char *dir = gw_xasprintf("%s/%s", r->env.attest_dir, hex);
     struct stat st;
     if (stat(dir, &st) != 0) {
-        char *old = gw_xasprintf("%s/%s", r->app->attest_dir, name);
+        char *old = gw_xasprintf("%s/%s", r->env.attest_dir, name);
         if (stat(old, &st) == 0 && S_ISDIR(st.st_mode)) {
             free(dir);
             return old;
@@ -568,13 +634,13 @@ static char *tokdir_for(const struct runner *r, const char *name)
  * it is this container's, so the exchange needs no bearer token. */
 static void agent_open(struct run *u)
 {
-    if (!u->tokdir || u->agent || !u->r->app->agent_server)
+    if (!u->tokdir || u->agent || !u->r->env.sock)
         return;
     free(u->agent_path);
     u->agent_path = gw_xasprintf("%s/" ATTEST_AGENT_SOCK, u->tokdir);
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
-    u->agent = server_listen_unix(u->r->app->agent_server, u->agent_path, &eb);
+    u->agent = u->r->env.sock->listen(u->r->env.sock_ctx, u->agent_path, &eb);
     if (!u->agent)
         log_kv(LOG_LEVEL_WARN, &u->log, "attest.socket",
                "no task socket for this container; it can still exchange with its bearer token",
@@ -590,7 +656,7 @@ const char *runner_token(struct runner *r, const struct runner_key *k)
 const char *runner_agent_token(const struct runner *r, const char *sock_path)
 {
     for (const struct run *u = r->runs; u; u = u->next)
-        if (u->agent && strcmp(u->agent_path, sock_path) == 0)
+        if (!u->ended && u->agent && strcmp(u->agent_path, sock_path) == 0)
             return u->token;
     return NULL;
 }
@@ -622,8 +688,10 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg);
 
 static void refresh_arm(struct run *u, int secs)
 {
+    if (u->ended)
+        return;
     if (!u->refresh)
-        u->refresh = evtimer_new(u->r->app->base, on_refresh_timer, u);
+        u->refresh = evtimer_new(u->r->env.base, on_refresh_timer, u);
     struct timeval tv = {secs, 0};
     if (u->refresh && evtimer_add(u->refresh, &tv) != 0)
         log_kv(LOG_LEVEL_ERROR, &u->log, "attest.refresh", "cannot arm the token refresh", NULL);
@@ -631,23 +699,23 @@ static void refresh_arm(struct run *u, int secs)
 
 static int refresh_period(const struct run *u)
 {
-    int p = u->r->app->cfg->attest_token_ttl_s * 4 / 5;
+    int p = cfg_of(u->r)->attest_token_ttl_s * 4 / 5;
     return p > 0 ? p : 1;
 }
 
-static void on_refresh_written(void *arg, int err, const struct db_res *res, const char *errmsg,
-                               const char *sqlstate)
+static void on_refresh_written(void *arg, const struct db_rows *r)
 {
-    (void)sqlstate;
     struct run *u = arg;
-    u->refresh_q = NULL;
+    u->refreshing = false;
     char *tok = u->tok_pending, *jti = u->jti_pending;
     u->tok_pending = u->jti_pending = NULL;
-    if (err) {
+    if (u->ended || !u->tokdir) {
+        /* the container ended meanwhile: nothing to refresh */
+    } else if (r->err) {
         log_kv(LOG_LEVEL_WARN, &u->log, "attest.refresh", "cannot record the new token; retrying",
-               "err", errmsg, NULL);
+               "err", r->msg, NULL);
         refresh_arm(u, REFRESH_RETRY_S);
-    } else if (db_res_rows(res) == 0) {
+    } else if (r->n == 0) {
         /* the task is no longer running here: nothing to refresh */
     } else if (write_token(u, tok) != 0) {
         log_kv(LOG_LEVEL_ERROR, &u->log, "attest.refresh", "cannot write the new token; retrying",
@@ -666,11 +734,12 @@ static void on_refresh_written(void *arg, int err, const struct db_res *res, con
     }
     free(tok);
     free(jti);
+    run_release(u);
 }
 
 static void refresh_now(struct run *u)
 {
-    if (!u->tokdir || !u->cid || !u->spec || !u->digest || u->refresh_q)
+    if (u->ended || !u->tokdir || !u->cid || !u->spec || !u->digest || u->refreshing)
         return;
     u->tok_pending = mint(u, &u->jti_pending);
     if (!u->tok_pending) {
@@ -679,12 +748,12 @@ static void refresh_now(struct run *u)
         refresh_arm(u, REFRESH_RETRY_S);
         return;
     }
-    static const char sql[] =
-        "UPDATE t_task SET prev_token_id = token_id, token_id = $6"
-        " WHERE job_id = $1 AND task_id = $2 AND role = $3 AND role_index = $4::int"
-        " AND status = 'RUNNING' AND container_id = $5 RETURNING 1";
-    const char *p[6] = {u->job_id, u->task_id, u->role, u->idx, u->cid, u->jti_pending};
-    if (db_query(u->r->app->db, sql, 6, p, on_refresh_written, u, &u->refresh_q) != 0) {
+    struct runner_key k = key_of(u);
+    u->refreshing = true;
+    if (STORE(u->r)->token(STX(u->r), &k, u->cid, u->jti_pending, on_refresh_written,
+                           run_hold(u)) != 0) {
+        run_release(u);
+        u->refreshing = false;
         free(u->tok_pending);
         free(u->jti_pending);
         u->tok_pending = u->jti_pending = NULL;
@@ -699,12 +768,15 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
     refresh_now(arg);
 }
 
+/* ---- launch ---------------------------------------------------------------- */
+
 static void on_created_inspect(void *arg, const struct docker_result *res)
 {
     struct run *u = arg;
     if (res->err) {
         u->error = gw_xasprintf("cannot inspect the created container: %s", res->msg);
         finish(u);
+        run_release(u);
         return;
     }
     const cJSON *img = cJSON_GetObjectItemCaseSensitive(res->json, "Image");
@@ -715,6 +787,7 @@ static void on_created_inspect(void *arg, const struct docker_result *res)
         u->error = gw_xasprintf("image check failed: container runs %s, the provider pins %s",
                                 cJSON_IsString(img) ? img->valuestring : "(none)", u->digest);
         finish(u);
+        run_release(u);
         return;
     }
     /* The T0 in the container's environment is the one its label names (a
@@ -733,9 +806,10 @@ static void on_created_inspect(void *arg, const struct docker_result *res)
     if (!u->adopt_only && mint_token(u) != 0) {
         u->error = gw_xstrdup("cannot mint the task's launch token");
         finish(u);
-        return;
+    } else {
+        mark_running(u);
     }
-    mark_running(u);
+    run_release(u);
 }
 
 static void on_created(void *arg, const struct docker_result *res)
@@ -759,19 +833,23 @@ static void on_created(void *arg, const struct docker_result *res)
         else
             u->error = gw_xasprintf("engine refused to create the container: %s", res->msg);
         finish(u);
+        run_release(u);
         return;
     }
-    if (!ref || docker_container_inspect(u->r->app->docker, ref, on_created_inspect, u) != 0) {
+    if (!ref || docker_container_inspect(ENG(u->r), ref, on_created_inspect, run_hold(u)) != 0) {
+        if (ref)
+            run_release(u);
         u->error = gw_xstrdup("engine returned no container id");
         finish(u);
     }
+    run_release(u);
 }
 
 /* The create body of spec docker-engine.md §1.4 with the security defaults
  * of §3.7. */
 static cJSON *create_body(struct run *u)
 {
-    struct gw_app *app = u->r->app;
+    const struct gw_cfg *cfg = cfg_of(u->r);
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "Image", u->digest);
     cJSON *env = cJSON_AddArrayToObject(b, "Env");
@@ -781,7 +859,7 @@ static cJSON *create_body(struct run *u)
             cJSON_AddItemToArray(env, cJSON_CreateString(e->valuestring));
     cJSON *lab = cJSON_AddObjectToObject(b, "Labels");
     cJSON_AddStringToObject(lab, "org.bfia.managed", "true");
-    cJSON_AddStringToObject(lab, "org.bfia.node", app->cfg->node_id);
+    cJSON_AddStringToObject(lab, "org.bfia.node", cfg->node_id);
     cJSON_AddStringToObject(lab, "org.bfia.job", u->job_id);
     cJSON_AddStringToObject(lab, "org.bfia.task", u->task_id);
     cJSON_AddStringToObject(lab, "org.bfia.role", u->role);
@@ -811,7 +889,7 @@ static cJSON *create_body(struct run *u)
     if (cJSON_IsNumber(cpu) && cpu->valuedouble > 0)
         cJSON_AddNumberToObject(hc, "NanoCpus", cpu->valuedouble);
     cJSON_AddNumberToObject(hc, "PidsLimit", 1024);
-    cJSON_AddStringToObject(hc, "NetworkMode", app->cfg->docker_network);
+    cJSON_AddStringToObject(hc, "NetworkMode", cfg->docker_network);
     cJSON *mounts = cJSON_AddArrayToObject(hc, "Mounts");
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(u->spec, "storage_dir");
     if (cJSON_IsString(st)) {
@@ -859,28 +937,29 @@ static cJSON *create_body(struct run *u)
     return b;
 }
 
-static void on_row(void *arg, int err, const struct db_res *res, const char *errmsg,
-                   const char *sqlstate)
+static void on_row(void *arg, const struct db_rows *r)
 {
-    (void)sqlstate;
     struct run *u = arg;
-    if (err) {
-        log_kv(LOG_LEVEL_ERROR, &u->log, "task.start", "cannot read the task row", "err", errmsg,
+    if (r->err) {
+        log_kv(LOG_LEVEL_ERROR, &u->log, "task.start", "cannot read the task row", "err", r->msg,
                NULL);
-        run_free(u);
+        run_end(u);
+        run_release(u);
         return;
     }
-    if (db_res_rows(res) == 0) {
-        run_free(u); /* not READY (already running, finished or stopped) */
+    if (r->n == 0) {
+        run_end(u); /* not READY (already running, finished or stopped) */
+        run_release(u);
         return;
     }
-    u->name = gw_xstrdup(db_res_get(res, 0, 0));
-    const char *spec = db_res_get(res, 0, 1);
+    u->name = gw_xstrdup(db_rows_get(r, 0, 0));
+    const char *spec = db_rows_get(r, 0, 1);
     u->spec = spec ? cJSON_Parse(spec) : NULL;
     const cJSON *dg = cJSON_GetObjectItemCaseSensitive(u->spec, "image_digest");
     if (!cJSON_IsString(dg)) {
         u->error = gw_xstrdup("task spec has no image digest");
         finish(u);
+        run_release(u);
         return;
     }
     u->digest = gw_xstrdup(dg->valuestring);
@@ -890,24 +969,27 @@ static void on_row(void *arg, int err, const struct db_res *res, const char *err
         u->tokdir = NULL;
     }
     agent_open(u);
-    if (u->tokdir && u->r->app->cfg->attest_env_token) {
+    if (u->tokdir && cfg_of(u->r)->attest_env_token) {
         /* T0 (spec 2.6 step 2): the container's name but not yet its id. */
         u->env_tok = mint(u, &u->env_jti);
         if (!u->env_tok) {
             u->error = gw_xstrdup("cannot mint the task's launch token");
             finish(u);
+            run_release(u);
             return;
         }
     }
     cJSON *body = create_body(u);
     free(u->env_tok); /* in the create body now; only its jti is kept */
     u->env_tok = NULL;
-    int rc = docker_container_create(u->r->app->docker, u->name, body, on_created, u);
+    int rc = docker_container_create(ENG(u->r), u->name, body, on_created, run_hold(u));
     cJSON_Delete(body);
     if (rc != 0) {
+        run_release(u);
         u->error = gw_xstrdup("cannot send the create call to the engine");
         finish(u);
     }
+    run_release(u);
 }
 
 static void launch_read(struct run *u);
@@ -920,7 +1002,7 @@ static void release_slot(struct run *u)
     struct runner *r = u->r;
     u->counted = false;
     r->launching--;
-    while (r->launching < LAUNCH_SLOTS && r->q_head) {
+    while (r->launching < cfg_of(r)->docker_launch_slots && r->q_head) {
         struct run *v = r->q_head;
         r->q_head = v->q_next;
         if (!r->q_head)
@@ -933,12 +1015,16 @@ static void release_slot(struct run *u)
     }
 }
 
+/* Launches (create..start) in flight at once are bounded by
+ * docker.launch_slots: beyond a few the engine slows down for everyone
+ * (observed: 200 concurrent creates made starts take over 60 s on a
+ * 2-core host).  The rest wait their turn in FIFO order. */
 void runner_launch(struct runner *r, const struct runner_key *k)
 {
     if (run_find(r, k))
         return;
     struct run *u = run_new(r, k);
-    if (r->launching >= LAUNCH_SLOTS) {
+    if (r->launching >= cfg_of(r)->docker_launch_slots) {
         u->queued = true;
         if (r->q_tail)
             r->q_tail->q_next = u;
@@ -955,14 +1041,12 @@ void runner_launch(struct runner *r, const struct runner_key *k)
 static void launch_read(struct run *u)
 {
     struct runner *r = u->r;
-    static const char sql[] =
-        "SELECT container_name, spec::text FROM t_task WHERE job_id = $1 AND task_id = $2"
-        " AND role = $3 AND role_index = $4::int AND status = 'READY' AND container_name IS NOT NULL";
-    const char *p[4] = {u->job_id, u->task_id, u->role, u->idx};
-    if (db_query(r->app->db, sql, 4, p, on_row, u, NULL) != 0) {
+    struct runner_key k = key_of(u);
+    if (STORE(r)->spec(STX(r), &k, on_row, run_hold(u)) != 0) {
+        run_release(u);
         log_kv(LOG_LEVEL_ERROR, &u->log, "task.start", "database unavailable; launch deferred",
                NULL);
-        run_free(u);
+        run_end(u);
     }
 }
 
@@ -998,7 +1082,7 @@ void runner_kill(struct runner *r, const struct runner_key *k, const char *conta
     struct killer *kl = gw_xcalloc(1, sizeof(*kl));
     kl->r = r;
     kl->ref = gw_xstrdup(ref);
-    if (docker_container_kill(r->app->docker, kl->ref, "SIGKILL", on_killed, kl) != 0) {
+    if (docker_container_kill(ENG(r), kl->ref, "SIGKILL", on_killed, kl) != 0) {
         free(kl->ref);
         free(kl);
         return;
@@ -1034,15 +1118,25 @@ static const char *label_of(const cJSON *c, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static void on_lost_written(void *arg, int err, const struct db_res *res, const char *errmsg,
-                            const char *sqlstate)
+static void on_lost_written(void *arg, const struct db_rows *rows)
 {
-    (void)res;
-    (void)sqlstate;
     struct runner *r = arg;
-    if (err)
-        log_kv(LOG_LEVEL_ERROR, NULL, "reconcile", "cannot record lost containers", "err", errmsg,
-               NULL);
+    if (rows->err)
+        log_kv(LOG_LEVEL_ERROR, NULL, "reconcile", "cannot record lost containers", "err",
+               rows->msg, NULL);
+    /* Lost rows: the partner side learns of each (pushes, poll cache). */
+    for (int i = 1; !rows->err && i < rows->n; i++)
+        if (r->notify)
+            r->notify(r->notify_ctx, db_rows_get(rows, i, 0), db_rows_get(rows, i, 1));
+    rec_step_done(r);
+}
+
+static void on_orphans_written(void *arg, const struct db_rows *rows)
+{
+    struct runner *r = arg;
+    if (rows->err)
+        log_kv(LOG_LEVEL_ERROR, NULL, "reconcile", "cannot record removed orphans", "err",
+               rows->msg, NULL);
     rec_step_done(r);
 }
 
@@ -1055,86 +1149,86 @@ static void on_orphan_removed(void *arg, const struct docker_result *res)
     rec_step_done(r);
 }
 
-static void on_rec_rows(void *arg, int err, const struct db_res *res, const char *errmsg,
-                        const char *sqlstate)
+static const cJSON *container_named(const struct runner *r, const char *name, bool *matched)
 {
-    (void)sqlstate;
+    int ci = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, r->rec_containers)
+    {
+        const cJSON *nm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "Names"), 0);
+        if (name && cJSON_IsString(nm) && nm->valuestring[0] == '/' &&
+            strcmp(nm->valuestring + 1, name) == 0) {
+            matched[ci] = true;
+            return c;
+        }
+        ci++;
+    }
+    return NULL;
+}
+
+/* A live row's container exists: drive it again (adopt). */
+static void adopt(struct runner *r, const struct runner_key *k, const char *status,
+                  const char *name, const cJSON *found, const char *spec)
+{
+    if (run_find(r, k))
+        return;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(found, "Id");
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(found, "State");
+    if (strcmp(status, "READY") == 0) {
+        /* created before the crash, CAS to RUNNING never committed */
+        runner_launch(r, k); /* 409 -> adopt by name */
+        return;
+    }
+    struct run *u = run_new(r, k);
+    u->cid = gw_xstrdup(id->valuestring);
+    u->name = gw_xstrdup(name);
+    u->tokdir = tokdir_for(r, name);
+    agent_open(u);
+    u->adopt_only = !(cJSON_IsString(state) && strcmp(state->valuestring, "created") == 0);
+    log_kv(LOG_LEVEL_INFO, &u->log, "reconcile", "task container adopted", "container", name,
+           "state", cJSON_IsString(state) ? state->valuestring : "", NULL);
+    /* Its token may be near expiry (minted before the restart): a running
+     * container gets a fresh one now, then every period. */
+    u->spec = spec ? cJSON_Parse(spec) : NULL;
+    const cJSON *dg = cJSON_GetObjectItemCaseSensitive(u->spec, "image_digest");
+    if (cJSON_IsString(dg))
+        u->digest = gw_xstrdup(dg->valuestring);
+    if (cJSON_IsString(state) && strcmp(state->valuestring, "running") == 0)
+        refresh_now(u);
+    rearm(u); /* an exited container's wait returns at once */
+}
+
+static void on_rec_rows(void *arg, const struct db_rows *rows)
+{
     struct runner *r = arg;
-    if (err) {
+    if (rows->err) {
         cJSON_Delete(r->rec_containers);
         r->rec_containers = NULL;
-        r->rec_done(r->rec_arg, GW_EDB, errmsg);
+        r->rec_done(r->rec_arg, GW_EDB, rows->msg);
         r->rec_done = NULL;
         return;
     }
     /* rows: job_id, task_id, role, role_index, status, container_name, spec */
-    int n = db_res_rows(res);
-    cJSON *lost = cJSON_CreateArray();
+    cJSON *lost = cJSON_CreateArray(), *orphans = cJSON_CreateArray();
     r->rec_pending = 1;
-    bool *matched = NULL;
     int nc = cJSON_GetArraySize(r->rec_containers);
-    if (nc > 0)
-        matched = gw_xcalloc((size_t)nc, sizeof(bool));
-    for (int i = 0; i < n; i++) {
-        struct runner_key k = {db_res_get(res, i, 0), db_res_get(res, i, 1),
-                               db_res_get(res, i, 2), atoi(db_res_get(res, i, 3))};
-        const char *status = db_res_get(res, i, 4);
-        const char *name = db_res_get(res, i, 5);
-        const cJSON *found = NULL;
-        int ci = 0;
-        const cJSON *c;
-        cJSON_ArrayForEach(c, r->rec_containers)
-        {
-            const cJSON *names = cJSON_GetObjectItemCaseSensitive(c, "Names");
-            const cJSON *nm = cJSON_GetArrayItem(names, 0);
-            if (name && cJSON_IsString(nm) && nm->valuestring[0] == '/' &&
-                strcmp(nm->valuestring + 1, name) == 0) {
-                found = c;
-                matched[ci] = true;
-                break;
-            }
-            ci++;
-        }
+    bool *matched = gw_xcalloc((size_t)nc + 1, sizeof(bool));
+    for (int i = 0; i < rows->n; i++) {
+        struct runner_key k = {db_rows_get(rows, i, 0), db_rows_get(rows, i, 1),
+                               db_rows_get(rows, i, 2), atoi(db_rows_get(rows, i, 3))};
+        const char *status = db_rows_get(rows, i, 4);
+        const char *name = db_rows_get(rows, i, 5);
+        const cJSON *found = container_named(r, name, matched);
         bool live = strcmp(status, "READY") == 0 || strcmp(status, "RUNNING") == 0;
         if (!live) {
-            if (found && r->app->cfg->docker_retain_s == 0) {
+            if (found && cfg_of(r)->docker_retain_s == 0) {
                 const cJSON *id = cJSON_GetObjectItemCaseSensitive(found, "Id");
                 r->rec_pending++;
-                if (docker_container_remove(r->app->docker, id->valuestring, on_orphan_removed,
-                                            r) != 0)
+                if (docker_container_remove(ENG(r), id->valuestring, on_orphan_removed, r) != 0)
                     r->rec_pending--;
             }
-            continue;
-        }
-        if (found) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(found, "Id");
-            const cJSON *state = cJSON_GetObjectItemCaseSensitive(found, "State");
-            struct run *u = run_find(r, &k) ? NULL : run_new(r, &k);
-            if (!u)
-                continue;
-            u->cid = gw_xstrdup(id->valuestring);
-            u->name = gw_xstrdup(name);
-            u->tokdir = tokdir_for(r, name);
-            agent_open(u);
-            if (strcmp(status, "READY") == 0) {
-                /* created before the crash, CAS to RUNNING never committed */
-                run_free(u);
-                runner_launch(r, &k); /* 409 -> adopt by name */
-                continue;
-            }
-            u->adopt_only = !(cJSON_IsString(state) && strcmp(state->valuestring, "created") == 0);
-            log_kv(LOG_LEVEL_INFO, &u->log, "reconcile", "task container adopted", "container",
-                   name, "state", cJSON_IsString(state) ? state->valuestring : "", NULL);
-            /* Its token may be near expiry (minted before the restart): a
-             * running container gets a fresh one now, then every period. */
-            const char *spec = db_res_get(res, i, 6);
-            u->spec = spec ? cJSON_Parse(spec) : NULL;
-            const cJSON *dg = cJSON_GetObjectItemCaseSensitive(u->spec, "image_digest");
-            if (cJSON_IsString(dg))
-                u->digest = gw_xstrdup(dg->valuestring);
-            if (cJSON_IsString(state) && strcmp(state->valuestring, "running") == 0)
-                refresh_now(u);
-            rearm(u); /* an exited container's wait returns at once */
+        } else if (found) {
+            adopt(r, &k, status, name, found, db_rows_get(rows, i, 6));
         } else if (strcmp(status, "READY") == 0) {
             runner_launch(r, &k);
         } else {
@@ -1146,67 +1240,44 @@ static void on_rec_rows(void *arg, int err, const struct db_res *res, const char
             cJSON_AddItemToArray(lost, o);
         }
     }
-    /* Containers with our labels and no live row: orphans. */
+    /* Containers with our labels and no row at all: orphans. */
     int ci = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, r->rec_containers)
     {
-        if (!matched[ci++]) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "Id");
-            const cJSON *names = cJSON_GetObjectItemCaseSensitive(c, "Names");
-            const cJSON *nm = cJSON_GetArrayItem(names, 0);
-            const char *job = label_of(c, "org.bfia.job");
-            bool exists_row = false;
-            for (int i = 0; i < n && !exists_row; i++)
-                if (nm && cJSON_IsString(nm) && db_res_get(res, i, 5) &&
-                    strcmp(nm->valuestring + 1, db_res_get(res, i, 5)) == 0)
-                    exists_row = true;
-            if (exists_row || !cJSON_IsString(id))
-                continue;
-            log_kv(LOG_LEVEL_WARN, NULL, "reconcile", "orphan container stopped and removed",
-                   "container", cJSON_IsString(nm) ? nm->valuestring : "", "job", job ? job : "",
-                   NULL);
-            cJSON *o = cJSON_CreateObject();
-            json_add_str(o, "orphan", cJSON_IsString(nm) ? nm->valuestring + 1 : id->valuestring);
-            cJSON_AddItemToArray(lost, o);
-            r->rec_pending++;
-            if (docker_container_remove(r->app->docker, id->valuestring, on_orphan_removed, r) != 0)
-                r->rec_pending--;
-        }
+        if (matched[ci++])
+            continue;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "Id");
+        const cJSON *nm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "Names"), 0);
+        const char *job = label_of(c, "org.bfia.job");
+        if (!cJSON_IsString(id))
+            continue;
+        log_kv(LOG_LEVEL_WARN, NULL, "reconcile", "orphan container stopped and removed",
+               "container", cJSON_IsString(nm) ? nm->valuestring : "", "job", job ? job : "",
+               NULL);
+        cJSON_AddItemToArray(orphans, cJSON_CreateString(cJSON_IsString(nm) ? nm->valuestring + 1
+                                                                             : id->valuestring));
+        r->rec_pending++;
+        if (docker_container_remove(ENG(r), id->valuestring, on_orphan_removed, r) != 0)
+            r->rec_pending--;
     }
     free(matched);
-    /* One statement records every lost task and orphan. */
-    static const char sql[] =
-        "WITH l AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, task_id text,"
-        "  role text, role_index int, orphan text))"
-        ", u AS (UPDATE t_task t SET status = 'FAILED', status_channel = 'reconcile',"
-        "  error_text = 'container lost: it no longer exists on the engine (removed while the "
-        "gateway was down)', end_time = now(), status_updated_at = now()"
-        "  FROM l WHERE l.orphan IS NULL AND t.job_id = l.job_id AND t.task_id = l.task_id"
-        "  AND t.role = l.role AND t.role_index = l.role_index AND t.status = 'RUNNING'"
-        "  RETURNING t.job_id, t.task_id, t.role, t.role_index)"
-        ", e1 AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
-        "  SELECT 'task', job_id || '/' || task_id || '/' || role || '.' || role_index, 'RUNNING',"
-        "  'FAILED', 'reconcile', 'container lost' FROM u)"
-        " INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
-        "  SELECT 'container', orphan, 'running', 'removed', 'reconcile', 'orphan: no live task row'"
-        "  FROM l WHERE orphan IS NOT NULL";
-    char *js = json_print(lost);
-    const char *p[1] = {js};
-    r->rec_pending++;
-    if (db_query(r->app->db, sql, 1, p, on_lost_written, r, NULL) != 0)
-        r->rec_pending--;
-    cJSON_free(js);
-    /* Lost rows: the scheduler side learns through notify. */
-    const cJSON *o;
-    cJSON_ArrayForEach(o, lost)
-    {
-        const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "job_id");
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "task_id");
-        if (cJSON_IsString(j) && cJSON_IsString(t) && r->notify)
-            r->notify(r->app, j->valuestring, t->valuestring);
+    if (cJSON_GetArraySize(lost) > 0) {
+        char *js = json_print(lost);
+        r->rec_pending++;
+        if (STORE(r)->lost(STX(r), js, on_lost_written, r) != 0)
+            r->rec_pending--;
+        cJSON_free(js);
+    }
+    if (cJSON_GetArraySize(orphans) > 0) {
+        char *js = json_print(orphans);
+        r->rec_pending++;
+        if (STORE(r)->orphans(STX(r), js, on_orphans_written, r) != 0)
+            r->rec_pending--;
+        cJSON_free(js);
     }
     cJSON_Delete(lost);
+    cJSON_Delete(orphans);
     rec_step_done(r);
 }
 
@@ -1221,11 +1292,7 @@ static void on_rec_list(void *arg, const struct docker_result *res)
         return;
     }
     r->rec_containers = cJSON_Duplicate(res->json, true);
-    static const char sql[] =
-        "SELECT job_id, task_id, role, role_index, status, container_name, spec::text FROM t_task"
-        " WHERE status IN ('READY','RUNNING') OR container_name IS NOT NULL AND"
-        " end_time > now() - interval '7 days'";
-    if (db_query(r->app->db, sql, 0, NULL, on_rec_rows, r, NULL) != 0) {
+    if (STORE(r)->containers(STX(r), on_rec_rows, r) != 0) {
         cJSON_Delete(r->rec_containers);
         r->rec_containers = NULL;
         r->rec_done(r->rec_arg, GW_EDB, "database unavailable");
@@ -1238,8 +1305,8 @@ void runner_reconcile(struct runner *r, void (*done)(void *arg, int err, const c
 {
     r->rec_done = done;
     r->rec_arg = arg;
-    char *label = gw_xasprintf("org.bfia.node=%s", r->app->cfg->node_id);
-    int rc = docker_container_list(r->app->docker, label, on_rec_list, r);
+    char *label = gw_xasprintf("org.bfia.node=%s", cfg_of(r)->node_id);
+    int rc = docker_container_list(ENG(r), label, on_rec_list, r);
     free(label);
     if (rc != 0) {
         r->rec_done = NULL;
@@ -1249,20 +1316,37 @@ void runner_reconcile(struct runner *r, void (*done)(void *arg, int err, const c
 
 /* ---- lifetime -------------------------------------------------------------- */
 
-struct runner *runner_new(struct gw_app *app, runner_notify_cb notify_cb)
+struct runner *runner_new(const struct runner_env *env)
 {
     struct runner *r = gw_xcalloc(1, sizeof(*r));
-    r->app = app;
-    r->notify = notify_cb;
+    r->env = *env;
+    r->reaper = event_new(env->base, -1, 0, on_reap, r);
+    if (!r->reaper)
+        abort();
     return r;
+}
+
+void runner_set_notify(struct runner *r, runner_notify_cb cb, void *ctx)
+{
+    r->notify = cb;
+    r->notify_ctx = ctx;
 }
 
 void runner_free(struct runner *r)
 {
     if (!r)
         return;
-    while (r->runs)
-        run_free(r->runs);
+    /* The pool dropped its callbacks already; the waits are cancelled here,
+     * before the engine client goes.  A run is freed whatever it holds. */
+    while (r->runs) {
+        struct run *u = r->runs;
+        docker_cancel(u->wait);
+        sock_close(r, u->agent);
+        run_unlink(u);
+        run_free(u);
+    }
+    on_reap(-1, 0, r);
+    event_free(r->reaper);
     cJSON_Delete(r->rec_containers);
     free(r);
 }

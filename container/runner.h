@@ -29,8 +29,13 @@
 #include <stdbool.h>
 
 #include "gateway/compat.h"
+#include "gateway/db.h"
 
-struct gw_app;
+struct attest;
+struct docker;
+struct event_base;
+struct gw_cfg;
+struct gw_errbuf;
 struct runner;
 
 struct runner_key {
@@ -40,11 +45,81 @@ struct runner_key {
     int role_index;
 };
 
-/* Called after a t_task row of this node changed status (committed). */
-typedef void (*runner_notify_cb)(struct gw_app *app, const char *job_id, const char *task_id);
+/* A container was created and its row may now be RUNNING. */
+struct runner_launch_rec {
+    const struct runner_key *k;
+    const char *container_id;
+    const char *container_name;
+    const char *token_jti;     /* the launch token in the token file */
+    const char *env_token_jti; /* T0 in the environment, or NULL */
+};
 
-struct runner *runner_new(struct gw_app *app, runner_notify_cb notify);
+/* A container ended: what the engine said. */
+struct runner_outcome {
+    const struct runner_key *k;
+    const char *status;    /* "SUCCESS" (exit 0, no OOM, no error) or "FAILED" */
+    const char *exit_code; /* decimal, or NULL when unknown */
+    bool oom;
+    const char *reason;    /* error text when FAILED ("" otherwise) */
+    const char *logs;      /* the log tail */
+};
+
+/*
+ * The task rows, as the runner uses them (scheduler/store.c implements
+ * them over t_task; tests use fakes).  Same contract as store.h: 0 and one
+ * callback later, or an error and none.  Rows:
+ *   spec        (container_name, spec JSON) of a READY row, or none;
+ *   running     summary (t_job rows, rows selected, rows moved): moved 1 when
+ *               READY -> RUNNING happened, 0 when the row was stopped meanwhile;
+ *   finished    summary, then (job_id, task_id, role, role_index, container_id,
+ *               old status, new status);
+ *   token       one row when the running row took the new token id;
+ *   containers  (job_id, task_id, role, role_index, status, container_name, spec)
+ *               of every row that may own a container;
+ *   lost        rows (JSON [{job_id, task_id, role, role_index}]) whose
+ *               container vanished: FAILED; orphans (JSON [names]) recorded.
+ */
+struct runner_store_ops {
+    int (*spec)(void *ctx, const struct runner_key *k, db_rows_cb cb, void *arg);
+    int (*running)(void *ctx, const struct runner_launch_rec *l, db_rows_cb cb, void *arg);
+    int (*finished)(void *ctx, const struct runner_outcome *o, db_rows_cb cb, void *arg);
+    int (*token)(void *ctx, const struct runner_key *k, const char *container_id,
+                 const char *jti, db_rows_cb cb, void *arg);
+    int (*containers)(void *ctx, db_rows_cb cb, void *arg);
+    int (*lost)(void *ctx, const char *rows_json, db_rows_cb cb, void *arg);
+    int (*orphans)(void *ctx, const char *names_json, db_rows_cb cb, void *arg);
+};
+
+/* The per-container task sockets (attestation.md 2.10), opened by whoever
+ * owns the HTTP server (main.c wires gateway/server.h). */
+struct runner_sock_ops {
+    /** Listen on a Unix socket at path; a handle, or NULL with eb. */
+    void *(*listen)(void *ctx, const char *path, struct gw_errbuf *eb);
+    /** Stop listening (NULL-safe). */
+    void (*unlisten)(void *ctx, void *handle);
+};
+
+/* Called after a task row of this node changed status (committed). */
+typedef void (*runner_notify_cb)(void *ctx, const char *job_id, const char *task_id);
+
+struct runner_env {
+    struct event_base *base;
+    struct gw_cfg *const *cfg;
+    struct docker *docker;
+    struct attest *attest;
+    const char *attest_dir;   /* <data_dir>/attest (borrowed for the runner's life) */
+    const struct runner_store_ops *store;
+    void *store_ctx;
+    const struct runner_sock_ops *sock; /* NULL: no task sockets */
+    void *sock_ctx;
+};
+
+/** Copies env.  Never NULL. */
+struct runner *runner_new(const struct runner_env *env);
 void runner_free(struct runner *r);
+
+/** Who to tell when a row changed (set once the partner side exists). */
+void runner_set_notify(struct runner *r, runner_notify_cb cb, void *ctx);
 
 /** Drive the row to its end (no-op when it is already being driven). */
 void runner_launch(struct runner *r, const struct runner_key *k);

@@ -18,6 +18,7 @@ struct runner;
 struct peers;
 struct sched;
 struct store;
+struct partner;
 struct jws_replay;
 struct ratelimit;
 struct attest;
@@ -38,12 +39,12 @@ struct gw_app {
     struct peers *peers;      /* route table cache and peer calls (gateway/peer.h) */
     struct sched *sched;      /* scheduler side of jobs (scheduler/sched.h) */
     struct store *store;      /* every job and task statement (scheduler/store.h) */
+    struct partner *partner;  /* partner side of jobs (scheduler/partner.h) */
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
     struct keys *keys;        /* node key rotation (gateway/keys.h) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */
     struct jws_replay *present_replay; /* (iss, jti) of presentation tokens verified here */
-    struct event *push_timer;  /* partner: unacknowledged callback pushes (routes/partner.c) */
-    struct pollcache *pollcache; /* task/poll answers (routes/pollcache.h) */
+    struct pollcache *pollcache; /* task/poll answers (scheduler/pollcache.h) */
     struct ratelimit *attest_rl; /* attest token/verify calls per task (gateway/ratelimit.h) */
     char *attest_dir;         /* <data_dir>/attest: per-container token directories */
     char *storage_dir;        /* absolute <data_dir>/storage: file:// datasets and outputs */

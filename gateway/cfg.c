@@ -63,6 +63,8 @@ static const struct cfg_key keys[] = {
     {"docker.registry_auth", S(docker_registry_auth), "", 0, 0, false, true},
     {"docker.retain_s", I(docker_retain_s), "0", 0, 86400 * 30, true, false},
     {"docker.log_tail", I(docker_log_tail), "50", 1, 10000, true, false},
+    {"docker.launch_slots", I(docker_launch_slots), "8", 1, 256, true, false},
+    {"docker.log_tail_bytes", I(docker_log_tail_bytes), "8192", 256, 1048576, true, false},
     {"callback.host", S(callback_host), "127.0.0.1", 0, 0, false, false},
     {"sched.poll_ms", I(sched_poll_ms), "1000", 50, 600000, true, false},
     {"sched.backstop_ms", I(sched_backstop_ms), "10000", 100, 3600000, true, false},

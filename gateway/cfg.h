@@ -58,6 +58,8 @@ struct gw_cfg {
     int docker_pull;       /* docker.pull: 1 = a provider image missing on the engine is pulled */
     char *docker_registry_auth; /* docker.registry_auth: X-Registry-Auth for pulls (secret) */
     int docker_retain_s;   /* docker.retain_s: keep finished containers this long (0 = remove) */
+    int docker_launch_slots; /* docker.launch_slots: container launches in flight at once */
+    int docker_log_tail_bytes; /* docker.log_tail_bytes: log tail kept per task row */
     int docker_log_tail;   /* docker.log_tail: log lines kept on the t_task row */
     char *callback_host;   /* callback.host: address task containers use to reach this node */
     int sched_poll_ms;     /* sched.poll_ms: poll-mode status interval */

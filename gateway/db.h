@@ -37,6 +37,25 @@ struct db_res;
 typedef void (*db_cb)(void *arg, int err, const struct db_res *res, const char *errmsg,
                       const char *sqlstate);
 
+/*
+ * Rows as text, for layers above the pool that hand results on (store.h,
+ * the runner's store interface): value (row, col) is v[row * cols + col],
+ * NULL for SQL NULL.  err 0 or a gw_err with msg.  Valid during the
+ * callback only.
+ */
+struct db_rows {
+    int err;
+    const char *msg;
+    int n, cols;
+    const char *const *v;
+};
+typedef void (*db_rows_cb)(void *arg, const struct db_rows *r);
+
+static inline const char *db_rows_get(const struct db_rows *r, int row, int col)
+{
+    return r->v[row * r->cols + col];
+}
+
 struct db_pool_opts {
     const char *dsn;           /* libpq conninfo string or URI (borrowed during new) */
     int size;                  /* connections to keep open, >= 1 */

@@ -71,4 +71,12 @@ void json_add_int(struct cJSON *obj, const char *key, long long val);
 /** Print compactly; result freed with cJSON_free().  Never NULL. */
 char *json_print(const struct cJSON *item);
 
+/**
+ * A NUL-terminated copy of the n bytes at s in which every well-formed
+ * UTF-8 sequence is kept and every NUL byte, stray continuation byte,
+ * truncated, overlong or surrogate sequence becomes U+FFFD: text any
+ * PostgreSQL text column and any JSON encoder takes.  free() the result.
+ */
+char *json_utf8_clean(const char *s, size_t n);
+
 #endif

@@ -34,8 +34,9 @@
 #include "gateway/reqsig.h"
 #include "container/docker.h"
 #include "container/runner.h"
-#include "routes/pollcache.h"
+#include "scheduler/pollcache.h"
 #include "routes/route.h"
+#include "scheduler/partner.h"
 #include "scheduler/sched.h"
 #include "scheduler/store.h"
 
@@ -67,7 +68,7 @@ static void on_resumed(void *arg, int err, const char *msg)
         return;
     }
     ms->app.starting = false;
-    partner_start(&ms->app);
+    partner_start(ms->app.partner);
     log_kv(LOG_LEVEL_INFO, NULL, "process.ready", "reconciled; serving every API", NULL);
 }
 
@@ -278,6 +279,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->docker_timeout_s = nc->docker_timeout_s;
     c->docker_retain_s = nc->docker_retain_s;
     c->docker_log_tail = nc->docker_log_tail;
+    c->docker_log_tail_bytes = nc->docker_log_tail_bytes;
+    c->docker_launch_slots = nc->docker_launch_slots;
     c->sched_poll_ms = nc->sched_poll_ms;
     c->sched_backstop_ms = nc->sched_backstop_ms;
     c->sched_party_deadline_s = nc->sched_party_deadline_s;
@@ -296,6 +299,27 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     char n[16];
     snprintf(n, sizeof(n), "%d", rc.changed);
     log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "changed", n, NULL);
+}
+
+/* The runner's task sockets, on the agent server (gateway/server.h). */
+static void *task_sock_listen(void *ctx, const char *path, struct gw_errbuf *eb)
+{
+    return server_listen_unix(ctx, path, eb);
+}
+
+static void task_sock_unlisten(void *ctx, void *h)
+{
+    server_unlisten(ctx, h);
+}
+
+static const struct runner_sock_ops task_socks = {
+    .listen = task_sock_listen,
+    .unlisten = task_sock_unlisten,
+};
+
+static void on_task_changed(void *ctx, const char *job_id, const char *task_id)
+{
+    partner_task_changed(ctx, job_id, task_id);
 }
 
 /* The scheduler's view of the peers (scheduler/sched.h): the route table
@@ -504,8 +528,17 @@ int main(int argc, char **argv)
                                        4096);
         app->keys = keys_new(app);
         app->peers = peers_new(app);
-        app->runner = runner_new(app, partner_task_changed);
         app->store = store_new(app->db, app->metrics, cfg->node_id);
+        struct runner_env renv = {.base = app->base,
+                                  .cfg = &app->cfg,
+                                  .docker = app->docker,
+                                  .attest = app->attest,
+                                  .attest_dir = app->attest_dir,
+                                  .store = &store_runner_ops,
+                                  .store_ctx = app->store,
+                                  .sock = &task_socks,
+                                  .sock_ctx = app->agent_server};
+        app->runner = runner_new(&renv);
         struct sched_env senv = {.base = app->base,
                                  .cfg = &app->cfg,
                                  .store = &store_sched_ops,
@@ -513,6 +546,18 @@ int main(int argc, char **argv)
                                  .peer = &sched_peers,
                                  .peer_ctx = app};
         app->sched = sched_new(&senv);
+        struct partner_env penv = {.base = app->base,
+                                   .cfg = &app->cfg,
+                                   .store = app->store,
+                                   .runner = app->runner,
+                                   .docker = app->docker,
+                                   .attest = app->attest,
+                                   .pollcache = app->pollcache,
+                                   .peer = &sched_peers,
+                                   .peer_ctx = app,
+                                   .storage_dir = app->storage_dir};
+        app->partner = partner_new(&penv);
+        runner_set_notify(app->runner, on_task_changed, app->partner);
         app->starting = true;
         ms.startup_timer = evtimer_new(app->base, on_startup_timer, &ms);
         struct timeval now0 = {0, 0};
@@ -538,7 +583,7 @@ int main(int argc, char **argv)
 out:
     /* Order matters: drop pending DB and HTTP callbacks before the requests
      * they point at are freed with the server. */
-    partner_stop(app);
+    partner_free(app->partner);
     db_pool_free(app->db);
     pollcache_free(app->pollcache);
     runner_free(app->runner); /* cancels its waits: before the engine client */

@@ -26,6 +26,7 @@
 #include "gateway/peer.h"
 #include "route.h"
 #include "scheduler/dag.h"
+#include "scheduler/partner.h"
 #include "scheduler/sched.h"
 #include "scheduler/store.h"
 
@@ -204,7 +205,7 @@ static void on_stopped_here(void *arg, int err, const char *msg, int stopped)
     cJSON_Delete(b);
 }
 
-static void on_sched_of(void *arg, const struct store_rows *r)
+static void on_sched_of(void *arg, const struct db_rows *r)
 {
     struct gw_req *req = arg;
     struct pstop *f = req->ctx;
@@ -214,10 +215,10 @@ static void on_sched_of(void *arg, const struct store_rows *r)
         route_reply_err(req, GW_ENOTFOUND, "job_id: no such job on this node");
         return;
     }
-    const char *sched = store_rows_get(r, 0, 0);
+    const char *sched = db_rows_get(r, 0, 0);
     if (sched && strcmp(sched, req->app->cfg->node_id) != 0) {
         f->sched = gw_xstrdup(sched);
-        if (partner_stop_local(req->app, f->job_id, "the platform", on_stopped_here, f) != 0)
+        if (partner_stop_local(req->app->partner, f->job_id, "the platform", on_stopped_here, f) != 0)
             route_reply_err(req, GW_EBUSY, "database busy; retry");
         return;
     }
@@ -248,7 +249,7 @@ void platform_job_stop_all(struct gw_req *req)
 
 /* ---- status ---------------------------------------------------------------------- */
 
-static void on_status_all(void *arg, const struct store_rows *r)
+static void on_status_all(void *arg, const struct db_rows *r)
 {
     struct gw_req *req = arg;
     if (route_db_failed(req, r->err, r->msg))
@@ -258,13 +259,13 @@ static void on_status_all(void *arg, const struct store_rows *r)
         return;
     }
     cJSON *data = cJSON_CreateObject();
-    const char *by_name = store_rows_get(r, 0, 1);
+    const char *by_name = db_rows_get(r, 0, 1);
     if (peers_profile(req->app->peers, req->caller) == PEER_KUSCIA) {
         /* Kuscia reads every object member of data as {task_id: status}
          * and stops at the first non-object: send only the map. */
-        cJSON_AddItemToObject(data, "status", cJSON_Parse(store_rows_get(r, 0, 2)));
+        cJSON_AddItemToObject(data, "status", cJSON_Parse(db_rows_get(r, 0, 2)));
     } else {
-        json_add_str(data, "job_status", store_rows_get(r, 0, 0));
+        json_add_str(data, "job_status", db_rows_get(r, 0, 0));
         cJSON_AddItemToObject(data, "status", cJSON_Parse(by_name ? by_name : "{}"));
     }
     route_reply_ok(req, data);
@@ -280,12 +281,12 @@ void interconn_job_status_all(struct gw_req *req)
     route_store_started(req, store_sjob_status(req->app->store, job_id, on_status_all, req));
 }
 
-static void on_detail(void *arg, const struct store_rows *r)
+static void on_detail(void *arg, const struct db_rows *r)
 {
     struct gw_req *req = arg;
     if (route_db_failed(req, r->err, r->msg))
         return;
-    const char *doc = r->n ? store_rows_get(r, 0, 0) : NULL;
+    const char *doc = r->n ? db_rows_get(r, 0, 0) : NULL;
     if (!doc) {
         route_reply_err(req, GW_ENOTFOUND, "job_id: no such job on this node");
         return;
@@ -367,7 +368,7 @@ void interconn_job_audit_confirm(struct gw_req *req)
 
 /* ---- query_job_list ------------------------------------------------------------- */
 
-static void on_job_list(void *arg, const struct store_rows *r)
+static void on_job_list(void *arg, const struct db_rows *r)
 {
     struct gw_req *req = arg;
     if (route_db_failed(req, r->err, r->msg))
@@ -375,7 +376,7 @@ static void on_job_list(void *arg, const struct store_rows *r)
     cJSON *data = cJSON_CreateObject();
     cJSON *jl = cJSON_AddObjectToObject(data, "job_list");
     for (int i = 0; i < r->n; i++)
-        json_add_str(jl, store_rows_get(r, i, 0), store_rows_get(r, i, 1));
+        json_add_str(jl, db_rows_get(r, i, 0), db_rows_get(r, i, 1));
     route_reply_ok(req, data);
 }
 

@@ -12,7 +12,7 @@
 #include "gateway/keys.h"
 #include "gateway/metrics.h"
 #include "container/attest.h"
-#include "pollcache.h"
+#include "scheduler/pollcache.h"
 #include "route.h"
 
 #ifndef GW_VERSION

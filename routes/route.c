@@ -51,7 +51,7 @@ static const struct route table[] = {
      ROUTE_AUTH_LOCAL},
     {GW_GET | GW_POST, "/v1/platform/schedule/task/get_log", partner_get_log, 64 * KiB,
      ROUTE_AUTH_LOCAL},
-    {GW_POST, "/v1/platform/schedule/task/callback", partner_container_callback, 64 * KiB,
+    {GW_POST, "/v1/platform/schedule/task/callback", partner_ep_container_callback, 64 * KiB,
      ROUTE_AUTH_LOCAL},
     {GW_POST, "/v1/platform/schedule/component/register", provider_component_register, 4 * MiB,
      ROUTE_AUTH_LOCAL},
@@ -74,12 +74,12 @@ static const struct route table[] = {
     {GW_POST, "/v1/interconn/schedule/job/audit_confirm", interconn_job_audit_confirm, 64 * KiB,
      ROUTE_AUTH_PEER},
     /* interconn API, partner side */
-    {GW_POST, "/v1/interconn/schedule/job/create", partner_job_create, 4 * MiB, ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/interconn/schedule/job/start", partner_job_start, 64 * KiB, ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/interconn/schedule/task/start", partner_task_start, 64 * KiB, ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/interconn/schedule/job/stop", partner_job_stop, 64 * KiB, ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/interconn/schedule/task/poll", partner_task_poll, 64 * KiB, ROUTE_AUTH_PEER},
-    {GW_POST, "/v1/interconn/schedule/task/stop", partner_task_stop, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/job/create", partner_ep_job_create, 4 * MiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/job/start", partner_ep_job_start, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/task/start", partner_ep_task_start, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/job/stop", partner_ep_job_stop, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/task/poll", partner_ep_task_poll, 64 * KiB, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/schedule/task/stop", partner_ep_task_stop, 64 * KiB, ROUTE_AUTH_PEER},
 };
 
 const struct route *route_table(size_t *n)

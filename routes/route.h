@@ -130,13 +130,13 @@ void interconn_job_stop_all(struct gw_req *req);
 void interconn_job_status_all(struct gw_req *req);
 void interconn_task_callback(struct gw_req *req);
 void interconn_job_audit_confirm(struct gw_req *req);
-void partner_job_create(struct gw_req *req);
-void partner_job_start(struct gw_req *req);
-void partner_task_start(struct gw_req *req);
-void partner_task_poll(struct gw_req *req);
-void partner_job_stop(struct gw_req *req);
-void partner_task_stop(struct gw_req *req);
-void partner_container_callback(struct gw_req *req);
+void partner_ep_job_create(struct gw_req *req);
+void partner_ep_job_start(struct gw_req *req);
+void partner_ep_task_start(struct gw_req *req);
+void partner_ep_task_poll(struct gw_req *req);
+void partner_ep_job_stop(struct gw_req *req);
+void partner_ep_task_stop(struct gw_req *req);
+void partner_ep_container_callback(struct gw_req *req);
 void partner_get_log_line(struct gw_req *req);
 void partner_get_log(struct gw_req *req);
 void provider_register(struct gw_req *req);
@@ -149,17 +149,5 @@ void dataset_query(struct gw_req *req);
 void dataset_list(struct gw_req *req);
 void dataset_delete(struct gw_req *req);
 
-struct gw_app;
-/** A local t_task row changed: push the aggregate to the scheduler in callback mode. */
-void partner_task_changed(struct gw_app *app, const char *job_id, const char *task_id);
-/* Stop every live task of job_id on this node (FAILED "stopped", containers
- * killed, the job FINISHED here), as job/stop without task_name does.
- * done(arg, err, msg, tasks stopped) runs later; non-zero return: not run. */
-typedef void (*partner_stopped_cb)(void *arg, int err, const char *msg, int stopped);
-int partner_stop_local(struct gw_app *app, const char *job_id, const char *who,
-                       partner_stopped_cb done, void *arg);
-/* The push sweep (callback mode): start once the node serves, stop at exit. */
-void partner_start(struct gw_app *app);
-void partner_stop(struct gw_app *app);
 
 #endif

@@ -69,6 +69,7 @@ struct sched {
     unsigned counter;
     struct event *stop_timer; /* resends job/stop to parties that missed it */
     bool sweeping;
+    struct stopack *stops;    /* job/stop calls in flight (freed at exit) */
 };
 
 static const struct gw_cfg *cfg_of(const struct sched *s)
@@ -278,8 +279,33 @@ static void on_bg(void *arg, const struct store_change *r)
 
 struct stopack {
     struct sched *s;
+    struct stopack *prev, *next;
     char *job_id;
 };
+
+static struct stopack *stopack_new(struct sched *s, const char *job_id)
+{
+    struct stopack *a = gw_xcalloc(1, sizeof(*a));
+    a->s = s;
+    a->job_id = gw_xstrdup(job_id);
+    a->next = s->stops;
+    if (s->stops)
+        s->stops->prev = a;
+    s->stops = a;
+    return a;
+}
+
+static void stopack_free(struct stopack *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        a->s->stops = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    free(a->job_id);
+    free(a);
+}
 
 /* A party answered job/stop: record it, so the retry sweep leaves it
  * alone.  A refusal is an answer too (sending it again changes nothing; a
@@ -298,8 +324,7 @@ static void on_stop_sent(void *arg, const struct peer_resp *r)
         log_kv(LOG_LEVEL_WARN, NULL, "job.stop", "database busy: acknowledgement not recorded",
                NULL);
     }
-    free(a->job_id);
-    free(a);
+    stopack_free(a);
 }
 
 static void send_stop(struct sched *s, const char *job_id, const char *parties_json)
@@ -312,15 +337,12 @@ static void send_stop(struct sched *s, const char *job_id, const char *parties_j
     {
         if (!cJSON_IsString(n))
             continue;
-        struct stopack *a = gw_xcalloc(1, sizeof(*a));
-        a->s = s;
-        a->job_id = gw_xstrdup(job_id);
+        struct stopack *a = stopack_new(s, job_id);
         if (peer_send(s, n->valuestring, "/v1/interconn/schedule/job/stop", b, -1, on_stop_sent,
                       a) != 0) {
             log_kv(LOG_LEVEL_WARN, NULL, "job.stop", "no route to a party", "node", n->valuestring,
                    NULL);
-            free(a->job_id);
-            free(a);
+            stopack_free(a);
         }
     }
     cJSON_Delete(b);
@@ -336,7 +358,7 @@ static void arm_stop_sweep(struct sched *s)
     evtimer_add(s->stop_timer, &tv);
 }
 
-static void on_stop_rows(void *arg, const struct store_rows *r)
+static void on_stop_rows(void *arg, const struct db_rows *r)
 {
     struct sched *s = arg;
     s->sweeping = false;
@@ -344,7 +366,7 @@ static void on_stop_rows(void *arg, const struct store_rows *r)
         log_kv(LOG_LEVEL_WARN, NULL, "job.stop", "cannot read undelivered stops", "err", r->msg,
                NULL);
     for (int i = 0; !r->err && i < r->n; i++)
-        send_stop(s, store_rows_get(r, i, 0), store_rows_get(r, i, 1));
+        send_stop(s, db_rows_get(r, i, 0), db_rows_get(r, i, 1));
     arm_stop_sweep(s);
 }
 
@@ -627,7 +649,7 @@ static void on_task_started(void *arg, const struct peer_resp *r)
         tcall_free(c);
 }
 
-static void on_claimed(void *arg, const struct store_rows *r)
+static void on_claimed(void *arg, const struct db_rows *r)
 {
     struct tcall *c0 = arg;
     struct sjob *j = c0->j;
@@ -642,7 +664,7 @@ static void on_claimed(void *arg, const struct store_rows *r)
     json_add_str(b, "task_id", c0->task_id);
     json_add_str(b, "task_name", c0->task_name);
     for (int i = 0; i < r->n; i++) {
-        struct tcall *c = tcall_new(j, c0->task_id, c0->task_name, store_rows_get(r, i, 0));
+        struct tcall *c = tcall_new(j, c0->task_id, c0->task_name, db_rows_get(r, i, 0));
         log_kv(LOG_LEVEL_INFO, &j->log, "task.start", "sending task/start", "task", c->task_name,
                "node", c->node, NULL);
         if (peer_send(j->s, c->node, "/v1/interconn/schedule/task/start", b, 0, on_task_started,
@@ -902,15 +924,15 @@ static void pass_load(struct sjob *j)
 
 /* The timer: poll every live party row, then run a pass (retries of
  * job/start and task/start that could not reach a party). */
-static void on_poll_rows(void *arg, const struct store_rows *r)
+static void on_poll_rows(void *arg, const struct db_rows *r)
 {
     struct sjob *j = arg;
     j->polls--;
     if (!r->err && !j->retired)
         for (int i = 0; i < r->n; i++) {
-            const char *resend = store_rows_get(r, i, 2);
-            poll_task(j, store_rows_get(r, i, 0), store_rows_get(r, i, 1),
-                      store_rows_get(r, i, 3), resend && strcmp(resend, "t") == 0);
+            const char *resend = db_rows_get(r, i, 2);
+            poll_task(j, db_rows_get(r, i, 0), db_rows_get(r, i, 1),
+                      db_rows_get(r, i, 3), resend && strcmp(resend, "t") == 0);
         }
     sched_kick(j->s, j->job_id);
     sjob_release(j);
@@ -960,6 +982,8 @@ void sched_free(struct sched *s)
     on_reap(-1, 0, s);
     event_free(s->reaper);
     event_free(s->stop_timer);
+    while (s->stops) /* their calls were dropped with the HTTP client */
+        stopack_free(s->stops);
     free(s);
 }
 
@@ -969,11 +993,11 @@ struct resume {
     void *arg;
 };
 
-static void on_resume_rows(void *arg, const struct store_rows *r)
+static void on_resume_rows(void *arg, const struct db_rows *r)
 {
     struct resume *rs = arg;
     for (int i = 0; !r->err && i < r->n; i++)
-        sched_kick(rs->s, store_rows_get(r, i, 0));
+        sched_kick(rs->s, db_rows_get(r, i, 0));
     rs->done(rs->arg, r->err, r->err ? r->msg : "");
     free(rs);
 }
@@ -1202,13 +1226,13 @@ static void kuscia_config(cJSON *config)
 }
 
 /* The party rows of every task: one per node that plays a role of it. */
-static int build_task_rows(struct sreq *q, const struct store_rows *r, cJSON *rows, char *msg,
+static int build_task_rows(struct sreq *q, const struct db_rows *r, cJSON *rows, char *msg,
                            size_t cap)
 {
     struct dag *d = q->d;
     for (int i = 0; i < dag_ntasks(d); i++) {
         const struct dag_task *t = dag_task(d, i);
-        const char *rl = i < r->n ? store_rows_get(r, i, 0) : NULL;
+        const char *rl = i < r->n ? db_rows_get(r, i, 0) : NULL;
         if (!rl) {
             snprintf(msg, cap,
                      "dag.components[%d]: component %.100s/%.100s@%.40s is not registered on the "
@@ -1278,7 +1302,7 @@ static int build_task_rows(struct sreq *q, const struct store_rows *r, cJSON *ro
     return 0;
 }
 
-static void on_components(void *arg, const struct store_rows *r)
+static void on_components(void *arg, const struct db_rows *r)
 {
     struct sreq *q = arg;
     struct sched *s = q->s;
@@ -1661,21 +1685,21 @@ static int op_task_note(void *ctx, const char *job_id, const char *task_id, cons
 {
     return store_stask_note(ctx, job_id, task_id, node, wait_reason, unclaim, stale_s, cb, arg);
 }
-static int op_claim(void *ctx, const char *job_id, const char *task_id, store_rows_cb cb,
+static int op_claim(void *ctx, const char *job_id, const char *task_id, db_rows_cb cb,
                     void *arg)
 {
     return store_stask_claim(ctx, job_id, task_id, cb, arg);
 }
-static int op_poll_targets(void *ctx, const char *job_id, int stale_s, store_rows_cb cb,
+static int op_poll_targets(void *ctx, const char *job_id, int stale_s, db_rows_cb cb,
                            void *arg)
 {
     return store_stask_poll_targets(ctx, job_id, stale_s, cb, arg);
 }
-static int op_live(void *ctx, store_rows_cb cb, void *arg)
+static int op_live(void *ctx, db_rows_cb cb, void *arg)
 {
     return store_sjob_live(ctx, cb, arg);
 }
-static int op_stops_pending(void *ctx, int limit, store_rows_cb cb, void *arg)
+static int op_stops_pending(void *ctx, int limit, db_rows_cb cb, void *arg)
 {
     return store_sjob_stops_pending(ctx, limit, cb, arg);
 }
@@ -1684,7 +1708,7 @@ static int op_stop_acked(void *ctx, const char *job_id, const char *node, store_
 {
     return store_sjob_stop_acked(ctx, job_id, node, cb, arg);
 }
-static int op_component_roles(void *ctx, const char *comps, store_rows_cb cb, void *arg)
+static int op_component_roles(void *ctx, const char *comps, db_rows_cb cb, void *arg)
 {
     return store_component_roles(ctx, comps, cb, arg);
 }

@@ -51,13 +51,13 @@ struct sched_store_ops {
     int (*task_note)(void *ctx, const char *job_id, const char *task_id, const char *node,
                      const char *wait_reason, bool unclaim, int stale_s, store_change_cb cb,
                      void *arg);
-    int (*claim)(void *ctx, const char *job_id, const char *task_id, store_rows_cb cb, void *arg);
-    int (*poll_targets)(void *ctx, const char *job_id, int stale_s, store_rows_cb cb, void *arg);
-    int (*live)(void *ctx, store_rows_cb cb, void *arg);
-    int (*stops_pending)(void *ctx, int limit, store_rows_cb cb, void *arg);
+    int (*claim)(void *ctx, const char *job_id, const char *task_id, db_rows_cb cb, void *arg);
+    int (*poll_targets)(void *ctx, const char *job_id, int stale_s, db_rows_cb cb, void *arg);
+    int (*live)(void *ctx, db_rows_cb cb, void *arg);
+    int (*stops_pending)(void *ctx, int limit, db_rows_cb cb, void *arg);
     int (*stop_acked)(void *ctx, const char *job_id, const char *node, store_change_cb cb,
                       void *arg);
-    int (*component_roles)(void *ctx, const char *components_json, store_rows_cb cb, void *arg);
+    int (*component_roles)(void *ctx, const char *components_json, db_rows_cb cb, void *arg);
     int (*insert)(void *ctx, const struct sjob_new *n, store_change_cb cb, void *arg);
 };
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "container/runner.h"
 #include "gateway/db.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -38,12 +39,12 @@ void store_free(struct store *st)
  * One context per statement: the caller's callback, how to read the result
  * and, for status changes, what to log and count once it committed. */
 
-enum shape { SHAPE_ROWS, SHAPE_CHANGE, SHAPE_SJOB };
+enum shape { SHAPE_ROWS, SHAPE_CHANGE, SHAPE_SJOB, SHAPE_TASKS };
 
 struct call {
     struct store *st;
     enum shape shape;
-    store_rows_cb rows_cb;
+    db_rows_cb rows_cb;
     store_change_cb change_cb;
     sjob_view_cb view_cb;
     void *arg;
@@ -70,7 +71,7 @@ static const char *res_get(const struct db_res *res, int row, int col)
 
 static void deliver_rows(struct call *c, int err, const struct db_res *res, const char *errmsg)
 {
-    struct store_rows r = {.err = err, .msg = err ? errmsg : ""};
+    struct db_rows r = {.err = err, .msg = err ? errmsg : ""};
     const char **v = NULL;
     if (!err && res) {
         r.n = db_res_rows(res);
@@ -116,6 +117,33 @@ static void deliver_change(struct call *c, int err, const struct db_res *res, co
 
 static void deliver_view(struct call *c, int err, const struct db_res *res, const char *errmsg);
 
+/* store_task_set's rows: the summary, then (job_id, task_id, role,
+ * role_index, container_id, old, new) per row written; each row whose
+ * status moved gets its log line and metric once committed. */
+static void deliver_tasks(struct call *c, int err, const struct db_res *res, const char *errmsg)
+{
+    if (!err) {
+        for (int i = 1; i < db_res_rows(res); i++) {
+            const char *old = res_get(res, i, 5), *nw = res_get(res, i, 6);
+            if (!nw || (old && strcmp(old, nw) == 0))
+                continue;
+            struct log_ctx lc = {.node_id = c->st->node_id,
+                                 .job_id = res_get(res, i, 0),
+                                 .task_id = res_get(res, i, 1)};
+            char *id = gw_xasprintf("%s.%s", res_get(res, i, 2), res_get(res, i, 3));
+            log_kv(LOG_LEVEL_INFO, &lc, "state.change", c->reason ? c->reason : "", "entity",
+                   "task", "id", id, "from", old ? old : "", "to", nw, NULL);
+            free(id);
+            if (c->st->m) {
+                enum task_state ts;
+                if (task_state_parse(nw, &ts))
+                    metrics_state(c->st->m, "task", task_state_name(ts), 1);
+            }
+        }
+    }
+    deliver_rows(c, err, res, errmsg);
+}
+
 static void on_result(void *arg, int err, const struct db_res *res, const char *errmsg,
                       const char *sqlstate)
 {
@@ -125,6 +153,7 @@ static void on_result(void *arg, int err, const struct db_res *res, const char *
     case SHAPE_ROWS: deliver_rows(c, err, res, errmsg); break;
     case SHAPE_CHANGE: deliver_change(c, err, res, errmsg); break;
     case SHAPE_SJOB: deliver_view(c, err, res, errmsg); break;
+    case SHAPE_TASKS: deliver_tasks(c, err, res, errmsg); break;
     }
     call_free(c);
 }
@@ -139,7 +168,7 @@ static int run(struct store *st, struct call *c, const char *sql, int n, const c
 }
 
 static int run_rows(struct store *st, const char *sql, int n, const char *const *p,
-                    store_rows_cb cb, void *arg)
+                    db_rows_cb cb, void *arg)
 {
     struct call *c = gw_xcalloc(1, sizeof(*c));
     c->shape = SHAPE_ROWS;
@@ -396,7 +425,7 @@ int store_stask_note(struct store *st, const char *job_id, const char *task_id, 
 }
 
 int store_stask_claim(struct store *st, const char *job_id, const char *task_id,
-                      store_rows_cb cb, void *arg)
+                      db_rows_cb cb, void *arg)
 {
     /* The claim: only the pass whose UPDATE sets start_sent_at sends. */
     static const char sql[] =
@@ -407,7 +436,7 @@ int store_stask_claim(struct store *st, const char *job_id, const char *task_id,
     return run_rows(st, sql, 2, p, cb, arg);
 }
 
-int store_stask_poll_targets(struct store *st, const char *job_id, int stale_s, store_rows_cb cb,
+int store_stask_poll_targets(struct store *st, const char *job_id, int stale_s, db_rows_cb cb,
                              void *arg)
 {
     static const char sql[] =
@@ -420,14 +449,14 @@ int store_stask_poll_targets(struct store *st, const char *job_id, int stale_s, 
     return run_rows(st, sql, 2, p, cb, arg);
 }
 
-int store_sjob_live(struct store *st, store_rows_cb cb, void *arg)
+int store_sjob_live(struct store *st, db_rows_cb cb, void *arg)
 {
     static const char sql[] =
         "SELECT job_id FROM t_schedule_job WHERE status IN ('READY','RUNNING')";
     return run_rows(st, sql, 0, NULL, cb, arg);
 }
 
-int store_sjob_stops_pending(struct store *st, int limit, store_rows_cb cb, void *arg)
+int store_sjob_stops_pending(struct store *st, int limit, db_rows_cb cb, void *arg)
 {
     static const char sql[] =
         "SELECT job_id, (SELECT coalesce(jsonb_agg(p), '[]') FROM"
@@ -451,7 +480,7 @@ int store_sjob_stop_acked(struct store *st, const char *job_id, const char *node
     return run_change(st, sql, 2, p, cb, arg);
 }
 
-int store_component_roles(struct store *st, const char *components_json, store_rows_cb cb,
+int store_component_roles(struct store *st, const char *components_json, db_rows_cb cb,
                           void *arg)
 {
     static const char sql[] =
@@ -491,7 +520,7 @@ int store_sjob_insert(struct store *st, const struct sjob_new *n, store_change_c
 
 /* ---- reads for the API ------------------------------------------------------------ */
 
-int store_sjob_status(struct store *st, const char *job_id, store_rows_cb cb, void *arg)
+int store_sjob_status(struct store *st, const char *job_id, db_rows_cb cb, void *arg)
 {
     static const char sql[] =
         "SELECT j.status,"
@@ -506,7 +535,7 @@ int store_sjob_status(struct store *st, const char *job_id, store_rows_cb cb, vo
     return run_rows(st, sql, 1, p, cb, arg);
 }
 
-int store_job_detail(struct store *st, const char *job_id, store_rows_cb cb, void *arg)
+int store_job_detail(struct store *st, const char *job_id, db_rows_cb cb, void *arg)
 {
     static const char sql[] =
         "SELECT coalesce("
@@ -543,7 +572,7 @@ int store_job_detail(struct store *st, const char *job_id, store_rows_cb cb, voi
     return run_rows(st, sql, 2, p, cb, arg);
 }
 
-int store_job_list(struct store *st, const char *flow_id, store_rows_cb cb, void *arg)
+int store_job_list(struct store *st, const char *flow_id, db_rows_cb cb, void *arg)
 {
     static const char sql[] =
         "SELECT job_id, status FROM t_schedule_job WHERE ($1::text IS NULL OR flow_id = $1)"
@@ -554,7 +583,7 @@ int store_job_list(struct store *st, const char *flow_id, store_rows_cb cb, void
     return run_rows(st, sql, 1, p, cb, arg);
 }
 
-int store_scheduler_of(struct store *st, const char *job_id, store_rows_cb cb, void *arg)
+int store_scheduler_of(struct store *st, const char *job_id, db_rows_cb cb, void *arg)
 {
     static const char sql[] =
         "SELECT scheduler FROM t_schedule_job WHERE job_id = $1"
@@ -562,3 +591,461 @@ int store_scheduler_of(struct store *st, const char *job_id, store_rows_cb cb, v
     const char *p[1] = {job_id};
     return run_rows(st, sql, 1, p, cb, arg);
 }
+
+/* ---- partner side ------------------------------------------------------------------ */
+
+int store_job_create(struct store *st, const struct job_new *n, db_rows_cb cb, void *arg)
+{
+    /* A job is created once: when any row of it exists, nothing is
+     * inserted, and the caller compares the stored DAG, config and roles
+     * with the request's (an identical repeat is a retry; anything else is
+     * refused).  jsonb's text form is canonical, so the digests compare
+     * meaning, not spelling. */
+    static const char sql[] =
+        "WITH comps AS (SELECT x->>'name' AS name, x->>'componentName' AS cn,"
+        "  x->>'provider' AS pv, x->>'version' AS ver"
+        "  FROM jsonb_array_elements($3::jsonb->'components') x)"
+        ", missing AS (SELECT string_agg(c.pv || '/' || c.cn || '@' || c.ver, ', ') AS m FROM comps c"
+        "  WHERE NOT EXISTS (SELECT 1 FROM t_component t WHERE t.component_name = c.cn"
+        "  AND t.provider = c.pv AND t.version = c.ver))"
+        ", old AS (SELECT md5(min(dag::text) || min(config::text) ||"
+        "  jsonb_agg(role ORDER BY role)::text) AS d FROM t_job WHERE job_id = $1"
+        "  HAVING count(*) > 0)"
+        ", ins AS (INSERT INTO t_job (job_id, role, flow_id, dag, config, initiator, scheduler,"
+        "  sync_type, status)"
+        "  SELECT $1, r, $2, $3::jsonb, $4::jsonb, $5, $6, $7, 'READY'"
+        "  FROM jsonb_array_elements_text($8::jsonb) r WHERE (SELECT m FROM missing) IS NULL"
+        "  AND NOT EXISTS (SELECT 1 FROM old)"
+        "  ON CONFLICT (job_id, role) DO NOTHING RETURNING role)"
+        ", ev AS (INSERT INTO t_event (entity, entity_id, to_status, channel, reason)"
+        "  SELECT 'job', $1 || '/' || role, 'READY', 'api', 'job/create from ' || $9 FROM ins)"
+        " SELECT (SELECT count(*) FROM ins), (SELECT m FROM missing), (SELECT d FROM old),"
+        "  md5($3::jsonb::text || $4::jsonb::text || (SELECT jsonb_agg(r ORDER BY r)"
+        "  FROM jsonb_array_elements_text($8::jsonb) r)::text)";
+    const char *p[9] = {n->job_id,    n->flow_id,   n->dag,       n->config, n->initiator,
+                        n->scheduler, n->sync_type, n->roles,     n->by};
+    return run_rows(st, sql, 9, p, cb, arg);
+}
+
+int store_job_start(struct store *st, const char *job_id, const char *by, db_rows_cb cb,
+                    void *arg)
+{
+    static const char sql[] =
+        "WITH u AS (UPDATE t_job SET status = 'RUNNING', start_time = now(), updated_at = now()"
+        "  WHERE job_id = $1 AND status = ANY ($2::text[]) RETURNING role)"
+        ", ev AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        "  SELECT 'job', $1 || '/' || role, 'READY', 'RUNNING', 'api', 'job/start by ' || $3"
+        "  FROM u)"
+        " SELECT count(*), count(*) FILTER (WHERE status IN ('FINISHED','REJECTED')),"
+        "  (SELECT count(*) FROM u) FROM t_job WHERE job_id = $1";
+    const char *p[3] = {job_id, job_from_set(JOB_STATE_RUNNING), by};
+    struct call *c = gw_xcalloc(1, sizeof(*c));
+    c->shape = SHAPE_ROWS;
+    c->rows_cb = cb;
+    c->arg = arg;
+    return run(st, c, sql, 3, p);
+}
+
+int store_task_context(struct store *st, const char *job_id, const char *task_name,
+                       db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT j.role, j.status, j.dag::text, j.config::text, c.description::text, p.image_digest,"
+        " c.provider, c.version, p.image, j.scheduler FROM t_job j"
+        " LEFT JOIN LATERAL (SELECT x FROM jsonb_array_elements(j.dag->'components') x"
+        "   WHERE x->>'name' = $2 LIMIT 1) comp ON true"
+        " LEFT JOIN t_component c ON c.component_name = comp.x->>'componentName'"
+        "   AND c.provider = comp.x->>'provider' AND c.version = comp.x->>'version'"
+        " LEFT JOIN t_provider p ON p.name = c.provider AND p.version = c.version"
+        "   AND p.device = c.device"
+        " WHERE j.job_id = $1 ORDER BY j.role";
+    const char *p[2] = {job_id, task_name};
+    return run_rows(st, sql, 2, p, cb, arg);
+}
+
+int store_task_insert(struct store *st, const char *job_id, const char *task_id,
+                      const char *task_name, const char *component, const char *provider,
+                      const char *version, const char *rows_json, db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "WITH r AS (SELECT * FROM jsonb_to_recordset($5::jsonb) AS x(role text, role_index int,"
+        "  container_name text, spec jsonb))"
+        ", ins AS (INSERT INTO t_task (job_id, task_id, role, role_index, task_name, component,"
+        "  provider, version, spec, status, container_name)"
+        "  SELECT $1, $2, r.role, r.role_index, $3, $4, $6, $7, r.spec, 'READY', r.container_name"
+        "  FROM r JOIN t_job j ON j.job_id = $1 AND j.role = r.role"
+        "  AND j.status NOT IN ('FINISHED','REJECTED')"
+        "  ON CONFLICT (job_id, task_id, role, role_index) DO NOTHING"
+        "  RETURNING role, role_index)"
+        ", ev AS (INSERT INTO t_event (entity, entity_id, to_status, channel, reason)"
+        "  SELECT 'task', $1 || '/' || $2 || '/' || role || '.' || role_index, 'READY', 'api',"
+        "  'task/start' FROM ins)"
+        " SELECT role, role_index FROM ins"
+        " UNION SELECT role, role_index FROM t_task WHERE job_id = $1 AND task_id = $2"
+        "  AND status = 'READY'";
+    const char *p[7] = {job_id, task_id, task_name, component, rows_json, provider, version};
+    return run_rows(st, sql, 7, p, cb, arg);
+}
+
+int store_task_poll(struct store *st, const char *task_id, const char *role, int role_index,
+                    db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT bfia_task_agg(array_agg(status::text)),"
+        " string_agg(NULLIF(error_text, ''), '; '), max(exit_code) FILTER (WHERE exit_code <> 0),"
+        " min(exit_code), right(string_agg(NULLIF(log_tail, ''), E'\\n'), 2048)"
+        " FROM t_task WHERE task_id = $1"
+        " AND ($2 = '' OR role = $2) AND ($3::int < 0 OR role_index = $3::int)";
+    char ix[16];
+    snprintf(ix, sizeof(ix), "%d", role_index);
+    const char *p[3] = {task_id, role, ix};
+    return run_rows(st, sql, 3, p, cb, arg);
+}
+
+/* The rows a task_change selects, locked: sel(job_id, task_id, role,
+ * role_index, old).  Fixed fragments chosen by c->sel: no text of the
+ * request ever becomes SQL. */
+static const char *const task_sel_sql[] = {
+    [TASK_SEL_ROW] =
+        "sel AS (SELECT job_id, task_id, role, role_index, status AS old FROM t_task"
+        "  WHERE job_id = $1::text AND task_id = $2::text AND role = $3::text AND role_index = $4::int"
+        "  AND ($9::text IS NULL OR $9::text IN (token_id, prev_token_id, env_token_id)) FOR UPDATE)",
+    [TASK_SEL_TASK] =
+        "sel AS (SELECT job_id, task_id, role, role_index, status AS old FROM t_task"
+        "  WHERE task_id = $2::text AND ($3::text = '' OR role = $3::text) AND ($4::int < 0 OR role_index = $4::int)"
+        "  AND ($9::text IS NULL OR $9::text IN (token_id, prev_token_id, env_token_id)) FOR UPDATE)",
+    [TASK_SEL_JOB] =
+        "sel AS (SELECT job_id, task_id, role, role_index, status AS old FROM t_task"
+        "  WHERE job_id = $1::text AND ($9::text IS NULL OR $9::text IN (token_id, prev_token_id,"
+        "  env_token_id)) FOR UPDATE)",
+    [TASK_SEL_DOWN] =
+        "jd AS (SELECT dag FROM t_job WHERE job_id = $1::text LIMIT 1)"
+        ", edges AS (SELECT c->>'name' AS task, split_part(i->>'key', '.', 1) AS up"
+        "  FROM jd, jsonb_array_elements(jd.dag->'components') c,"
+        "  jsonb_array_elements(coalesce(c->'input', '[]'::jsonb)) i)"
+        ", live AS (SELECT count(*) AS n FROM t_task WHERE job_id = $1::text AND task_name = $5::text"
+        "  AND status IN ('PENDING','READY','RUNNING'))"
+        ", down(task) AS (SELECT $5::text WHERE (SELECT n FROM live) > 0"
+        "  UNION SELECT e.task FROM edges e JOIN down d ON e.up = d.task)"
+        ", sel AS (SELECT job_id, task_id, role, role_index, status AS old FROM t_task"
+        "  WHERE job_id = $1::text AND task_name IN (SELECT task FROM down)"
+        "  AND ($9::text IS NULL OR $9::text IN (token_id, prev_token_id, env_token_id)) FOR UPDATE)",
+    [TASK_SEL_LIST] =
+        "l AS (SELECT * FROM jsonb_to_recordset($18::jsonb) AS x(job_id text, task_id text,"
+        "  role text, role_index int))"
+        ", sel AS (SELECT t.job_id, t.task_id, t.role, t.role_index, t.status AS old FROM t_task t"
+        "  JOIN l ON t.job_id = l.job_id AND t.task_id = l.task_id AND t.role = l.role"
+        "  AND t.role_index = l.role_index FOR UPDATE OF t)",
+};
+
+/*
+ * The write, common to every selector.  target: $6, or FAILED when the
+ * runner's exit code says SUCCESS but the component claimed FAILED.  A row
+ * moves when its status is in the from-set ($7), or (by exit code) when it
+ * was SUCCESS and the exit code says otherwise; with by_exit_code ($12) the
+ * details are written to every selected row.
+ */
+static const char task_set_tail[] =
+    /* every parameter has a type whichever selector is in use */
+    ", args AS (SELECT $1::text, $2::text, $3::text, $4::int, $5::text, $9::text, $18::jsonb)"
+    ", w AS (SELECT t.job_id, t.task_id, t.role, t.role_index, sel.old,"
+    "  CASE WHEN $12::text = 't' AND $6::text = 'SUCCESS' AND t.claimed_status = 'FAILED' THEN 'FAILED'"
+    "   ELSE $6::text END AS target FROM t_task t JOIN sel USING (job_id, task_id, role, role_index))"
+    ", m AS (SELECT w.*, (w.old = ANY ($7::text[]) OR ($12::text = 't' AND w.old = 'SUCCESS'"
+    "  AND w.target = 'FAILED')) AS moves FROM w)"
+    ", u AS (UPDATE t_task t SET"
+    "  status = CASE WHEN m.moves THEN m.target ELSE t.status END,"
+    "  status_channel = CASE WHEN m.moves THEN $8::text ELSE t.status_channel END,"
+    "  claimed_status = CASE WHEN $10::text = 't' THEN $6::text ELSE t.claimed_status END,"
+    "  container_id = coalesce($13::text, t.container_id),"
+    "  token_id = coalesce($14::text, t.token_id),"
+    "  prev_token_id = CASE WHEN $14::text IS NOT NULL THEN NULL ELSE t.prev_token_id END,"
+    "  env_token_id = coalesce($15::text, t.env_token_id),"
+    "  exit_code = CASE WHEN $16::int IS NOT NULL THEN $16::int ELSE t.exit_code END,"
+    "  oom_killed = coalesce($17::boolean, t.oom_killed),"
+    "  log_tail = coalesce($19::text, t.log_tail),"
+    "  error_text = CASE WHEN t.error_text = '' THEN coalesce(CASE WHEN $12::text = 't'"
+    "   AND m.target = 'FAILED' AND $6::text = 'SUCCESS' THEN 'the component reported FAILED'"
+    "   ELSE $11::text END, '') ELSE t.error_text END,"
+    "  start_time = CASE WHEN m.moves AND m.target = 'RUNNING' THEN coalesce(t.start_time, now())"
+    "   ELSE t.start_time END,"
+    "  end_time = CASE WHEN (m.moves AND m.target IN ('SUCCESS','FAILED')) OR $12::text = 't'"
+    "   THEN coalesce(t.end_time, now()) ELSE t.end_time END,"
+    "  status_updated_at = now()"
+    "  FROM m WHERE t.job_id = m.job_id AND t.task_id = m.task_id AND t.role = m.role"
+    "  AND t.role_index = m.role_index AND (m.moves OR $12::text = 't')"
+    "  RETURNING t.job_id, t.task_id, t.role, t.role_index, t.container_id, m.old,"
+    "  t.status::text AS new)"
+    ", j AS (UPDATE t_job SET status = 'FINISHED', end_time = now(),"
+    "  start_time = coalesce(start_time, now()), updated_at = now()"
+    "  WHERE $20::text = 't' AND job_id = $1::text AND status = ANY ($21::text[]) RETURNING role, status)"
+    ", ev AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+    "  SELECT 'task', job_id || '/' || task_id || '/' || role || '.' || role_index, old, new,"
+    "  $8::text, $22::text FROM u WHERE old IS DISTINCT FROM new"
+    "  UNION ALL SELECT 'job', $1::text || '/' || role, NULL, 'FINISHED', $8::text, $22::text FROM j)"
+    " SELECT (SELECT count(*) FROM t_job WHERE job_id = $1::text)::text,"
+    "  (SELECT count(*) FROM sel)::text, (SELECT count(*) FROM u WHERE old IS DISTINCT FROM new)::text,"
+    "  NULL, NULL, NULL, NULL"
+    " UNION ALL SELECT job_id, task_id, role, role_index::text, container_id, old, new FROM u";
+
+int store_task_set(struct store *st, const struct task_change *c, db_rows_cb cb, void *arg)
+{
+    static char *sql[GW_ARRAY_LEN(task_sel_sql)];
+    if ((unsigned)c->sel >= GW_ARRAY_LEN(task_sel_sql))
+        return GW_EINVAL;
+    if (!sql[c->sel])
+        sql[c->sel] = gw_xasprintf("WITH RECURSIVE %s%s", task_sel_sql[c->sel], task_set_tail);
+    char ix[16];
+    snprintf(ix, sizeof(ix), "%d", c->role_index);
+    const char *p[22] = {c->job_id,
+                         c->task_id,
+                         c->role ? c->role : "",
+                         ix,
+                         c->task_name,
+                         task_state_name(c->to),
+                         task_from_set(c->to),
+                         state_channel_name(c->channel),
+                         c->token_jti,
+                         c->claim ? "t" : "f",
+                         c->error_text,
+                         c->by_exit_code ? "t" : "f",
+                         c->container_id,
+                         c->token_id,
+                         c->env_token_id,
+                         c->exit_code,
+                         c->oom,
+                         c->list,
+                         c->log_tail,
+                         c->finish_job ? "t" : "f",
+                         job_from_set(JOB_STATE_FINISHED),
+                         c->reason ? c->reason : ""};
+    struct call *k = gw_xcalloc(1, sizeof(*k));
+    k->shape = SHAPE_TASKS;
+    k->rows_cb = cb;
+    k->arg = arg;
+    k->entity = "task";
+    k->to = task_state_name(c->to);
+    k->reason = c->reason ? gw_xstrdup(c->reason) : NULL;
+    return run(st, k, sql[c->sel], 22, p);
+}
+
+int store_task_claim(struct store *st, const char *task_id, const char *role, int role_index,
+                     enum task_state status, db_rows_cb cb, void *arg)
+{
+    /* Not a status change: the claim waits in claimed_status for the exit
+     * code, and the event says so. */
+    static const char sql[] =
+        "WITH m AS (SELECT job_id, task_id, role, role_index, status FROM t_task WHERE task_id = $1"
+        "  AND ($2 = '' OR role = $2) AND ($3::int < 0 OR role_index = $3::int))"
+        ", u AS (UPDATE t_task t SET claimed_status = $4, status_updated_at = now()"
+        "  FROM m WHERE $4 <> 'RUNNING' AND t.job_id = m.job_id AND t.task_id = m.task_id"
+        "  AND t.role = m.role AND t.role_index = m.role_index AND t.status = 'RUNNING'"
+        "  RETURNING t.job_id)"
+        ", ev AS (INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        "  SELECT 'task', m.job_id || '/' || m.task_id || '/' || m.role || '.' || m.role_index,"
+        "  m.status, m.status, 'callback', 'container claims ' || $4 || ' (held until exit code)'"
+        "  FROM m WHERE m.status = 'RUNNING' AND $4 <> 'RUNNING')"
+        " SELECT count(*), count(*) FILTER (WHERE status IN ('READY','RUNNING')) FROM m";
+    char ix[16];
+    snprintf(ix, sizeof(ix), "%d", role_index);
+    const char *p[4] = {task_id, role, ix, task_state_name(status)};
+    return run_rows(st, sql, 4, p, cb, arg);
+}
+
+int store_task_logs(struct store *st, const char *task_id, db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT status, container_id, log_tail FROM t_task WHERE task_id = $1"
+        " ORDER BY role, role_index";
+    const char *p[1] = {task_id};
+    return run_rows(st, sql, 1, p, cb, arg);
+}
+
+int store_push_state(struct store *st, const char *job_id, const char *task_id, db_rows_cb cb,
+                     void *arg)
+{
+    static const char sql[] =
+        "SELECT j.scheduler, j.sync_type, t.task_id, bfia_task_agg(array_agg(t.status::text)),"
+        " string_agg(DISTINCT t.role, ','), string_agg(NULLIF(t.error_text, ''), '; '),"
+        " coalesce(max(t.exit_code) FILTER (WHERE t.exit_code <> 0), min(t.exit_code)),"
+        " right(string_agg(NULLIF(t.log_tail, ''), E'\\n'), 2048) FROM t_task t"
+        " JOIN t_job j ON j.job_id = t.job_id AND j.role = t.role"
+        " WHERE t.job_id = $1 AND t.task_id = $2 GROUP BY j.scheduler, j.sync_type, t.task_id"
+        " LIMIT 1";
+    const char *p[2] = {job_id, task_id};
+    return run_rows(st, sql, 2, p, cb, arg);
+}
+
+int store_push_record(struct store *st, const char *job_id, const char *task_id,
+                      const char *acked_status, const char *error, store_change_cb cb, void *arg)
+{
+    static const char ack_sql[] =
+        "WITH u AS (INSERT INTO t_task_push (job_id, task_id, acked_status) VALUES ($1, $2, $3)"
+        " ON CONFLICT (job_id, task_id) DO UPDATE SET acked_status = $3, last_error = '',"
+        " updated_at = now() RETURNING 1)"
+        " SELECT NULL, true, $1::text, NULL, (SELECT count(*) FROM u)";
+    static const char err_sql[] =
+        "WITH u AS (INSERT INTO t_task_push (job_id, task_id, last_error) VALUES ($1, $2, $3)"
+        " ON CONFLICT (job_id, task_id) DO UPDATE SET last_error = $3, updated_at = now()"
+        " RETURNING 1)"
+        " SELECT NULL, true, $1::text, NULL, (SELECT count(*) FROM u)";
+    const char *p[3] = {job_id, task_id, acked_status ? acked_status : error};
+    return run_change(st, acked_status ? ack_sql : err_sql, 3, p, cb, arg);
+}
+
+int store_push_pending(struct store *st, int limit, db_rows_cb cb, void *arg)
+{
+    /* Every task of a callback-mode job whose aggregate status (RUNNING,
+     * SUCCESS or FAILED) the scheduler has not acknowledged, once its last
+     * change is a few seconds old (the first push had its chance); jobs
+     * changed in the last day only. */
+    static const char sql[] =
+        "SELECT t.job_id, t.task_id FROM t_task t"
+        " JOIN t_job j ON j.job_id = t.job_id AND j.role = t.role AND j.sync_type = 'callback'"
+        " LEFT JOIN t_task_push p ON p.job_id = t.job_id AND p.task_id = t.task_id"
+        " WHERE t.status_updated_at > now() - interval '1 day'"
+        " GROUP BY t.job_id, t.task_id, p.acked_status"
+        " HAVING max(t.status_updated_at) < now() - interval '3 seconds'"
+        "  AND bfia_task_agg(array_agg(t.status::text)) IN ('RUNNING', 'SUCCESS', 'FAILED')"
+        "  AND bfia_task_agg(array_agg(t.status::text)) IS DISTINCT FROM p.acked_status"
+        " LIMIT $1::int";
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[1] = {lim};
+    return run_rows(st, sql, 1, p, cb, arg);
+}
+
+/* ---- the runner's rows ---------------------------------------------------------------- */
+
+int store_task_spec(struct store *st, const char *job_id, const char *task_id, const char *role,
+                    int role_index, db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT container_name, spec::text FROM t_task WHERE job_id = $1 AND task_id = $2"
+        " AND role = $3 AND role_index = $4::int AND status = 'READY'"
+        " AND container_name IS NOT NULL";
+    char ix[16];
+    snprintf(ix, sizeof(ix), "%d", role_index);
+    const char *p[4] = {job_id, task_id, role, ix};
+    return run_rows(st, sql, 4, p, cb, arg);
+}
+
+int store_task_token(struct store *st, const char *job_id, const char *task_id, const char *role,
+                     int role_index, const char *container_id, const char *jti, db_rows_cb cb,
+                     void *arg)
+{
+    static const char sql[] =
+        "UPDATE t_task SET prev_token_id = token_id, token_id = $6"
+        " WHERE job_id = $1 AND task_id = $2 AND role = $3 AND role_index = $4::int"
+        " AND status = 'RUNNING' AND container_id = $5 RETURNING 1";
+    char ix[16];
+    snprintf(ix, sizeof(ix), "%d", role_index);
+    const char *p[6] = {job_id, task_id, role, ix, container_id, jti};
+    return run_rows(st, sql, 6, p, cb, arg);
+}
+
+int store_task_containers(struct store *st, db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT job_id, task_id, role, role_index, status, container_name, spec::text FROM t_task"
+        " WHERE status IN ('READY','RUNNING') OR container_name IS NOT NULL AND"
+        " end_time > now() - interval '7 days'";
+    return run_rows(st, sql, 0, NULL, cb, arg);
+}
+
+int store_orphans(struct store *st, const char *names_json, db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "INSERT INTO t_event (entity, entity_id, from_status, to_status, channel, reason)"
+        " SELECT 'container', n, 'running', 'removed', 'reconcile', 'orphan: no live task row'"
+        " FROM jsonb_array_elements_text($1::jsonb) n RETURNING 1";
+    const char *p[1] = {names_json};
+    return run_rows(st, sql, 1, p, cb, arg);
+}
+
+/* ---- the runner's store interface (container/runner.h) ----------------------- */
+
+static int rs_spec(void *ctx, const struct runner_key *k, db_rows_cb cb, void *arg)
+{
+    return store_task_spec(ctx, k->job_id, k->task_id, k->role, k->role_index, cb, arg);
+}
+
+static int rs_running(void *ctx, const struct runner_launch_rec *l, db_rows_cb cb, void *arg)
+{
+    char *reason = gw_xasprintf("container %s", l->container_name ? l->container_name : "");
+    struct task_change c = {.sel = TASK_SEL_ROW,
+                            .job_id = l->k->job_id,
+                            .task_id = l->k->task_id,
+                            .role = l->k->role,
+                            .role_index = l->k->role_index,
+                            .to = TASK_STATE_RUNNING,
+                            .channel = STATE_CHANNEL_API,
+                            .reason = reason,
+                            .container_id = l->container_id,
+                            .token_id = l->token_jti,
+                            .env_token_id = l->env_token_jti};
+    int rc = store_task_set(ctx, &c, cb, arg);
+    free(reason);
+    return rc;
+}
+
+static int rs_finished(void *ctx, const struct runner_outcome *o, db_rows_cb cb, void *arg)
+{
+    enum task_state to;
+    if (!task_state_parse(o->status, &to) || !task_state_is_terminal(to))
+        return GW_EINVAL;
+    struct task_change c = {.sel = TASK_SEL_ROW,
+                            .job_id = o->k->job_id,
+                            .task_id = o->k->task_id,
+                            .role = o->k->role,
+                            .role_index = o->k->role_index,
+                            .to = to,
+                            .channel = STATE_CHANNEL_EXIT_CODE,
+                            .reason = o->reason && *o->reason ? o->reason : "container exited",
+                            .error_text = o->reason,
+                            .by_exit_code = true,
+                            .exit_code = o->exit_code,
+                            .oom = o->oom ? "true" : "false",
+                            .log_tail = o->logs};
+    return store_task_set(ctx, &c, cb, arg);
+}
+
+static int rs_token(void *ctx, const struct runner_key *k, const char *container_id,
+                    const char *jti, db_rows_cb cb, void *arg)
+{
+    return store_task_token(ctx, k->job_id, k->task_id, k->role, k->role_index, container_id,
+                            jti, cb, arg);
+}
+
+static int rs_containers(void *ctx, db_rows_cb cb, void *arg)
+{
+    return store_task_containers(ctx, cb, arg);
+}
+
+static int rs_lost(void *ctx, const char *rows_json, db_rows_cb cb, void *arg)
+{
+    struct task_change c = {.sel = TASK_SEL_LIST,
+                            .list = rows_json,
+                            .role_index = -1,
+                            .to = TASK_STATE_FAILED,
+                            .channel = STATE_CHANNEL_RECONCILE,
+                            .reason = "container lost",
+                            .error_text = "container lost: it no longer exists on the engine "
+                                          "(removed while the gateway was down)"};
+    return store_task_set(ctx, &c, cb, arg);
+}
+
+static int rs_orphans(void *ctx, const char *names_json, db_rows_cb cb, void *arg)
+{
+    return store_orphans(ctx, names_json, cb, arg);
+}
+
+const struct runner_store_ops store_runner_ops = {
+    .spec = rs_spec,
+    .running = rs_running,
+    .finished = rs_finished,
+    .token = rs_token,
+    .containers = rs_containers,
+    .lost = rs_lost,
+    .orphans = rs_orphans,
+};

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 #include "gateway/compat.h"
+#include "gateway/db.h"
 #include "scheduler/state.h"
 
 struct db_pool;
@@ -49,20 +50,7 @@ struct store_change {
 };
 typedef void (*store_change_cb)(void *arg, const struct store_change *r);
 
-/* A list of text tuples: value (row, col) is v[row * cols + col], NULL for
- * SQL NULL. */
-struct store_rows {
-    int err;
-    const char *msg;
-    int n, cols;
-    const char *const *v;
-};
-typedef void (*store_rows_cb)(void *arg, const struct store_rows *r);
-
-static inline const char *store_rows_get(const struct store_rows *r, int row, int col)
-{
-    return r->v[row * r->cols + col];
-}
+/* Lists of text tuples are struct db_rows (gateway/db.h). */
 
 /* ---- scheduler side: t_schedule_job, t_schedule_task ----------------------- */
 
@@ -152,19 +140,19 @@ int store_stask_note(struct store *st, const char *job_id, const char *task_id, 
 
 /** Claim task/start of a task: rows (node_id) of the READY parties not yet sent. */
 int store_stask_claim(struct store *st, const char *job_id, const char *task_id,
-                      store_rows_cb cb, void *arg) GW_MUSTCHECK;
+                      db_rows_cb cb, void *arg) GW_MUSTCHECK;
 
 /** Rows to poll: (task_id, node_id, resend_ok 't'/'f', first role) of live party rows
  *  (RUNNING, or READY with task/start sent); resend_ok when sent over stale_s ago. */
-int store_stask_poll_targets(struct store *st, const char *job_id, int stale_s, store_rows_cb cb,
+int store_stask_poll_targets(struct store *st, const char *job_id, int stale_s, db_rows_cb cb,
                              void *arg) GW_MUSTCHECK;
 
 /** Jobs this node schedules that are READY or RUNNING: rows (job_id). */
-int store_sjob_live(struct store *st, store_rows_cb cb, void *arg) GW_MUSTCHECK;
+int store_sjob_live(struct store *st, db_rows_cb cb, void *arg) GW_MUSTCHECK;
 
 /** Ended jobs (last day, at most limit) with parties that have not
  *  acknowledged job/stop: rows (job_id, JSON array of those parties). */
-int store_sjob_stops_pending(struct store *st, int limit, store_rows_cb cb,
+int store_sjob_stops_pending(struct store *st, int limit, db_rows_cb cb,
                              void *arg) GW_MUSTCHECK;
 
 /** Record that node acknowledged job/stop of job_id.  cb may be NULL. */
@@ -173,7 +161,7 @@ int store_sjob_stop_acked(struct store *st, const char *job_id, const char *node
 
 /** roleList (JSON text or NULL) of each component of components_json (a JSON
  *  array of {componentName, provider, version}), in order: rows (role_list). */
-int store_component_roles(struct store *st, const char *components_json, store_rows_cb cb,
+int store_component_roles(struct store *st, const char *components_json, db_rows_cb cb,
                           void *arg) GW_MUSTCHECK;
 
 struct sjob_new {
@@ -192,23 +180,142 @@ struct sjob_new {
 int store_sjob_insert(struct store *st, const struct sjob_new *n, store_change_cb cb,
                       void *arg) GW_MUSTCHECK;
 
+/* ---- partner side: t_job, t_task ---------------------------------------------- */
+
+struct job_new {
+    const char *job_id, *flow_id;
+    const char *dag, *config; /* JSON text */
+    const char *initiator, *scheduler, *sync_type;
+    const char *roles;        /* JSON array of this node's roles */
+    const char *by;
+};
+/** job/create: one t_job row per local role.  Rows: one (inserted count, missing
+ *  components "prov/comp@ver, ..." or NULL, stored rows' digest of dag+config+roles
+ *  or NULL, this request's digest). */
+int store_job_create(struct store *st, const struct job_new *n, db_rows_cb cb,
+                     void *arg) GW_MUSTCHECK;
+
+/** job/start: every local role READY -> RUNNING.  Rows: one (rows of the job, rows
+ *  finished). */
+int store_job_start(struct store *st, const char *job_id, const char *by, db_rows_cb cb,
+                    void *arg) GW_MUSTCHECK;
+
+/** task/start's context: rows (role, job status, dag, config, component description,
+ *  image digest, provider, version, image, scheduler) per local role. */
+int store_task_context(struct store *st, const char *job_id, const char *task_name,
+                       db_rows_cb cb, void *arg) GW_MUSTCHECK;
+
+/** Insert READY rows (rows_json: [{role, role_index, container_name, spec}]) of a
+ *  live job; rows: (role, role_index) of the READY rows of the task now. */
+int store_task_insert(struct store *st, const char *job_id, const char *task_id,
+                      const char *task_name, const char *component, const char *provider,
+                      const char *version, const char *rows_json, db_rows_cb cb,
+                      void *arg) GW_MUSTCHECK;
+
+/** task/poll: one row (aggregate status or NULL, error texts, highest non-zero exit
+ *  code, lowest exit code, log tail).  role "" and role_index < 0 match any. */
+int store_task_poll(struct store *st, const char *task_id, const char *role, int role_index,
+                    db_rows_cb cb, void *arg) GW_MUSTCHECK;
+
+/* Which t_task rows a change concerns. */
+enum task_sel {
+    TASK_SEL_ROW,  /* job_id, task_id, role, role_index */
+    TASK_SEL_TASK, /* task_id; role "" and role_index < 0 match any */
+    TASK_SEL_JOB,  /* job_id: every row */
+    TASK_SEL_DOWN, /* job_id, task_name and its downstream tasks (the stored DAG), only
+                      when task_name still has a live row here */
+    TASK_SEL_LIST, /* list: JSON [{job_id, task_id, role, role_index}] */
+};
+
+struct task_change {
+    enum task_sel sel;
+    const char *job_id, *task_id, *role, *task_name, *list;
+    int role_index;
+    enum task_state to;
+    enum state_channel channel;
+    const char *reason;       /* t_event reason */
+    const char *error_text;   /* set when the row has none */
+    const char *token_jti;    /* only rows holding this launch token (callbacks) */
+    bool claim;               /* claimed_status = to */
+    bool by_exit_code;        /* the runner's final write: a FAILED claim turns SUCCESS into
+                                 FAILED, the exit code overrules a SUCCESS claimed earlier
+                                 (task_step_ok_by_exit), and the details below are written
+                                 whatever the status */
+    bool finish_job;          /* TASK_SEL_JOB: the job's t_job rows become FINISHED too */
+    /* details */
+    const char *container_id, *token_id, *env_token_id; /* a launch */
+    const char *exit_code;    /* decimal, or NULL */
+    const char *oom;          /* "true"/"false", or NULL */
+    const char *log_tail;
+};
+
+/**
+ * The one writer of t_task statuses (and of t_job's FINISHED by a stop).
+ * Rows: first a summary (t_job rows of job_id, rows selected, rows moved),
+ * then one row per row written: (job_id, task_id, role, role_index,
+ * container_id, old status, new status).
+ */
+int store_task_set(struct store *st, const struct task_change *c, db_rows_cb cb,
+                   void *arg) GW_MUSTCHECK;
+
+/** An unauthenticated container callback's claim, held for the exit code: rows: one
+ *  (rows matched, rows live). */
+int store_task_claim(struct store *st, const char *task_id, const char *role, int role_index,
+                     enum task_state status, db_rows_cb cb, void *arg) GW_MUSTCHECK;
+
+/** Logs of a task: rows (status, container_id, log_tail) by role. */
+int store_task_logs(struct store *st, const char *task_id, db_rows_cb cb, void *arg) GW_MUSTCHECK;
+
+/** What to push to the scheduler: one row (scheduler, sync_type, task_id, aggregate
+ *  status, roles, error texts, exit code, log tail) or none. */
+int store_push_state(struct store *st, const char *job_id, const char *task_id, db_rows_cb cb,
+                     void *arg) GW_MUSTCHECK;
+/** The scheduler acknowledged acked_status (or, acked_status NULL, refused with
+ *  error).  cb may be NULL. */
+int store_push_record(struct store *st, const char *job_id, const char *task_id,
+                      const char *acked_status, const char *error, store_change_cb cb,
+                      void *arg) GW_MUSTCHECK;
+/** Pushes to send again: rows (job_id, task_id). */
+int store_push_pending(struct store *st, int limit, db_rows_cb cb, void *arg) GW_MUSTCHECK;
+
+/* ---- the runner's rows ----------------------------------------------------------- */
+
+/** A READY row's launch: rows (container_name, spec). */
+int store_task_spec(struct store *st, const char *job_id, const char *task_id, const char *role,
+                    int role_index, db_rows_cb cb, void *arg) GW_MUSTCHECK;
+/** The running container got a new launch token: rows: one (1) when recorded. */
+int store_task_token(struct store *st, const char *job_id, const char *task_id,
+                     const char *role, int role_index, const char *container_id,
+                     const char *jti, db_rows_cb cb, void *arg) GW_MUSTCHECK;
+/** Rows that may own a container: (job_id, task_id, role, role_index, status,
+ *  container_name, spec). */
+int store_task_containers(struct store *st, db_rows_cb cb, void *arg) GW_MUSTCHECK;
+/** Record orphan containers removed (JSON array of names) in t_event. */
+int store_orphans(struct store *st, const char *names_json, db_rows_cb cb,
+                  void *arg) GW_MUSTCHECK;
+
+/** The runner's store (container/runner.h) over these statements; ctx is a
+ *  struct store *. */
+struct runner_store_ops;
+extern const struct runner_store_ops store_runner_ops;
+
 /* ---- reads for the API (routes/) ---------------------------------------------- */
 
 /** Interconn status_all: rows (job status, {task_name: status}, {task_id: status}). */
-int store_sjob_status(struct store *st, const char *job_id, store_rows_cb cb,
+int store_sjob_status(struct store *st, const char *job_id, db_rows_cb cb,
                       void *arg) GW_MUSTCHECK;
 
 /** Platform status_all: one row, the JSON document (NULL when no such job): the
  *  scheduler's view when this node schedules the job, else the local rows. */
-int store_job_detail(struct store *st, const char *job_id, store_rows_cb cb,
+int store_job_detail(struct store *st, const char *job_id, db_rows_cb cb,
                      void *arg) GW_MUSTCHECK;
 
 /** query_job_list: rows (job_id, status), flow_id NULL for all. */
-int store_job_list(struct store *st, const char *flow_id, store_rows_cb cb,
+int store_job_list(struct store *st, const char *flow_id, db_rows_cb cb,
                    void *arg) GW_MUSTCHECK;
 
 /** The scheduler of job_id as this node knows it: rows (scheduler), none if unknown. */
-int store_scheduler_of(struct store *st, const char *job_id, store_rows_cb cb,
+int store_scheduler_of(struct store *st, const char *job_id, db_rows_cb cb,
                        void *arg) GW_MUSTCHECK;
 
 #endif

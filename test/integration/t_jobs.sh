@@ -250,9 +250,15 @@ r=$(curl -s -H 'x-node-id: '$B -H 'Content-Type: application/json' --data-binary
 expect repeated_identical_callback_success "$(code_of "$r")" 0
 r=$(curl -s -H 'Content-Type: application/json' --data-binary "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/task/callback")
 expect callback_without_node_header_refused "$(code_of "$r")" 5001
-body=$(jq -c --arg j "$J" '{job_id:$j, dag, config, flow_id:"", scheduler:"'$A'"}' deploy/demo/job.json)
+# a repeat of the stored job/create (a retry after a lost reply) succeeds;
+# any other DAG, config or role set for the same job id is refused
+body=$(psql_db jb -c "SELECT json_build_object('job_id', job_id, 'dag', dag, 'config', config, 'flow_id', flow_id, 'scheduler', scheduler) FROM t_job WHERE job_id='$J' LIMIT 1")
 r=$(api POST "$PB" /v1/interconn/schedule/job/create "$body")
 expect repeated_job_create_success "$(code_of "$r")" 0
+n0=$(psql_db jb -c "SELECT count(*), min(dag::text) = max(dag::text) FROM t_job WHERE job_id='$J'")
+r=$(api POST "$PB" /v1/interconn/schedule/job/create "$(printf '%s' "$body" | jq -c '.config.task_params.host["0"].hash_ids_0.dataset_id = "demo#other"')")
+expect changed_job_create_refused "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg | cut -d: -f1)" "5003 job_id"
+expect changed_job_create_changes_nothing "$(psql_db jb -c "SELECT count(*), min(dag::text) = max(dag::text) FROM t_job WHERE job_id='$J'")" "$n0"
 
 # --- bad input changes nothing --------------------------------------------------
 jobs_before=$(psql_db ja -c "SELECT count(*) FROM t_schedule_job")

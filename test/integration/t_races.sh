@@ -77,10 +77,10 @@ expect stop_during_start_slow_party_row_failed "$(psql_db ra -c "SELECT status F
 
 revive
 # 3. the partner itself sends stop_all while its own task/start is pending
-r=$(submit "$PA" "$(job_json callback ".config.role.host = [\"$Y\"]")")
+r=$(submit "$PA" "$(job_json callback ".config.role.host = [\"$Z\"]")")
 J3=$(job_of "$r")
 sleep 0.8
-r=$(curl -s -H "x-node-id: $Y" -H 'Content-Type: application/json' -d "{\"job_id\":\"$J3\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/job/stop_all")
+r=$(curl -s -H "x-node-id: $Z" -H 'Content-Type: application/json' -d "{\"job_id\":\"$J3\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/job/stop_all")
 expect partner_stop_during_start_accepted "$(code_of "$r")" 0
 sleep 3.5
 check partner_stop_during_start_node_alive alive "$PA"

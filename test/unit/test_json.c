@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -148,6 +149,36 @@ static void test_ids(void **state)
     cJSON_Delete(j);
 }
 
+/* Log tails keep their text: valid UTF-8 (Chinese log lines) stays as it
+ * is, and only NUL and broken sequences are replaced. */
+static void test_utf8_clean(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *out;
+    } cases[] = {
+        {"plain ascii", 11, "plain ascii"},
+        {"\xe4\xbb\xbb\xe5\x8a\xa1\xe5\xa4\xb1\xe8\xb4\xa5", 12,
+         "\xe4\xbb\xbb\xe5\x8a\xa1\xe5\xa4\xb1\xe8\xb4\xa5"}, /* 任务失败 */
+        {"a\0b", 3, "a\xef\xbf\xbd" "b"},
+        {"\xa1\xbbx", 3, "\xef\xbf\xbd\xef\xbf\xbdx"},       /* a cut at the front */
+        {"x\xe4\xbb", 3, "x\xef\xbf\xbd\xef\xbf\xbd"},       /* a cut at the end */
+        {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},         /* overlong '/' */
+        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
+        {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},         /* 4-byte emoji */
+        {"\xf4\x90\x80\x80", 4,
+         "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* > U+10FFFF */
+        {"", 0, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *o = json_utf8_clean(cases[i].in, cases[i].n);
+        assert_string_equal(o, cases[i].out);
+        free(o);
+    }
+}
+
 int main(void)
 {
     json_init();
@@ -155,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors),   cmocka_unit_test(test_get_str),
         cmocka_unit_test(test_get_int_bool),   cmocka_unit_test(test_get_obj_arr),
         cmocka_unit_test(test_add_str_never_null), cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_utf8_clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "routes/pollcache.h"
+#include "scheduler/pollcache.h"
 
 static const char *const RUNNING[POLLCACHE_NVALS] = {"RUNNING", NULL, NULL, NULL, NULL};
 static const char *const DONE[POLLCACHE_NVALS] = {"SUCCESS", "", NULL, "0", "tail"};

@@ -29,8 +29,8 @@
  *
  * Loop-thread only.
  */
-#ifndef GW_ROUTES_POLLCACHE_H
-#define GW_ROUTES_POLLCACHE_H
+#ifndef GW_SCHEDULER_POLLCACHE_H
+#define GW_SCHEDULER_POLLCACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>

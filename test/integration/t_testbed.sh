@@ -73,7 +73,7 @@ docker create --name "$NAME-sentinel" --label "org.bfia.test=$NAME" --network no
 nets_before=$(docker network ls -q)
 
 t0=$(date +%s%3N)
-make -s testbed >"$T_ROOT/testbed-up.log" 2>&1
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s testbed >"$T_ROOT/testbed-up.log" 2>&1
 rc=$?
 t1=$(date +%s%3N)
 expect make_testbed_exit "$rc" 0
@@ -116,7 +116,7 @@ expect unsigned_call_refused "$(code_of "$r")" 5004
 # --- reuse ------------------------------------------------------------------------
 ids_before="$(cid a gateway) $(cid a postgres) $(cid b gateway) $(cid b postgres)"
 t0=$(date +%s%3N)
-make -s testbed >"$T_ROOT/testbed-reuse.log" 2>&1
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s testbed >"$T_ROOT/testbed-reuse.log" 2>&1
 expect make_testbed_again_exit "$?" 0
 t1=$(date +%s%3N)
 echo "make testbed on the running testbed: $((t1 - t0)) ms"
@@ -178,7 +178,7 @@ check pg_restart_connection_loss_logged sh -c "(cd '$TB/b' && docker-compose log
 
 # --- make testbed-down --------------------------------------------------------------
 expect tasks_left_before_down "$(ours_tasks)" 0
-make -s testbed-down >"$T_ROOT/testbed-down.log" 2>&1
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s testbed-down >"$T_ROOT/testbed-down.log" 2>&1
 expect make_testbed_down_exit "$?" 0
 expect down_no_container "$(ours_containers)" 0
 expect down_no_volume "$(ours_volumes)" 0
@@ -193,6 +193,6 @@ check down_left_other_volume docker volume inspect "$NAME-sentinel"
 check down_left_images docker image inspect "$GWI" "$PGI"
 docker rm -f "$NAME-sentinel" >/dev/null 2>&1
 docker volume rm "$NAME-sentinel" >/dev/null 2>&1
-make -s testbed-down >"$T_ROOT/testbed-down2.log" 2>&1
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s testbed-down >"$T_ROOT/testbed-down2.log" 2>&1
 expect down_twice_is_harmless "$?" 0
 exit 0

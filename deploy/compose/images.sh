@@ -30,7 +30,8 @@
 # mtime) and this script; when only the gateway binary changed, only its
 # small top layer is rebuilt and loaded (the engine keeps the base layer).
 # An image the engine already has under its tag is not loaded again.
-# Older tags of our images are removed unless a container still uses them.
+# Older tags of our images are removed when a new one is loaded, unless a
+# container still uses them or they were loaded within the hour.
 set -eu
 cd "$(dirname "$0")/../.."
 HOST=${1:?usage: images.sh DOCKER_HOST_URL}
@@ -142,6 +143,8 @@ image() {
     have=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
     if [ "$have" = "sha256:$id" ]; then
         say "$tag present (reused)"
+        # tagging it again marks it as in use now (Metadata.LastTagTime)
+        docker tag "$tag" "$tag" >/dev/null 2>&1 || true
     else
         A="$W/archive-$name"
         mkdir -p "$A"
@@ -164,10 +167,16 @@ image() {
             exit 1
         fi
         say "$tag loaded in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-        # older tags of this image: untag those no container uses
+        docker tag "$tag" "$tag" >/dev/null 2>&1 || true
+        # older tags of this image: remove those no container uses and that
+        # were not loaded in the last hour (another checkout's run may be
+        # about to start containers from its own)
+        now=$(date +%s)
         docker image ls --format '{{.Repository}}:{{.Tag}}' --filter "label=org.bfia.testbed.image=$name" |
             while read -r old; do
                 [ "$old" = "$tag" ] && continue
+                lt=$(docker image inspect -f '{{.Metadata.LastTagTime.Unix}}' "$old" 2>/dev/null || echo 0)
+                [ $((now - lt)) -gt 3600 ] || continue
                 docker image rm "$old" >/dev/null 2>&1 || true
             done
     fi

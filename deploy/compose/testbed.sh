@@ -94,9 +94,30 @@ party_psql() {
     docker exec "$(cid "$1" postgres)" psql -X -q -t -A -U postgres -d bfia -c "$2"
 }
 
-# parties: "name node port" lines of the first N parties of the description.
-parties() {
-    grep -v '^[[:space:]]*#' "$DESC" | awk 'NF >= 3 { print $1, $2, $3 }' | head -n "$N"
+# check_desc: the first N parties of the description, checked, into
+# $TB/parties.new ("name node port" lines); exit 2 naming the fault.
+check_desc() {
+    bad() { echo "testbed: $DESC: $*" >&2; rm -f "$TB/parties.new"; exit 2; }
+    case "$N" in *[!0-9]* | "" | 0 | 1) echo "testbed: PARTIES must be a number, 2 or more: '$N'" >&2; exit 2 ;; esac
+    [ -f "$DESC" ] || { echo "testbed: no description file $DESC" >&2; exit 2; }
+    grep -v '^[[:space:]]*#' "$DESC" | awk 'NF > 0' | head -n "$N" >"$TB/parties.new"
+    [ "$(wc -l <"$TB/parties.new")" -eq "$N" ] || bad "fewer than $N parties (PARTIES=$N)"
+    while read -r p node port extra; do
+        [ -z "${extra:-}" ] || bad "party $p: expected NAME NODE_ID PORT, got more"
+        case "$p" in *[!a-z0-9]* | "") bad "party name '$p': use 1 to 16 of [a-z0-9]" ;; esac
+        [ ${#p} -le 16 ] || bad "party name '$p': use 1 to 16 of [a-z0-9]"
+        case "$node" in *[!A-Za-z0-9_.-]* | "") bad "party $p: node id '$node': use 1 to 64 of [A-Za-z0-9_.-]" ;; esac
+        [ ${#node} -le 64 ] || bad "party $p: node id '$node': use 1 to 64 of [A-Za-z0-9_.-]"
+        case "${port:-}" in *[!0-9]* | "") bad "party $p: port '${port:-}' is not a number" ;; esac
+        [ ${#port} -le 5 ] && [ "$port" -ge 1024 ] && [ "$port" -le 65535 ] ||
+            bad "party $p: port $port is not in 1024..65535"
+    done <"$TB/parties.new"
+    for col in 1 2 3; do
+        dup=$(awk -v c=$col '{ print $c }' "$TB/parties.new" | sort | uniq -d | head -n 1)
+        [ -z "$dup" ] || bad "'$dup' is used by two parties (names, node ids and ports must differ)"
+    done
+    awk '{ print $1, $2, $3 }' "$TB/parties.new" >"$TB/parties.ok"
+    mv "$TB/parties.ok" "$TB/parties.new"
 }
 
 # existing party directories (what down removes)
@@ -137,13 +158,8 @@ engine() {
 # is rewritten in place (its bind mount follows the inode) and a running
 # gateway is told to reload it (SIGHUP) when it changed.
 gen() {
-    parties >"$TB/parties"
-    [ "$(wc -l <"$TB/parties")" -ge 2 ] || { echo "testbed: need at least 2 parties in $DESC" >&2; exit 2; }
-    [ "$(wc -l <"$TB/parties")" -eq "$N" ] || { echo "testbed: $DESC has fewer than $N parties" >&2; exit 2; }
+    mv "$TB/parties.new" "$TB/parties"
     while read -r p node port; do
-        case "$p" in *[!a-z0-9]* | "") echo "testbed: party name '$p': use [a-z0-9]" >&2; exit 2 ;; esac
-        case "$node" in *[!A-Za-z0-9_.-]* | "") echo "testbed: node id '$node' is not valid" >&2; exit 2 ;; esac
-        case "$port" in *[!0-9]* | "") echo "testbed: port '$port' is not a number" >&2; exit 2 ;; esac
         pd="$TB/$p"
         mkdir -p "$pd/data/keys"
         if [ ! -f "$pd/data/keys/node-es256.pem" ]; then
@@ -207,6 +223,7 @@ wait_ready() { # PORT PARTY_DIR SECONDS
 }
 
 up() {
+    check_desc
     step "Docker engine"
     engine
     echo "ok: $DK"

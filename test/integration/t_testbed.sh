@@ -66,6 +66,40 @@ expect images_reproducible "$imgs2" "$imgs"
 check images_not_reloaded_when_present sh -c "! grep -q 'loaded in' '$T_ROOT/images2.log'"
 rm -rf "$T_ROOT/imgcache"
 
+# --- a bad description is refused, naming the fault, and starts nothing ---------
+# bad_desc NAME CONTENT WANT_EXIT WANT_TEXT [VAR=value]
+bad_desc() {
+    printf "$2" >"$T_ROOT/bad.conf"
+    _out=$(env TESTBED_PARTIES_FILE="$T_ROOT/bad.conf" ${5:-} sh deploy/compose/testbed.sh up 2>&1)
+    _rc=$?
+    if [ "$_rc" = "$3" ] && printf '%s' "$_out" | grep -q "$4"; then
+        pass "$1"
+    else
+        fail "$1" "exit $_rc, output: $(printf '%s' "$_out" | tail -n 2 | tr '\n' ' ')"
+    fi
+}
+bad_desc desc_port_not_number "a $A 1831x\nb $B $PB\n" 2 "port '1831x' is not a number"
+bad_desc desc_port_out_of_range "a $A 80\nb $B $PB\n" 2 "port 80 is not in 1024..65535"
+bad_desc desc_port_twice "a $A $PA\nb $B $PA\n" 2 "'$PA' is used by two parties"
+bad_desc desc_node_twice "a $A $PA\nb $A $PB\n" 2 "'$A' is used by two parties"
+bad_desc desc_bad_node_id "a JG/01 $PA\nb $B $PB\n" 2 "node id 'JG/01'"
+bad_desc desc_bad_name "A $A $PA\nb $B $PB\n" 2 "party name 'A'"
+bad_desc desc_extra_field "a $A $PA x\nb $B $PB\n" 2 "expected NAME NODE_ID PORT"
+bad_desc desc_too_few "a $A $PA\n" 2 "fewer than 2 parties"
+bad_desc desc_three_of_two "a $A $PA\nb $B $PB\n" 2 "fewer than 3 parties" PARTIES=3
+bad_desc desc_parties_not_number "a $A $PA\nb $B $PB\n" 2 "PARTIES must be a number" PARTIES=two
+# a port some other process listens on
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); time.sleep(60)' "$PA" &
+NCPID=$!
+i=0
+while [ -z "$(ss -Htln "sport = :$PA")" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+bad_desc desc_port_in_use "a $A $PA\nb $B $PB\n" 1 "port $PA (party a) is in use"
+kill "$NCPID" 2>/dev/null
+wait "$NCPID" 2>/dev/null
+expect bad_desc_started_no_container "$(ours_containers)" 0
+expect bad_desc_created_no_volume "$(ours_volumes)" 0
+
 # --- make testbed ---------------------------------------------------------------
 # a sentinel container and volume of our own: testbed-down must leave them
 docker volume create --label "org.bfia.test=$NAME" "$NAME-sentinel" >/dev/null

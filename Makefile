@@ -7,6 +7,10 @@
 #   make test       unit + integration tests under ASan+UBSan (test/run.sh)
 #   make demo       the main job: two nodes, a two-party job, outcome per party
 #   make providers  build and import the demo provider image (no registry)
+#   make images     build the testbed's gateway and PostgreSQL images (no registry)
+#   make testbed    a multi-party testbed in docker-compose (PARTIES=3 for three)
+#                   running a job across the parties; make testbed-down removes it
+#   make testbed-bench  cold and warm start-to-job-finished timings, 2 and 3 parties
 #   make run/stop   embedded default: private PostgreSQL under var/ + one gateway
 #   make bench      wrk benchmarks, prints figures
 #   make check      test plus static checks (banned calls on the loop, cppcheck)
@@ -56,7 +60,8 @@ FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=$(OUT)/test/replay_%)
 TOOL_SRC := $(wildcard test/support/*.c)
 TOOL_BIN := $(TOOL_SRC:test/support/%.c=$(OUT)/tools/%)
 
-.PHONY: all build deps test check bench run stop demo clean fuzz unit providers
+.PHONY: all build deps test check bench run stop demo clean fuzz unit providers images testbed \
+        testbed-down testbed-bench
 .DEFAULT_GOAL := all
 
 all build: $(OUT)/gateway $(OUT)/bfiactl
@@ -116,6 +121,22 @@ demo: deps all
 # The demo provider image, built offline and imported into the engine.
 providers: deps
 	sh deploy/providers/build.sh "$$(sh test/support/dockerd.sh ensure var/demo/docker)"
+
+# The testbed: one compose project per party (deploy/compose/), images
+# built from this machine's Debian packages with no registry.
+TESTBED_ENGINE = $$(sh test/support/dockerd.sh ensure $${TESTBED_DOCKER_STATE:-var/demo/docker})
+
+images: deps all
+	sh deploy/compose/images.sh "$(TESTBED_ENGINE)"
+
+testbed: deps all
+	sh deploy/compose/testbed.sh up
+
+testbed-down:
+	sh deploy/compose/testbed.sh down
+
+testbed-bench: deps all
+	sh test/bench/testbed.sh
 
 stop:
 	sh deploy/run.sh stop

@@ -31,7 +31,8 @@ stop_all() {
         fi
         rm -f $V/$n.pid
     done
-    sh test/support/dockerd.sh stop $V/docker >/dev/null 2>&1 || true
+    # a testbed (make testbed) may be running on the same private engine
+    [ -f var/testbed/parties ] || sh test/support/dockerd.sh stop $V/docker >/dev/null 2>&1 || true
     [ -d $V/pg ] && sh test/support/pg.sh stop $V/pg >/dev/null 2>&1 || true
 }
 

@@ -4,10 +4,16 @@
 # present.  Uses sudo when not root.  An already installed Docker engine
 # (Debian's docker.io, Docker CE, moby) is left alone: docker.io conflicts
 # with Docker CE.
+#
+# docker-compose: Debian's 1.29 (Python), for the multi-party testbed
+# (deploy/compose/, make testbed); it only needs the engine's API, so it works
+# with docker.io, Docker CE or moby.  openssl makes the testbed parties'
+# keys; binutils (strip) trims the binaries put into the testbed images.
 set -eu
 PKGS="build-essential pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev libpq-dev
 libssl-dev libyaml-dev libcmocka-dev postgresql postgresql-client curl jq wrk
-ca-certificates util-linux iproute2 busybox-static tar docker-registry apache2-utils"
+ca-certificates util-linux iproute2 busybox-static tar docker-registry apache2-utils
+docker-compose openssl binutils"
 
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

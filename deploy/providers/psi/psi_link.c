@@ -706,6 +706,8 @@ static void stop_threads(struct psi_link *l)
     pthread_mutex_lock(&l->mu);
     l->stop_recv = true;
     pthread_mutex_unlock(&l->mu);
+    if (l->t->ops->wake)
+        l->t->ops->wake(l->t->impl);
     pthread_join(l->receiver, NULL);
     l->started = false;
 }

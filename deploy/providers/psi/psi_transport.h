@@ -16,6 +16,7 @@
 #ifndef PSI_TRANSPORT_H
 #define PSI_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Results of push and pop (negative: errors). */
@@ -41,6 +42,9 @@ struct psi_transport_ops {
                char *err, size_t errlen);
     /** Free impl. */
     void (*free)(void *impl);
+    /** Optional (may be NULL): make a pop that is waiting now return soon,
+     * for a prompt shutdown.  Called from another thread than pop. */
+    void (*wake)(void *impl);
 };
 
 struct psi_transport {
@@ -73,6 +77,13 @@ struct psi_transport_http_cfg {
  * value (address not numeric host:port, a header value with CR/LF). */
 struct psi_transport *psi_transport_http_new(const struct psi_transport_http_cfg *cfg, char *err,
                                              size_t errlen);
+
+/** The exact request head the dialect-B client sends for a push of blen
+ * bytes (push) or a pop (pop_timeout_s seconds) on topic (for tests and
+ * documentation).  t must come from psi_transport_http_new().  Returns the
+ * length, or -1 if it does not fit in cap. */
+int psi_transport_http_head(const struct psi_transport *t, bool push, const char *topic, size_t blen,
+                            int pop_timeout_s, char *out, size_t cap);
 
 /* ---- in-process pair (tests, benchmark) --------------------------------------------------- */
 

@@ -32,6 +32,8 @@
  * at 128 MiB by default. */
 #define MAX_ANSWER (160u * 1024 * 1024)
 #define PUSH_HTTP_TIMEOUT_MS 20000 /* as the reference's http_timeout_ms */
+#define PUSH_PATH "/v1/interconn/chan/push"
+#define POP_PATH "/v1/interconn/chan/pop?timeout="
 
 struct http_tr {
     struct psi_http_conn *push_c, *pop_c;
@@ -64,19 +66,26 @@ static int transient_code(const char *code)
     return 0;
 }
 
-/* One request; classifies the outcome.  On PSI_TRANSPORT_GOT/OK *o holds
- * the parsed answer (payload owned by the caller). */
+/* The request head: shared by call() and psi_transport_http_head(). */
+static int format_head(const struct http_tr *h, const struct psi_http_conn *c, const char *path,
+                       const char *topic, size_t blen, char *out, size_t cap)
+{
+    int n = snprintf(out, cap,
+                     "POST %s%s HTTP/1.1\r\nHost: %s\r\n%sx-ptp-topic: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     psi_http_conn_path(c), path, psi_http_conn_hostport(c), h->fixed, topic, blen);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* One request; classifies the outcome.  On PSI_TRANSPORT_OK *o holds the
+ * parsed answer (payload owned by the caller). */
 static int call(struct http_tr *h, struct psi_http_conn *c, const char *path, const char *topic,
                 const unsigned char *body, size_t blen, int timeout_ms,
                 struct psi_wire_outbound *o, char *err, size_t errlen)
 {
     char head[8192];
-    int hl = snprintf(head, sizeof(head),
-                      "POST %s%s HTTP/1.1\r\nHost: %s\r\n%sx-ptp-topic: %s\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      psi_http_conn_path(c), path, psi_http_conn_hostport(c), h->fixed, topic, blen);
-    if (hl < 0 || (size_t)hl >= sizeof(head)) {
-        snprintf(err, errlen, "request headers too long");
+    if (!psi_http_header_safe(topic) || format_head(h, c, path, topic, blen, head, sizeof(head)) < 0) {
+        snprintf(err, errlen, "request headers too long or topic not a header value");
         return PSI_TRANSPORT_FATAL;
     }
     struct psi_http_resp r;
@@ -112,7 +121,7 @@ static int http_push(void *impl, const char *topic, const unsigned char *buf, si
     long backoff = 200;
     for (;;) {
         struct psi_wire_outbound o;
-        int rc = call(h, h->push_c, "/v1/interconn/chan/push", topic, buf, len, PUSH_HTTP_TIMEOUT_MS,
+        int rc = call(h, h->push_c, PUSH_PATH, topic, buf, len, PUSH_HTTP_TIMEOUT_MS,
                       &o, err, errlen);
         if (rc == PSI_TRANSPORT_OK) {
             free(o.payload);
@@ -140,7 +149,7 @@ static int http_pop(void *impl, const char *topic, int timeout_ms, unsigned char
     if (secs < 1)
         secs = 1;
     char path[64];
-    snprintf(path, sizeof(path), "/v1/interconn/chan/pop?timeout=%d", secs);
+    snprintf(path, sizeof(path), POP_PATH "%d", secs);
     struct psi_wire_outbound o;
     int rc = call(h, h->pop_c, path, topic, NULL, 0, secs * 1000 + 5000, &o, err, errlen);
     if (rc != PSI_TRANSPORT_OK)
@@ -170,7 +179,9 @@ static void http_free(void *impl)
     free(h);
 }
 
-static const struct psi_transport_ops http_ops = {http_push, http_pop, http_free};
+/* No wake: a pop ends within its 1 s timeout anyway, and interrupting a
+ * socket that another thread may be reopening is not worth the risk. */
+static const struct psi_transport_ops http_ops = {http_push, http_pop, http_free, NULL};
 
 struct psi_transport *psi_transport_http_new(const struct psi_transport_http_cfg *cfg, char *err,
                                              size_t errlen)
@@ -220,6 +231,18 @@ struct psi_transport *psi_transport_http_new(const struct psi_transport_http_cfg
     t->ops = &http_ops;
     t->impl = h;
     return t;
+}
+
+int psi_transport_http_head(const struct psi_transport *t, bool push, const char *topic, size_t blen,
+                            int pop_timeout_s, char *out, size_t cap)
+{
+    const struct http_tr *h = t->impl;
+    char path[64];
+    if (push)
+        snprintf(path, sizeof(path), PUSH_PATH);
+    else
+        snprintf(path, sizeof(path), POP_PATH "%d", pop_timeout_s);
+    return format_head(h, push ? h->push_c : h->pop_c, path, topic, blen, out, cap);
 }
 
 void psi_transport_free(struct psi_transport *t)

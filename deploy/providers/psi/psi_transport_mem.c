@@ -37,6 +37,7 @@ struct mem_end {
     long fail_after; /* < 0: never */
     long drop_after;
     bool dead;
+    bool woken;
 };
 
 struct psi_mem_hub *psi_mem_hub_new(void)
@@ -113,8 +114,8 @@ static int mem_push(void *impl, const char *topic, const unsigned char *buf, siz
         snprintf(err, errlen, "in-process transport: endpoint failed (fault injection)");
         return PSI_TRANSPORT_FATAL;
     }
-    if (e->fail_after > 0)
-        e->fail_after--;
+    if (e->fail_after > 0 && --e->fail_after == 0)
+        e->dead = true; /* this push is the last that gets through */
     if (e->drop_after == 0) {
         pthread_mutex_unlock(&h->mu);
         return PSI_TRANSPORT_OK;
@@ -161,10 +162,16 @@ static int mem_pop(void *impl, const char *topic, int timeout_ms, unsigned char 
     }
     pthread_mutex_lock(&h->mu);
     for (;;) {
-        if (e->dead) {
+        if (e->dead || e->fail_after == 0) {
+            e->dead = true;
             pthread_mutex_unlock(&h->mu);
             snprintf(err, errlen, "in-process transport: endpoint failed (fault injection)");
             return PSI_TRANSPORT_FATAL;
+        }
+        if (e->woken) {
+            e->woken = false;
+            pthread_mutex_unlock(&h->mu);
+            return PSI_TRANSPORT_OK;
         }
         struct mem_topic *t = topic_get(h, topic, false);
         if (t && t->head) {
@@ -188,7 +195,16 @@ static int mem_pop(void *impl, const char *topic, int timeout_ms, unsigned char 
 
 static void mem_free(void *impl) { free(impl); }
 
-static const struct psi_transport_ops mem_ops = {mem_push, mem_pop, mem_free};
+static void mem_wake(void *impl)
+{
+    struct mem_end *e = impl;
+    pthread_mutex_lock(&e->hub->mu);
+    e->woken = true;
+    pthread_cond_broadcast(&e->hub->cv);
+    pthread_mutex_unlock(&e->hub->mu);
+}
+
+static const struct psi_transport_ops mem_ops = {mem_push, mem_pop, mem_free, mem_wake};
 
 struct psi_transport *psi_transport_mem_new(struct psi_mem_hub *h)
 {

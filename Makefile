@@ -133,7 +133,7 @@ $(PSI_BENCH): $(OUT)/obj/test/bench/psi_bench.o $(PSI_OBJ) $(PSI_MEM_OBJ)
 build/providers/ecdh-psi: $(PSI_LIB_SRC) $(PSI_DIR)/psi_main.c $(PSI_PB_C) $(PSI_PB_H) $(wildcard $(PSI_DIR)/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -static -std=c11 -O2 -D_GNU_SOURCE $(PSI_INC) -DPSI_VERSION='"1.0.0"' -o $@ \
-	    $(filter %.c,$^) -Wl,--no-warnings $(PSI_LDLIBS)
+	    $(filter %.c,$^) -s -Wl,--no-warnings $(PSI_LDLIBS)
 
 unit: $(UNIT_BIN) $(FUZZ_REPLAY) $(TOOL_BIN)
 

@@ -232,8 +232,11 @@ static char **items_of(const char *csv, int col, size_t *n)
     char *save = NULL;
     char *line = strtok_r(copy, "\n", &save); /* header */
     while (line && (line = strtok_r(NULL, "\n", &save))) {
-        if (k == cap)
-            v = realloc(v, (cap *= 2) * sizeof(char *));
+        if (k == cap) {
+            char **nv = realloc(v, (cap *= 2) * sizeof(char *));
+            assert_non_null(nv);
+            v = nv;
+        }
         v[k++] = item_of(line, col);
     }
     free(copy);

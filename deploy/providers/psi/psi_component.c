@@ -198,9 +198,12 @@ int psi_component_run(const struct psi_config *c, struct psi_transport *t,
 out:
     if (link)
         psi_link_get_stats(link, &out->link);
-    if (rc != PSI_FAIL_NONE && gets && c->output_path[0]) {
+    if (rc != PSI_FAIL_NONE) {
         /* no partial or stale result is left behind */
-        unlink(c->output_path);
+        if (gets && c->output_path[0])
+            unlink(c->output_path);
+        if (c->report_path[0])
+            unlink(c->report_path);
     }
     psi_link_free(link);
     psi_store_free(store);

@@ -268,7 +268,7 @@ static int load_parties(char *const *envp, struct psi_config *c, char *err, size
 {
     const char *prefix = "config.node_id.";
     size_t pl = strlen(prefix);
-    char *names[MAX_PARTIES];
+    char *names[MAX_PARTIES] = {0};
     int n = 0, rc = -1;
     for (char *const *e = envp; e && *e; e++) {
         if (strncmp(*e, prefix, pl) != 0)

@@ -144,10 +144,13 @@ static int spill(struct psi_store *s, struct side *sd)
         char p[4300];
         bucket_path(s, sd, b, p, sizeof(p));
         FILE *f = fopen(p, "ab");
-        if (!f || fwrite(bk->buf, 1, bk->len, f) != bk->len || fclose(f) != 0) {
-            int e = errno;
-            if (f)
-                fclose(f);
+        bool ok = f && fwrite(bk->buf, 1, bk->len, f) == bk->len;
+        int e = errno;
+        if (f && fclose(f) != 0 && ok) {
+            ok = false;
+            e = errno;
+        }
+        if (!ok) {
             set_err(s, "writing spill file %.300s: %s", p, e);
             return -1;
         }

@@ -6,7 +6,7 @@
 #   make deps       install every Debian package the project needs (idempotent)
 #   make test       unit + integration tests under ASan+UBSan (test/run.sh)
 #   make demo       the main job: two nodes, a two-party job, outcome per party
-#   make providers  build and import the demo provider image (no registry)
+#   make providers  build and import the provider images (demo, ecdh-psi; no registry)
 #   make images     build the testbed's gateway and PostgreSQL images (no registry)
 #   make testbed    a multi-party testbed in docker-compose (PARTIES=3 for three)
 #                   running a job across the parties; make testbed-down removes it
@@ -60,11 +60,25 @@ FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=$(OUT)/test/replay_%)
 TOOL_SRC := $(wildcard test/support/*.c)
 TOOL_BIN := $(TOOL_SRC:test/support/%.c=$(OUT)/tools/%)
 
+# The ECDH-PSI provider (deploy/providers/psi): a program of its own that
+# links only libcrypto and protobuf-c, never the gateway library.  Its
+# message code is generated from the .proto files by protoc-c.
+PSI_DIR     := deploy/providers/psi
+PSI_GEN     := build/gen/psi
+PSI_PB_C    := $(patsubst $(PSI_DIR)/proto/%.proto,$(PSI_GEN)/%.pb-c.c,$(wildcard $(PSI_DIR)/proto/*.proto))
+PSI_PB_H    := $(PSI_PB_C:.c=.h)
+PSI_LIB_SRC := $(filter-out $(PSI_DIR)/psi_main.c $(PSI_DIR)/psi_transport_mem.c,$(wildcard $(PSI_DIR)/*.c))
+PSI_OBJ     := $(PSI_LIB_SRC:%.c=$(OUT)/obj/%.o) $(PSI_PB_C:$(PSI_GEN)/%.c=$(OUT)/obj/psi-gen/%.o)
+PSI_MEM_OBJ := $(OUT)/obj/$(PSI_DIR)/psi_transport_mem.o
+PSI_LDLIBS  := -lcrypto -lprotobuf-c -lpthread
+PSI_INC     := -I$(PSI_DIR) -I$(PSI_GEN)
+PSI_BENCH   := $(OUT)/tools/psi_bench
+
 .PHONY: all build deps test check bench run stop demo clean fuzz unit providers images testbed \
         testbed-down testbed-bench
 .DEFAULT_GOAL := all
 
-all build: $(OUT)/gateway $(OUT)/bfiactl
+all build: $(OUT)/gateway $(OUT)/bfiactl $(OUT)/ecdh-psi
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -94,6 +108,38 @@ $(OUT)/tools/%: $(OUT)/obj/test/support/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(PSI_GEN)/%.pb-c.c $(PSI_GEN)/%.pb-c.h: $(PSI_DIR)/proto/%.proto
+	@mkdir -p $(PSI_GEN)
+	protoc-c --proto_path=$(PSI_DIR)/proto --c_out=$(PSI_GEN) $<
+
+$(OUT)/obj/psi-gen/%.o: $(PSI_GEN)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PSI_INC) $(CFLAGS) -c $< -o $@
+
+$(OUT)/obj/$(PSI_DIR)/%.o $(OUT)/obj/test/unit/test_psi%.o $(OUT)/obj/test/bench/psi_%.o: CPPFLAGS += $(PSI_INC)
+$(PSI_OBJ) $(PSI_MEM_OBJ) $(OUT)/obj/$(PSI_DIR)/psi_main.o $(OUT)/obj/test/bench/psi_bench.o \
+    $(patsubst %,$(OUT)/obj/%.o,$(basename $(wildcard test/unit/test_psi*.c))): | $(PSI_PB_H)
+
+$(OUT)/ecdh-psi: $(OUT)/obj/$(PSI_DIR)/psi_main.o $(PSI_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PSI_LDLIBS)
+
+# The unit tests of the component link its objects, not the gateway library.
+$(OUT)/test/test_psi%: $(OUT)/obj/test/unit/test_psi%.o $(PSI_OBJ) $(PSI_MEM_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PSI_LDLIBS) -lcmocka
+
+$(PSI_BENCH): $(OUT)/obj/test/bench/psi_bench.o $(PSI_OBJ) $(PSI_MEM_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PSI_LDLIBS)
+
+# The static binary of the provider image (no sanitizers, nothing else in
+# the image).  libcrypto's DSO and BIO code makes ld warn about dlopen and
+# getaddrinfo in a static binary; the component calls neither.
+build/providers/ecdh-psi: $(PSI_LIB_SRC) $(PSI_DIR)/psi_main.c $(PSI_PB_C) $(PSI_PB_H) $(wildcard $(PSI_DIR)/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -static -std=c11 -O2 -D_GNU_SOURCE $(PSI_INC) -DPSI_VERSION='"1.0.0"' -o $@ \
+	    $(filter %.c,$^) -s -Wl,--no-warnings $(PSI_LDLIBS)
+
 unit: $(UNIT_BIN) $(FUZZ_REPLAY) $(TOOL_BIN)
 
 # Installation of Debian packages; does nothing when all are present.
@@ -108,7 +154,7 @@ check: test
 	sh test/support/banned.sh
 
 bench: deps
-	$(MAKE) all $(TOOL_BIN)
+	$(MAKE) all $(TOOL_BIN) $(PSI_BENCH)
 	sh test/bench/run.sh
 
 run: deps all
@@ -118,9 +164,11 @@ run: deps all
 demo: deps all
 	sh deploy/demo.sh
 
-# The demo provider image, built offline and imported into the engine.
+# The provider images (demo, ecdh-psi), built offline and imported into the engine.
 providers: deps
-	sh deploy/providers/build.sh "$$(sh test/support/dockerd.sh ensure var/demo/docker)"
+	$(MAKE) build/providers/ecdh-psi
+	DK="$$(sh test/support/dockerd.sh ensure var/demo/docker)" && \
+	    sh deploy/providers/build.sh "$$DK" && sh deploy/providers/psi/build.sh "$$DK"
 
 # The testbed: one compose project per party (deploy/compose/), images
 # built from this machine's Debian packages with no registry.

@@ -726,6 +726,40 @@ int chanq_pop(struct chanq *q, const struct chanq_addr *a, long long now, long l
     return rc;
 }
 
+void chanq_requeue(struct chanq *q, const struct chanq_addr *a, void *data, size_t len,
+                   long long now)
+{
+    int err = CHANQ_OK;
+    struct slice *s = NULL;
+    if (!chanq_is_released(q, a->session, a->scope, now))
+        s = slice_get(q, a->session, a->scope, true, now, &err);
+    if (!s) {
+        free(data); /* released meanwhile: nobody may read it now */
+        q->dropped++;
+        return;
+    }
+    q->depth++;
+    struct msg *m = gw_xcalloc(1, sizeof(*m));
+    m->peer = gw_xstrdup(a->peer ? a->peer : "");
+    m->data = data;
+    m->len = len;
+    q->pushes--; /* enqueue counts a push; this is the same message again */
+    q->pops--;
+    enqueue(q, s, a->topic, m);
+    struct queue *qu = smap_get(&s->topics, a->topic);
+    if (qu && qu->tail == m && qu->head != m) {
+        /* move it from the tail to the head */
+        struct msg *p = qu->head;
+        while (p->next != m)
+            p = p->next;
+        p->next = NULL;
+        qu->tail = p;
+        m->next = qu->head;
+        qu->head = m;
+    }
+    leave(q);
+}
+
 void chanq_cancel(struct chanq *q, struct chanq_waiter *w)
 {
     if (!w || !w->s)

@@ -117,6 +117,14 @@ int chanq_push(struct chanq *q, const struct chanq_addr *a, void *data, size_t l
 int chanq_pop(struct chanq *q, const struct chanq_addr *a, long long now, long long deadline,
               chanq_cb cb, void *arg, struct chanq_waiter **w, void **data, size_t *len) GW_MUSTCHECK;
 
+/**
+ * Put a popped message back at the head of its queue (its reader was gone
+ * before the answer could be sent).  Always taken; may exceed the bounds by
+ * this one message, which was held a moment ago.  A waiting pop gets it.
+ */
+void chanq_requeue(struct chanq *q, const struct chanq_addr *a, void *data, size_t len,
+                   long long now);
+
 /** Forget a waiter: its callback will not run (a waiting push's data is freed). */
 void chanq_cancel(struct chanq *q, struct chanq_waiter *w);
 

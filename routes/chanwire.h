@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "container/chan.h" /* the codes */
 #include "gateway/compat.h"
 #include "gateway/err.h"
 
@@ -40,21 +41,6 @@ enum chanwire_dialect {
 enum chanwire_op { CHANWIRE_PUSH, CHANWIRE_POP, CHANWIRE_PEEK, CHANWIRE_RELEASE };
 
 enum chanwire_mode { CHANWIRE_M_RAW, CHANWIRE_M_PASS, CHANWIRE_M_ENCAP };
-
-/* Codes of spec §7; the strings travel, never renumber. */
-#define CHAN_OK "E0000000000"
-#define CHAN_E_BAD "E0000000400"
-#define CHAN_E_AUTH "E0000000403"
-#define CHAN_E_NOTFOUND "E0000000404"
-#define CHAN_E_TOOBIG "E0000000413"
-#define CHAN_E_SERVER "E0000000500"
-#define CHAN_E_TIMEOUT "E0000000601"
-#define CHAN_E_UNREACHABLE "E0000000607"
-#define CHAN_E_RELEASED "E0000000608"
-#define CHAN_E_NOTPERMIT "E0000000614"
-#define CHAN_E_CODEC "E0000000616"
-#define CHAN_E_NONET "E0000000618"
-#define CHAN_E_FULL "E0000000700"
 
 /** The dialect of a container call, or CHANWIRE_NONE (refuse: E0000000400). */
 int chanwire_dialect_of(const char *content_type, bool has_topic_header);

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "container/attest.h"
+#include "container/chan.h"
 #include "container/docker.h"
 #include "container/runner.h"
 #include "container/taskenv.h"
@@ -263,6 +264,7 @@ static void on_task_ctx(void *arg, int err, const struct db_res *res, const char
                                   app->cfg->callback_host, app->cfg->http_port);
     char *storage = gw_xasprintf("file://%s", app->storage_dir);
     char *logp = gw_xasprintf("%s/logs/%s", app->storage_dir, t->job_id);
+    char *transport = chan_advertise(app);
     /* One row per (local role, index) that runs this component. */
     for (int i = 0; i < n; i++) {
         const char *role = db_res_get(res, i, 0);
@@ -295,9 +297,18 @@ static void on_task_ctx(void *arg, int err, const struct db_res *res, const char
                 .storage = storage,
                 .callback = callback,
                 .log_path = logp,
+                .transport = transport,
             };
+            /* transport (container/chan.h): the task's capability, a trace id
+             * every party shares */
+            char *chan_tok = chan_task_token(app->chan, t->job_id, t->task_id, role, idxs[k]);
+            char *trace = gw_xasprintf("trace_%s", t->task_id);
+            ti_in.token = chan_tok;
+            ti_in.trace_id = trace;
             struct taskenv env = {0};
             int rc = taskenv_build(&ti_in, &env, &eb);
+            free(chan_tok);
+            free(trace);
             cJSON_Delete(nodes);
             cJSON_Delete(prm);
             cJSON_Delete(in);
@@ -367,6 +378,7 @@ out:
     free(callback);
     free(storage);
     free(logp);
+    free(transport);
     dag_free(d);
 }
 

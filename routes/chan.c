@@ -295,6 +295,12 @@ static void container_go(struct cctx *x, const struct chan_cap *cap)
     x->task_id = gw_xstrdup(cap->task_id);
     x->scope = gw_xstrdup(cap->scoped ? cap->task_id : "");
     if (x->api == CHAN_API_PUSH) {
+        if (strcmp(x->target, me) != 0 && !peers_find(app->peers, x->target)) {
+            snprintf(m, sizeof(m), "x-ptp-target-node-id: node %.64s is not in the route table",
+                     x->target);
+            answer(x, CHAN_E_NONET, m, NULL, 0);
+            return;
+        }
         if (!chan_cap_has_party(cap, x->target)) {
             snprintf(m, sizeof(m), "x-ptp-target-node-id: %.64s is not a party of this task",
                      x->target);
@@ -683,7 +689,6 @@ void chan_invoke(struct gw_req *req)
                NULL, 0);
         return;
     }
-    bool signed_caller = caller && server_req_header(req, "x-auth-sign");
     if (!caller && rt && strcmp(rt->auth, "required") == 0) {
         answer(x, CHAN_E_AUTH, "x-ptp-source-node-id: this node accepts only signed requests "
                "from that node", NULL, 0);
@@ -696,8 +701,9 @@ void chan_invoke(struct gw_req *req)
                "further)", NULL, 0);
         return;
     }
-    /* Our gateways put session, topic and task in the signed query. */
-    bool ours = signed_caller && rt && rt->profile == PEER_STANDARD;
+    /* Our gateways put session, topic and task in the query, which their
+     * signature covers (checked per the route's auth policy before this). */
+    bool ours = rt && rt->profile == PEER_STANDARD;
     const char *qs = ours ? qget(req, "session") : NULL;
     const char *qt = ours ? qget(req, "topic") : NULL;
     struct gw_errbuf eb;

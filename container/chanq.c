@@ -577,6 +577,23 @@ static void admit_pushes(struct chanq *q)
     }
 }
 
+static bool pop_waiting(const struct slice *s, const char *topic, const char *peer)
+{
+    for (const struct chanq_waiter *w = s->pops.h; w; w = w->next)
+        if (strcmp(w->topic, topic) == 0 && peer_match(w->peer, peer))
+            return true;
+    return false;
+}
+
+/* A waiting push whose message a pop of (topic, peer) may take, or NULL. */
+static struct chanq_waiter *push_waiting(const struct slice *s, const char *topic, const char *peer)
+{
+    for (struct chanq_waiter *w = s->pushes.h; w; w = w->next)
+        if (strcmp(w->topic, topic) == 0 && peer_match(peer, w->m->peer))
+            return w;
+    return NULL;
+}
+
 static struct chanq_waiter *waiter_new(struct chanq *q, int kind, struct slice *s,
                                        const struct chanq_addr *a, long long deadline,
                                        chanq_cb cb, void *arg)
@@ -626,7 +643,10 @@ int chanq_push(struct chanq *q, const struct chanq_addr *a, void *data, size_t l
     m->peer = gw_xstrdup(a->peer ? a->peer : "");
     m->data = data;
     m->len = len;
-    if (!s->pushes.h && fits(q, s, len)) {
+    if ((!s->pushes.h && fits(q, s, len)) || pop_waiting(s, a->topic, m->peer)) {
+        /* Room, or a reader waits for exactly this: handing it over holds no
+         * memory, and a reader blocked on one topic while other topics fill
+         * the session must not wait for ever. */
         enqueue(q, s, a->topic, m);
         rc = CHANQ_OK;
     } else if (deadline <= now || !cb) {
@@ -701,6 +721,16 @@ int chanq_pop(struct chanq *q, const struct chanq_addr *a, long long now, long l
     q->depth++;
     int rc;
     struct msg *m = take(q, s, a->topic, peer);
+    struct chanq_waiter *pw = m ? NULL : push_waiting(s, a->topic, peer);
+    if (pw) {
+        /* the queue is empty for this reader but a push for it waits for
+         * room elsewhere in the session: take its message directly */
+        m = pw->m;
+        pw->m = NULL;
+        q->wait_bytes -= m->len;
+        q->pushes++;
+        waiter_fire(q, pw, CHANQ_OK, NULL, 0);
+    }
     if (m) {
         *data = m->data;
         *len = m->len;

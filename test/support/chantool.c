@@ -11,6 +11,9 @@
  *   chantool popmany  URL TOKEN SESSION PEER TOPIC N SIZE                 -> "ok N" | what broke
  *   chantool body push|encap json|proto TOPIC FILE                        -> body on stdout
  *   chantool answer raw|json|proto FILE                                   -> code [payload bytes]
+ *   chantool benchpush URL TOKEN SESSION TARGET TOPIC N SIZE              -> seconds
+ *   chantool benchpop  URL TOKEN SESSION PEER TOPIC N                     -> seconds p50_us p99_us
+ *   chantool post URL N SIZE       (the baseline: plain POSTs)            -> seconds
  * URL is the gateway's base (http://127.0.0.1:PORT).
  */
 #include <curl/curl.h>
@@ -24,13 +27,16 @@
 
 struct buf {
     char *p;
-    size_t n;
+    size_t n, cap;
 };
 
 static size_t on_write(char *d, size_t sz, size_t nm, void *arg)
 {
     struct buf *b = arg;
-    b->p = realloc(b->p, b->n + sz * nm + 1);
+    if (b->n + sz * nm + 1 > b->cap) { /* doubling: a 100 MiB answer is not copied n^2 times */
+        b->cap = (b->n + sz * nm + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
     memcpy(b->p + b->n, d, sz * nm);
     b->n += sz * nm;
     b->p[b->n] = 0;
@@ -63,6 +69,19 @@ static int dialect_of(const char *s)
 }
 
 static CURL *easy;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 /* One call; the answer's code into code, payload into *pl (malloc'd or NULL). */
 static int call(const char *url, const char *op, const char *query, const char *token,
@@ -262,6 +281,67 @@ int main(int argc, char **argv)
             free(pl);
         }
         printf("ok %ld\n", n);
+        return 0;
+    }
+    if (strcmp(cmd, "benchpush") == 0 && argc >= 9) {
+        long n = atol(argv[7]), size = atol(argv[8]);
+        char *m = calloc(1, (size_t)size + 16);
+        double t0 = now_s();
+        for (long k = 0; k < n; k++) {
+            long long ns = (long long)(now_s() * 1e9);
+            memcpy(m, &ns, sizeof(ns));
+            if (call(argv[2], "push", NULL, argv[3], argv[4], argv[5], argv[6], CHANWIRE_RAW, m,
+                     (size_t)size, code, NULL, NULL) != 0 ||
+                strcmp(code, CHAN_OK) != 0) {
+                printf("error %s at %ld\n", code, k);
+                return 1;
+            }
+        }
+        printf("%.6f\n", now_s() - t0);
+        return 0;
+    }
+    if (strcmp(cmd, "benchpop") == 0 && argc >= 8) {
+        long n = atol(argv[7]);
+        double *lat = calloc((size_t)n, sizeof(double));
+        double t0 = now_s();
+        for (long k = 0; k < n; k++) {
+            char *pl;
+            size_t pll;
+            if (call(argv[2], "pop", "?timeout=30", argv[3], argv[4], argv[5], argv[6],
+                     CHANWIRE_RAW, "", 0, code, &pl, &pll) != 0 ||
+                strcmp(code, CHAN_OK) != 0 || !pl || pll < 8) {
+                printf("error %s at %ld\n", code, k);
+                return 1;
+            }
+            long long ns;
+            memcpy(&ns, pl, sizeof(ns));
+            lat[k] = now_s() * 1e9 - (double)ns;
+            free(pl);
+        }
+        double el = now_s() - t0;
+        qsort(lat, (size_t)n, sizeof(double), cmp_d);
+        printf("%.6f %.0f %.0f\n", el, lat[n / 2] / 1000, lat[n * 99 / 100] / 1000);
+        return 0;
+    }
+    if (strcmp(cmd, "post") == 0 && argc >= 5) {
+        long n = atol(argv[3]), size = atol(argv[4]);
+        char *m = calloc(1, (size_t)size + 1);
+        struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+        h = curl_slist_append(h, "Content-Type: application/octet-stream");
+        double t0 = now_s();
+        for (long k = 0; k < n; k++) {
+            struct buf rb = {0};
+            curl_easy_setopt(easy, CURLOPT_URL, argv[2]);
+            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, m);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+            curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
+            curl_easy_setopt(easy, CURLOPT_WRITEDATA, &rb);
+            if (curl_easy_perform(easy) != CURLE_OK)
+                return 1;
+            free(rb.p);
+        }
+        printf("%.6f\n", now_s() - t0);
         return 0;
     }
     if (strcmp(cmd, "body") == 0 && argc >= 6) {

@@ -419,6 +419,54 @@ static void test_reentrant_callback(void **state)
     chanq_free(q);
 }
 
+/* A full session whose reader waits on another topic: no deadlock. */
+static void test_full_session_reader_on_other_topic(void **state)
+{
+    (void)state;
+    struct chanq_limits l = lim();
+    l.session_msgs = 2;
+    struct chanq *q = chanq_new(&l);
+    assert_int_equal(push_s(q, "s", "from-c", "C", "c1", 0), CHANQ_OK);
+    assert_int_equal(push_s(q, "s", "from-c", "C", "c2", 0), CHANQ_OK);
+    /* B's push waits for room; then the reader asks for B's topic */
+    struct chanq_addr b = {"s", "", "from-b", "B"};
+    struct rec pb = {0};
+    assert_int_equal(chanq_push(q, &b, blob("b1"), 2, 0, 1000, on_done, &pb, NULL), CHANQ_WAITING);
+    assert_string_equal(pop_s(q, "s", "from-b", "B", 1), "b1");
+    assert_int_equal(pb.calls, 1);
+    assert_int_equal(pb.st, CHANQ_OK);
+    /* a reader already waiting gets a push directly even when the session is full */
+    struct chanq_addr rb = {"s", "", "from-b", "B"};
+    struct rec r = {0};
+    void *d;
+    size_t n;
+    assert_int_equal(chanq_pop(q, &rb, 2, 1000, on_done, &r, NULL, &d, &n), CHANQ_WAITING);
+    assert_int_equal(push_s(q, "s", "from-b", "B", "b2", 3), CHANQ_OK);
+    assert_int_equal(r.calls, 1);
+    assert_string_equal(r.text, "b2");
+    struct chanq_stats st;
+    chanq_stats(q, &st);
+    assert_int_equal(st.msgs, 2); /* C's two, untouched */
+    chanq_free(q);
+}
+
+static void test_requeue_goes_first(void **state)
+{
+    (void)state;
+    struct chanq_limits l = lim();
+    struct chanq *q = chanq_new(&l);
+    assert_int_equal(push_s(q, "s", "t", "A", "one", 0), CHANQ_OK);
+    assert_int_equal(push_s(q, "s", "t", "A", "two", 0), CHANQ_OK);
+    struct chanq_addr a = {"s", "", "t", "A"};
+    void *d;
+    size_t n;
+    assert_int_equal(chanq_pop(q, &a, 1, 1, NULL, NULL, NULL, &d, &n), CHANQ_OK);
+    chanq_requeue(q, &a, d, n, 2); /* its reader was gone */
+    assert_string_equal(pop_s(q, "s", "t", "A", 3), "one");
+    assert_string_equal(pop_s(q, "s", "t", "A", 3), "two");
+    chanq_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +480,8 @@ int main(void)
         cmocka_unit_test(test_idle_expiry),
         cmocka_unit_test(test_waiter_limit),
         cmocka_unit_test(test_reentrant_callback),
+        cmocka_unit_test(test_full_session_reader_on_other_topic),
+        cmocka_unit_test(test_requeue_goes_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

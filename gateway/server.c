@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -508,4 +510,15 @@ bool server_req_alive(const struct gw_req *req)
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         return false;
     return true;
+}
+
+void server_req_nodelay(const struct gw_req *req)
+{
+    struct evhttp_connection *evcon = req->ev ? evhttp_request_get_connection(req->ev) : NULL;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev)
+        return;
+    int one = 1;
+    /* fails harmlessly on a unix socket */
+    (void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

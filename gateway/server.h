@@ -149,6 +149,13 @@ void server_reply_parts(struct gw_req *req, int http_status, const char *content
  */
 bool server_req_alive(const struct gw_req *req);
 
+/**
+ * Send this request's answer without Nagle's delay (TCP_NODELAY on its
+ * connection): a large answer written in pieces must not hold back its last
+ * small segment for the client's delayed ACK.
+ */
+void server_req_nodelay(const struct gw_req *req);
+
 /** Set the body cap of this server alone (the transport listener). */
 void server_set_body_max(struct server *srv, size_t max);
 

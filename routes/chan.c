@@ -162,6 +162,8 @@ static void answer(struct cctx *x, const char *code, const char *msg, void *payl
             log_kv(lv, &req->log, "transport.refused", msg, "code", code, "path", req->path,
                    "session", x->session, "topic", x->topic, NULL);
     }
+    if (payload && len > 1400)
+        server_req_nodelay(req); /* answered in several writes: no Nagle wait at the end */
     struct parts ps = {0};
     struct chanwire_sink sink = {ps_append, ps_take, &ps};
     chanwire_reply(x->dialect ? x->dialect : CHANWIRE_JSON, code, msg, payload, len, &sink);

@@ -102,10 +102,12 @@ printf '%-46s %9s MiB/s   baseline (one POST to a bare sink) %9s MiB/s   ratio %
 
 # 16 sessions at once, 1 KiB
 t0=$(date +%s.%N)
+pids=""
 for i in $(seq 0 15); do
     $TOOL post "http://127.0.0.1:$PS/" "$NK" 1024 >"$B/bp$i" &
+    pids="$pids $!"
 done
-wait $(jobs -p | grep -v "$(cat "$B/a.pid")" | grep -v "$(cat "$B/h.pid")" | grep -v "$(cat "$B/s.pid")") 2>/dev/null || true
+wait $pids
 t1=$(date +%s.%N)
 basek=$(awk -v n=$((16 * NK)) -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')
 for i in $(seq 0 15); do
@@ -128,6 +130,21 @@ errs=$(cat "$B"/pk* "$B"/sk* | grep -c error || true)
 p50=$(cat "$B"/pk* | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 printf '%-46s %9s msg/s   baseline (16 clients POSTing to the sink) %9s req/s   (target >= 10000; %s errors)\n' \
     "1 KiB messages, 16 sessions at once, end to end" "$e2ek" "$basek" "$errs"
+# the same on one node (both parties' containers at A: no relay, no signature)
+pids=""
+t0=$(date +%s.%N)
+for i in $(seq 0 15); do
+    eval "g=\$G$i"
+    $TOOL benchpop "$UA" "$g" "$S" - local "$NK" >"$B/lk$i" &
+    pids="$pids $!"
+    $TOOL benchpush "$UA" "$g" "$S" $A local "$NK" 1024 >"$B/lsk$i" &
+    pids="$pids $!"
+done
+wait $pids
+t1=$(date +%s.%N)
+loc=$(awk -v n=$((16 * NK)) -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')
+printf '%-46s %9s msg/s   (%s errors)\n' "1 KiB messages, 16 sessions, on one node" "$loc" \
+    "$(cat "$B"/lk* "$B"/lsk* | grep -c error || true)"
 # latency: one small message at a time
 $TOOL benchpop "$UH" "$H0" "$S" $A lat 1000 >"$B/lat" &
 cp=$!

@@ -180,9 +180,9 @@ static void limits_of(const struct gw_cfg *cfg, struct chanq_limits *l)
 
 static int load_key(const char *dir, uint8_t key[CHAN_KEY_LEN], struct gw_errbuf *eb)
 {
-    char *kd = gw_xasprintf("%s/keys", dir);
+    char *kd = gw_xasprintf("%s/transport", dir);
     mkdir(kd, 0700);
-    char *path = gw_xasprintf("%s/chan-cap.key", kd);
+    char *path = gw_xasprintf("%s/cap.key", kd);
     free(kd);
     int rc = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);

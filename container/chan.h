@@ -8,7 +8,7 @@
  * Capability (config.token).  A task container gets
  *   "bct1." base64url(job_id LF task_id LF role LF index) "." base64url(MAC)
  * MAC = HMAC-SHA256(node channel key, "bfia-chan-cap-v1" LF payload).  The
- * key is 32 random bytes in <data_dir>/keys/chan-cap.key (0600), made at the
+ * key is 32 random bytes in <data_dir>/transport/cap.key (0600), made at the
  * first start, so tokens survive restarts and cannot be guessed or forged.
  * A token is live while its t_task row is RUNNING; the row's spec gives the
  * task's session (config.session_id) and parties (config.node_id.*).

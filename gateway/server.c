@@ -207,11 +207,9 @@ struct server *server_new(struct gw_app *app, server_dispatch_cb dispatch)
 void server_apply_cfg(struct server *srv)
 {
     const struct gw_cfg *cfg = srv->app->cfg;
+    /* (an invoke on http.port is read up to this too: transport.body_max
+     * above it is answered by evhttp's HTTP 413, not by E0000000413) */
     long long cap = cfg->upload_max > cfg->http_body_max ? cfg->upload_max : cfg->http_body_max;
-    /* invoke carries transport messages on the main port; a little over the
-     * cap, so an oversized one is answered E0000000413 by its handler */
-    if (cfg->transport_body_max + (1 << 20) > cap)
-        cap = cfg->transport_body_max + (1 << 20);
     if (srv->body_max)
         cap = (long long)srv->body_max;
     evhttp_set_max_body_size(srv->http, (ev_ssize_t)cap);

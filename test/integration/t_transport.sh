@@ -350,6 +350,8 @@ while [ "$(psql_db xb -c "SELECT status FROM t_task WHERE job_id='$PK'")" = RUNN
 expect killed_b_side_failed "$(psql_db xb -c "SELECT status FROM t_task WHERE job_id='$PK'")" FAILED
 expect killed_a_side_failed "$(psql_db xa -c "SELECT status FROM t_task WHERE job_id='$PK'")" FAILED
 [ $((t1 - t0)) -le 120 ] && pass killed_bounded || fail killed_bounded "$((t1 - t0)) s"
+i=0 # the job's end reaches B by job/stop from the scheduler
+while [ "$(psql_db xb -c "SELECT status FROM t_job WHERE job_id='$PK'")" != FINISHED ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
 r=$(curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: session_$PK" -H "x-ptp-topic: late" --data-binary x "$UB/v1/interconn/chan/invoke" >"$D/ans"; $TOOL answer raw "$D/ans")
 expect killed_nothing_delivered_later "$r" E0000000608
 

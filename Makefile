@@ -15,7 +15,7 @@
 #   make bench      wrk benchmarks, prints figures
 #   make check      test plus static checks (banned calls on the loop, cppcheck)
 
-PKGS     := libevent libcurl libcjson libpq openssl yaml-0.1
+PKGS     := libevent libcurl libcjson libpq openssl yaml-0.1 libprotobuf-c
 CC       ?= cc
 VERSION  := 0.1.0
 GIT_REV  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -51,6 +51,14 @@ LIB_SRC := $(filter-out gateway/main.c gateway/ctl.c, \
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
 LIB     := $(OUT)/libgw.a
 
+# Protobuf messages (routes/proto/*.proto) compiled by protoc-c at build
+# time into $(OUT)/gen; the generated code goes into the library.
+PROTO_SRC := $(wildcard routes/proto/*.proto)
+PROTO_C   := $(PROTO_SRC:%.proto=$(OUT)/gen/%.pb-c.c)
+PROTO_H   := $(PROTO_C:.c=.h)
+LIB_OBJ   += $(PROTO_C:$(OUT)/gen/%.c=$(OUT)/obj/gen/%.o)
+CPPFLAGS  += -I$(OUT)/gen
+
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(OUT)/test/%)
 
@@ -80,9 +88,18 @@ PSI_BENCH   := $(OUT)/tools/psi_bench
 
 all build: $(OUT)/gateway $(OUT)/bfiactl $(OUT)/ecdh-psi
 
-$(OUT)/obj/%.o: %.c
+$(OUT)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(OUT)/gen/%.pb-c.c $(OUT)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(OUT)/gen
+	protoc-c --c_out=$(OUT)/gen -I. $<
+
+# generated code: not ours to keep warning-free
+$(OUT)/obj/gen/%.o: $(OUT)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -w -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

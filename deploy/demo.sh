@@ -67,7 +67,8 @@ R=$V/routes.yaml
 } >$R
 start_node() { # letter id port
     if [ -f $V/$1.pid ] && kill -0 "$(cat $V/$1.pid)" 2>/dev/null; then return; fi
-    GW_NODE_ID=$2 GW_HTTP_PORT=$3 GW_HTTP_HOST=127.0.0.1 \
+    # the channel API for task containers (system.transport): port + 10
+    GW_NODE_ID=$2 GW_HTTP_PORT=$3 GW_HTTP_HOST=127.0.0.1 GW_TRANSPORT_PORT=$(($3 + 10)) \
         GW_DB_DSN="host=$(pwd)/$V/pg/run dbname=node_$1 user=postgres" \
         GW_DOCKER_HOST="$DK" GW_ROUTES_FILE=$R GW_DATA_DIR=$V/node_$1 \
         nohup build/gateway -c conf/gateway.example.yaml >>$V/node_$1.log 2>&1 </dev/null &
@@ -103,6 +104,11 @@ $CTL --url http://127.0.0.1:$PB dataset upload deploy/demo/data/host.csv demo ho
 step "Submit the job from node $A (guest) with node $B as host"
 JOB=$V/job.json
 filter=".config.job_params.common.sync_type = \"${DEMO_SYNC:-callback}\""
+# the third task: both parties exchange their statistics through the
+# transport layer (the channel API), so data crosses nodes
+filter="$filter | .dag.components += [{\"name\": \"joint_stats_0\", \"componentName\": \"joint_stats\",
+  \"provider\": \"bfia-demo\", \"version\": \"1.0.0\", \"input\": [{\"type\": \"report\",
+  \"key\": \"col_stats_0.report\"}], \"output\": [{\"type\": \"report\", \"key\": \"joint\"}]}]"
 [ -n "${DEMO_THREE:-}" ] && filter="$filter | .config.job_params.common.scheduler = \"$C\""
 jq "$filter" deploy/demo/job.json >$JOB
 J=$($CTL --url http://127.0.0.1:$PA job submit $JOB)
@@ -121,6 +127,12 @@ for p in $PA $PB; do
 done
 echo
 echo "guest report: $(cat $V/node_a/storage/$J/col_stats_0.report.guest.0/data 2>/dev/null | head -c 400)"
+echo
+echo "joint report (each party's statistics crossed nodes through the transport layer):"
+for n in a b; do
+    f=$(ls $V/node_$n/storage/$J/joint_stats_0.*/data 2>/dev/null | head -n 1)
+    echo "  node_$n: $(head -c 600 "$f" 2>/dev/null)"
+done
 
 if [ "$mode" = keep ]; then
     echo

@@ -24,6 +24,7 @@ struct ratelimit;
 struct attest;
 struct reqsig;
 struct keys;
+struct chan;
 
 struct gw_app {
     struct event_base *base;
@@ -42,6 +43,8 @@ struct gw_app {
     struct partner *partner;  /* partner side of jobs (scheduler/partner.h) */
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
     struct keys *keys;        /* node key rotation (gateway/keys.h) */
+    struct chan *chan;        /* transport layer: channel queues and relay (container/chan.h) */
+    struct server *chan_server; /* container-facing channel API listener, or NULL (http.port) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */
     struct jws_replay *present_replay; /* (iss, jti) of presentation tokens verified here */
     struct pollcache *pollcache; /* task/poll answers (scheduler/pollcache.h) */

@@ -80,6 +80,21 @@ static const struct cfg_key keys[] = {
     {"attest.token_ttl_s", I(attest_token_ttl_s), "3600", 10, 3600, true, false},
     {"attest.exchange_per_s", I(attest_exchange_per_s), "10", 1, 10000, false, false},
     {"attest.env_token", I(attest_env_token), "1", 0, 1, false, false},
+    {"transport.port", I(transport_port), "7304", 0, 65535, false, false},
+    {"transport.host", S(transport_host), "127.0.0.1", 0, 0, false, false},
+    {"transport.advertise", S(transport_advertise), "", 0, 0, false, false},
+    {"transport.body_max", L(transport_body_max), "134217728", 1024, 1LL << 31, true, false},
+    {"transport.session_bytes", L(transport_session_bytes), "268435456", 1024, 1LL << 40, true,
+     false},
+    {"transport.session_msgs", I(transport_session_msgs), "100000", 1, 100000000, true, false},
+    {"transport.total_bytes", L(transport_total_bytes), "1073741824", 1024, 1LL << 42, true, false},
+    {"transport.total_msgs", I(transport_total_msgs), "1000000", 1, 1000000000, true, false},
+    {"transport.max_sessions", I(transport_max_sessions), "10000", 1, 10000000, true, false},
+    {"transport.max_waiters", I(transport_max_waiters), "256", 1, 100000, true, false},
+    {"transport.push_wait_s", I(transport_push_wait_s), "120", 1, 300, true, false},
+    {"transport.idle_s", I(transport_idle_s), "600", 1, 86400 * 7, true, false},
+    {"transport.released_s", I(transport_released_s), "1800", 1, 86400 * 7, true, false},
+    {"transport.relay_retries", I(transport_relay_retries), "3", 0, 20, true, false},
 };
 
 #define NKEYS GW_ARRAY_LEN(keys)
@@ -424,6 +439,14 @@ static int validate(struct gw_cfg *c, struct gw_errbuf *eb)
                        c->docker_host);
     if (!c->http_host[0] || !c->data_dir[0] || !c->migrations_dir[0])
         return gw_errf(eb, GW_EINVAL, "http.host, data_dir and migrations_dir must not be empty");
+    if (c->transport_session_bytes < c->transport_body_max ||
+        c->transport_total_bytes < c->transport_session_bytes)
+        return gw_errf(eb, GW_EINVAL, "transport: body_max <= session_bytes <= total_bytes is "
+                                      "required (a largest message must fit a session)");
+    if (c->transport_port && c->transport_port == c->http_port &&
+        strcmp(c->transport_host, c->http_host) == 0)
+        return gw_errf(eb, GW_EINVAL, "transport.port: same address as http.port; use 0 to serve "
+                                      "the channel API on http.port");
     return parse_allow(c, eb);
 }
 

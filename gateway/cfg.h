@@ -76,6 +76,20 @@ struct gw_cfg {
     int attest_env_token;     /* attest.env_token: T0 also in config.attest.token (0/1) */
     int attest_token_ttl_s;   /* attest.token_ttl_s: launch token lifetime, refreshed at 80 % */
     int attest_key_publish_s; /* attest.key_publish_s: a rotated key is published this long first */
+    int transport_port;       /* transport.port: container-facing channel API (0 = http.port) */
+    char *transport_host;     /* transport.host: its listen address */
+    char *transport_advertise; /* transport.advertise: system.transport ("" = callback.host:port) */
+    long long transport_body_max; /* transport.body_max: largest message (E0000000413 beyond) */
+    long long transport_session_bytes; /* transport.session_bytes: bytes held per session */
+    int transport_session_msgs;   /* transport.session_msgs: messages held per session */
+    long long transport_total_bytes; /* transport.total_bytes: bytes held in all sessions */
+    int transport_total_msgs;     /* transport.total_msgs: messages held in all sessions */
+    int transport_max_sessions;   /* transport.max_sessions: live sessions */
+    int transport_max_waiters;    /* transport.max_waiters: blocked pops and pushes per session */
+    int transport_push_wait_s;    /* transport.push_wait_s: default wait for room */
+    int transport_idle_s;         /* transport.idle_s: idle sessions expire */
+    int transport_released_s;     /* transport.released_s: released sessions remembered */
+    int transport_relay_retries;  /* transport.relay_retries: attempts after a failed relay */
 };
 
 /** Allocate a config holding every default.  Free with cfg_free(). */

@@ -427,7 +427,10 @@ int httpc_send(struct httpc *hc, const struct httpc_opts *o, httpc_done_cb done,
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 
     const char *method = o->method ? o->method : (o->body ? "POST" : "GET");
-    if (o->body) {
+    if (o->body && o->body_borrow) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body);
+    } else if (o->body) {
         r->body = gw_xmalloc(o->body_len + 1);
         memcpy(r->body, o->body, o->body_len);
         r->body[o->body_len] = '\0';

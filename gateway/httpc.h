@@ -44,6 +44,8 @@ struct httpc_opts {
     const char *const *headers; /* NULL-terminated "Name: value" lines, may be NULL */
     const char *body;        /* request body or NULL */
     size_t body_len;
+    bool body_borrow;        /* body is not copied: it must stay valid until done runs or the
+                              * request is cancelled (large transport messages) */
     long timeout_ms;         /* whole transfer per attempt; 0 = 30000 */
     long connect_timeout_ms; /* 0 = min(timeout_ms, 5000) */
     size_t resp_max;         /* response body cap; 0 = 16 MiB; over it -> GW_ETOOBIG */

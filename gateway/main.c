@@ -28,6 +28,7 @@
 #include "gateway/peer.h"
 #include "gateway/server.h"
 #include "container/attest.h"
+#include "container/chan.h"
 #include "gateway/keys.h"
 #include "gateway/jws.h"
 #include "gateway/ratelimit.h"
@@ -148,7 +149,9 @@ static void on_routes_reloaded(void *arg, int err, const char *msg)
  * went down, so anything may have been missed. */
 static void on_task_notify(void *arg, const char *task_id)
 {
-    pollcache_forget(arg, task_id);
+    struct gw_app *app = arg;
+    pollcache_forget(app->pollcache, task_id);
+    chan_task_changed(app->chan, task_id); /* tokens and sessions of ended tasks */
 }
 
 static void usage(FILE *out)
@@ -200,6 +203,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         server_abort_inflight(app->server);
     }
     server_abort_inflight(app->agent_server); /* task sockets: nothing waits for these */
+    if (app->chan_server)
+        server_abort_inflight(app->chan_server); /* blocked pops end with the drain */
     /* One more short turn so the last replies reach their sockets. */
     ms->drain_phase = 2;
 }
@@ -217,6 +222,8 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
     ms->drain_phase = 1;
     app->draining = true;
     server_stop_accepting(app->server);
+    if (app->chan_server)
+        server_stop_accepting(app->chan_server);
     ms->drain_deadline_ms = gw_now_mono_ms() + app->cfg->shutdown_timeout_s * 1000LL;
     char n[16];
     snprintf(n, sizeof(n), "%d", server_inflight(app->server));
@@ -287,6 +294,17 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->sched_push_retry_s = nc->sched_push_retry_s;
     c->sched_job_timeout_s = nc->sched_job_timeout_s;
     c->upload_max = nc->upload_max;
+    c->transport_body_max = nc->transport_body_max;
+    c->transport_session_bytes = nc->transport_session_bytes;
+    c->transport_session_msgs = nc->transport_session_msgs;
+    c->transport_total_bytes = nc->transport_total_bytes;
+    c->transport_total_msgs = nc->transport_total_msgs;
+    c->transport_max_sessions = nc->transport_max_sessions;
+    c->transport_max_waiters = nc->transport_max_waiters;
+    c->transport_push_wait_s = nc->transport_push_wait_s;
+    c->transport_idle_s = nc->transport_idle_s;
+    c->transport_released_s = nc->transport_released_s;
+    c->transport_relay_retries = nc->transport_relay_retries;
     SWAP_STR(c->log_level, nc->log_level);
     SWAP_STR(c->routes_file, nc->routes_file);
     cfg_free(nc);
@@ -295,6 +313,9 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         log_set_level(lv);
     server_apply_cfg(app->server);
     server_apply_cfg(app->agent_server);
+    if (app->chan_server)
+        server_set_body_max(app->chan_server, (size_t)c->transport_body_max + (1 << 20));
+    chan_apply_cfg(app->chan);
     peers_sync_file(app->peers, c->routes_file, on_routes_reloaded, NULL);
     char n[16];
     snprintf(n, sizeof(n), "%d", rc.changed);
@@ -469,7 +490,7 @@ int main(int argc, char **argv)
     };
     app->db = db_pool_new(app->base, &dbo);
     app->pollcache = pollcache_new(0);
-    db_pool_listen(app->db, "bfia_task", on_task_notify, app->pollcache);
+    db_pool_listen(app->db, "bfia_task", on_task_notify, app);
     app->httpc = httpc_new(app->base);
     app->server = server_new(app, route_dispatch);
     /* The per-container task sockets (runner.c opens one per container). */
@@ -528,6 +549,24 @@ int main(int argc, char **argv)
                                        4096);
         app->keys = keys_new(app);
         app->peers = peers_new(app);
+        /* The transport: queues, capabilities, relay; its listener for task
+         * containers (transport.port; 0 serves that API on http.port). */
+        app->chan = chan_new(app, &eb);
+        if (!app->chan) {
+            fprintf(stderr, "gateway: transport: %s\n", eb.msg);
+            exit_code = 1;
+            goto out;
+        }
+        if (cfg->transport_port) {
+            app->chan_server = server_new(app, route_dispatch);
+            server_set_body_max(app->chan_server, (size_t)cfg->transport_body_max + (1 << 20));
+            if (server_listen(app->chan_server, cfg->transport_host, cfg->transport_port, &eb) != 0) {
+                fprintf(stderr, "gateway: transport.port: %s\n", eb.msg);
+                exit_code = 1;
+                goto out;
+            }
+        }
+        chan_routes_start(app);
         app->store = store_new(app->db, app->metrics, cfg->node_id);
         struct runner_env renv = {.base = app->base,
                                   .cfg = &app->cfg,
@@ -553,6 +592,7 @@ int main(int argc, char **argv)
                                    .docker = app->docker,
                                    .attest = app->attest,
                                    .pollcache = app->pollcache,
+                                   .chan = app->chan,
                                    .peer = &sched_peers,
                                    .peer_ctx = app,
                                    .storage_dir = app->storage_dir};
@@ -590,9 +630,12 @@ out:
     sched_free(app->sched);
     store_free(app->store);
     docker_free(app->docker);
+    chan_free(app->chan); /* its relays, before the HTTP client; its waiters are answered */
+    app->chan = NULL;
     httpc_free(app->httpc);
     server_free(app->server);
     server_free(app->agent_server); /* after runner_free released its sockets */
+    server_free(app->chan_server);
     peers_free(app->peers);
     free(app->storage_dir);
     free(app->attest_dir);

@@ -568,3 +568,55 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
         pcall_free(pc);
     return rc;
 }
+
+int peer_call_raw(struct gw_app *app, const char *node, const char *path_query,
+                  const char *const *headers, const void *body, size_t len, bool borrow,
+                  long timeout_ms, int retries, httpc_done_cb done, void *arg,
+                  struct httpc_req **out)
+{
+    char *url = NULL;
+    enum peer_profile prof;
+    int rc = peer_addr(app, node, path_query, NULL, &url, &prof);
+    if (rc != 0)
+        return rc;
+    struct reqsig_out sg;
+    reqsig_outgoing(app, "POST", path_query, node, body, len, prof == PEER_STANDARD,
+                    prof == PEER_KUSCIA, &sg);
+    char h1[128], h2[128], h3[128];
+    const char *me = app->cfg->node_id;
+    snprintf(h1, sizeof(h1), "x-source-node-id: %s", me);
+    snprintf(h2, sizeof(h2), "x-node-id: %s", me);
+    snprintf(h3, sizeof(h3), "x-target-node-id: %s", node);
+    size_t nh = 0;
+    while (headers && headers[nh])
+        nh++;
+    const char **hdrs = gw_xcalloc(nh + 8, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < nh; i++)
+        hdrs[k++] = headers[i];
+    hdrs[k++] = h1;
+    hdrs[k++] = h2;
+    hdrs[k++] = h3;
+    hdrs[k++] = sg.ts;
+    hdrs[k++] = sg.nonce;
+    if (sg.sign[0])
+        hdrs[k++] = sg.sign;
+    struct httpc_opts o = {
+        .method = "POST",
+        .url = url,
+        .headers = hdrs,
+        .body = body ? body : "",
+        .body_len = len,
+        .body_borrow = borrow && body,
+        .timeout_ms = timeout_ms > 0 ? timeout_ms : app->cfg->peer_timeout_ms,
+        .connect_timeout_ms = app->cfg->peer_timeout_ms < 5000 ? app->cfg->peer_timeout_ms : 5000,
+        .resp_max = 1 << 20,
+        .retries = retries,
+        .backoff_ms = 200,
+        .retry_on_5xx = true,
+    };
+    rc = httpc_send(app->httpc, &o, done, arg, out);
+    free(hdrs);
+    free(url);
+    return rc;
+}

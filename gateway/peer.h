@@ -96,6 +96,20 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
               struct httpc_req **out) GW_MUSTCHECK;
 
 /**
+ * POST a raw body (the transport's relay) to node at path_query (a path and
+ * query: the signature covers both), with extra "Name: value" header lines
+ * (NULL-terminated; the caller sets Content-Type).  Same route, scheme,
+ * profile and signing as peer_call; the body is sent as given (not copied
+ * when borrow: it must then stay valid until done runs or the call is
+ * cancelled) and the answer goes to done unparsed.  0, GW_ENOTFOUND (no
+ * route) or GW_EINVAL; done runs exactly once after 0.
+ */
+int peer_call_raw(struct gw_app *app, const char *node, const char *path_query,
+                  const char *const *headers, const void *body, size_t len, bool borrow,
+                  long timeout_ms, int retries, void (*done)(void *arg, const struct httpc_resp *r),
+                  void *arg, struct httpc_req **out) GW_MUSTCHECK;
+
+/**
  * GET path from node's address with no envelope handling (the JWKS fetch):
  * the raw reply goes to done.  0, or GW_ENOTFOUND when node has no route.
  */

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -46,6 +48,7 @@ struct server {
     unsigned int boot_tag;
     struct spool *spool; /* multipart uploads streamed to disk, or NULL */
     bool agent;          /* serves the per-container task sockets */
+    size_t body_max;     /* server_set_body_max(): its own cap, 0 = from the config */
 };
 
 static void req_unlink(struct server *srv, struct gw_req *req)
@@ -204,9 +207,12 @@ struct server *server_new(struct gw_app *app, server_dispatch_cb dispatch)
 void server_apply_cfg(struct server *srv)
 {
     const struct gw_cfg *cfg = srv->app->cfg;
-    evhttp_set_max_body_size(srv->http, (ev_ssize_t)(cfg->upload_max > cfg->http_body_max
-                                                          ? cfg->upload_max
-                                                          : cfg->http_body_max));
+    /* (an invoke on http.port is read up to this too: transport.body_max
+     * above it is answered by evhttp's HTTP 413, not by E0000000413) */
+    long long cap = cfg->upload_max > cfg->http_body_max ? cfg->upload_max : cfg->http_body_max;
+    if (srv->body_max)
+        cap = (long long)srv->body_max;
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)cap);
     evhttp_set_max_headers_size(srv->http, (ev_ssize_t)cfg->http_header_max);
     struct timeval tv = {cfg->http_timeout_s, 0};
     evhttp_set_timeout_tv(srv->http, &tv);
@@ -226,6 +232,12 @@ int server_listen(struct server *srv, const char *host, int port, struct gw_errb
 }
 
 void server_set_agent(struct server *srv) { srv->agent = true; }
+
+void server_set_body_max(struct server *srv, size_t max)
+{
+    srv->body_max = max;
+    server_apply_cfg(srv);
+}
 
 struct evhttp_bound_socket *server_listen_unix(struct server *srv, const char *path,
                                                struct gw_errbuf *eb)
@@ -430,4 +442,81 @@ const char *server_req_peer(const struct gw_req *req)
     if (evcon)
         evhttp_connection_get_peer(evcon, &addr, &port);
     return addr;
+}
+
+char *server_req_body_take(struct gw_req *req, size_t *len)
+{
+    char *b = req->body;
+    *len = req->body_len;
+    req->body = gw_xstrdup("");
+    req->body_len = 0;
+    return b;
+}
+
+static void part_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    const struct server_part *pt = arg;
+    pt->release((void *)pt->p);
+    free(arg);
+}
+
+void server_reply_parts(struct gw_req *req, int http_status, const char *content_type,
+                        const struct server_part *parts, size_t nparts)
+{
+    if (req->replied || !req->ev) {
+        for (size_t i = 0; i < nparts; i++)
+            if (parts[i].release)
+                parts[i].release((void *)parts[i].p);
+        server_reply(req, http_status, content_type, NULL, 0, NULL);
+        return;
+    }
+    /* Build the body in the request's output buffer and send with an empty
+     * extra body: evhttp sends what the output buffer holds. */
+    struct evbuffer *ob = evhttp_request_get_output_buffer(req->ev);
+    for (size_t i = 0; i < nparts; i++) {
+        if (!parts[i].n) {
+            if (parts[i].release)
+                parts[i].release((void *)parts[i].p);
+            continue;
+        }
+        if (parts[i].release) {
+            struct server_part *keep = gw_xmalloc(sizeof(*keep));
+            *keep = parts[i];
+            if (evbuffer_add_reference(ob, parts[i].p, parts[i].n, part_cleanup, keep) != 0)
+                abort();
+        } else {
+            evbuffer_add(ob, parts[i].p, parts[i].n);
+        }
+    }
+    server_reply(req, http_status, content_type, NULL, 0, NULL);
+}
+
+bool server_req_alive(const struct gw_req *req)
+{
+    if (req->client_gone || !req->ev)
+        return false;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req->ev);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev)
+        return false;
+    char c;
+    ssize_t n = recv(bufferevent_getfd(bev), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return false; /* the client closed its side */
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return false;
+    return true;
+}
+
+void server_req_nodelay(const struct gw_req *req)
+{
+    struct evhttp_connection *evcon = req->ev ? evhttp_request_get_connection(req->ev) : NULL;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev)
+        return;
+    int one = 1;
+    /* fails harmlessly on a unix socket */
+    (void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

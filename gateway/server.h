@@ -123,6 +123,42 @@ void server_enable_spool(struct server *srv);
 /** spool_take() for req: 0 none, 1 complete (*out), 2 arriving (cb later). */
 int server_spool_take(struct gw_req *req, spool_ready_cb cb, void *arg, struct spool_upload **out);
 
+/**
+ * Take the request body: the malloc'd, NUL-terminated block (length in
+ * *len) now belongs to the caller; req->body becomes an empty string.  Lets
+ * the transport keep a message without copying it again.
+ */
+char *server_req_body_take(struct gw_req *req, size_t *len);
+
+/* One piece of a reply body: copied, or (with release set) referenced until
+ * it is sent and then handed to release(p). */
+struct server_part {
+    const void *p;
+    size_t n;
+    void (*release)(void *p);
+};
+
+/** server_reply() with the body given as parts (large payloads are not copied). */
+void server_reply_parts(struct gw_req *req, int http_status, const char *content_type,
+                        const struct server_part *parts, size_t nparts);
+
+/**
+ * Whether the client of a request still waits for its answer: false when
+ * its connection was closed (a peek at the socket sees end of file).  For
+ * long waits, where libevent does not notice a closed connection.
+ */
+bool server_req_alive(const struct gw_req *req);
+
+/**
+ * Send this request's answer without Nagle's delay (TCP_NODELAY on its
+ * connection): a large answer written in pieces must not hold back its last
+ * small segment for the client's delayed ACK.
+ */
+void server_req_nodelay(const struct gw_req *req);
+
+/** Set the body cap of this server alone (the transport listener). */
+void server_set_body_max(struct server *srv, size_t max);
+
 /** The caller's numeric address ("127.0.0.1", "::1"), or NULL. Borrowed. */
 const char *server_req_peer(const struct gw_req *req);
 

@@ -14,6 +14,7 @@
 #include "container/attest.h"
 #include "scheduler/pollcache.h"
 #include "route.h"
+#include "container/chan.h"
 
 #ifndef GW_VERSION
 #define GW_VERSION "dev"
@@ -75,6 +76,7 @@ void ops_metrics(struct gw_req *req)
         return;
     }
     metrics_render(app->metrics, out);
+    chan_metrics(app->chan, out);
     struct db_stats st;
     db_pool_stats(app->db, &st);
     fprintf(out,

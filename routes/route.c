@@ -80,6 +80,13 @@ static const struct route table[] = {
     {GW_POST, "/v1/interconn/schedule/job/stop", partner_ep_job_stop, 64 * KiB, ROUTE_AUTH_PEER},
     {GW_POST, "/v1/interconn/schedule/task/poll", partner_ep_task_poll, 64 * KiB, ROUTE_AUTH_PEER},
     {GW_POST, "/v1/interconn/schedule/task/stop", partner_ep_task_stop, 64 * KiB, ROUTE_AUTH_PEER},
+    /* transport layer (routes/chan.c): containers, then peer nodes */
+    {GW_POST, "/v1/interconn/chan/push", chan_push, ROUTE_BODY_CHAN, ROUTE_AUTH_CHAN},
+    {GW_POST | GW_GET, "/v1/interconn/chan/pop", chan_pop, ROUTE_BODY_CHAN, ROUTE_AUTH_CHAN},
+    {GW_POST | GW_GET, "/v1/interconn/chan/peek", chan_peek, ROUTE_BODY_CHAN, ROUTE_AUTH_CHAN},
+    {GW_POST, "/v1/interconn/chan/release", chan_release, ROUTE_BODY_CHAN, ROUTE_AUTH_CHAN},
+    {GW_POST, "/v1/interconn/chan/invoke", chan_invoke, ROUTE_BODY_CHAN, ROUTE_AUTH_PEER},
+    {GW_POST, "/v1/interconn/chan/transport", chan_invoke, ROUTE_BODY_CHAN, ROUTE_AUTH_PEER},
 };
 
 const struct route *route_table(size_t *n)
@@ -219,6 +226,18 @@ void route_dispatch(struct gw_req *req)
     req->route_idx = idx >= 0 ? idx : (int)n;
     req->route_name = idx >= 0 ? t[idx].pattern : NULL;
 
+    /* The transport listener serves the container-facing channel API and
+     * nothing else; with a transport listener, that API is not on http.port. */
+    bool on_chan = app->chan_server && req->srv == app->chan_server;
+    if (idx >= 0 && (on_chan != (t[idx].auth == ROUTE_AUTH_CHAN)) &&
+        (on_chan || app->chan_server)) {
+        reply_envelope(req, 200, ROUTE_CODE_NO_ROUTE,
+                       on_chan ? "no such endpoint on the transport listener (only "
+                                 "/v1/interconn/chan/push, pop, peek, release)"
+                               : "the container-facing channel API is served on transport.port",
+                       NULL);
+        return;
+    }
     if (req->agent_sock && idx >= 0 && t[idx].auth != ROUTE_AUTH_TASK) {
         /* A task socket reaches the attestation endpoints and nothing else. */
         reply_envelope(req, 200, ROUTE_CODE_NO_ROUTE,
@@ -247,11 +266,13 @@ void route_dispatch(struct gw_req *req)
         route_reply_err(req, GW_EBUSY, "node is starting (reconciling tasks with the engine); retry");
         return;
     }
-    if (server_inflight(app->server) > app->cfg->http_max_conns && r->auth != ROUTE_AUTH_NONE) {
+    if (!on_chan && server_inflight(app->server) > app->cfg->http_max_conns &&
+        r->auth != ROUTE_AUTH_NONE) {
         route_reply_err(req, GW_EBUSY, "too many requests in flight; retry later");
         return;
     }
-    size_t cap = r->body_max == ROUTE_BODY_UPLOAD ? (size_t)app->cfg->upload_max
+    size_t cap = r->body_max == ROUTE_BODY_CHAN     ? (size_t)-1 /* the handler answers */
+                 : r->body_max == ROUTE_BODY_UPLOAD ? (size_t)app->cfg->upload_max
                  : r->body_max                 ? r->body_max
                                                : (size_t)app->cfg->http_body_max;
     if (req->body_len > cap) {

@@ -24,6 +24,8 @@ enum route_auth {
     ROUTE_AUTH_LOCAL, /* platform API: this node's own UI/CLI and containers */
     ROUTE_AUTH_TASK,  /* as LOCAL, and also served on the per-container task sockets */
     ROUTE_AUTH_PEER,  /* interconn/partner API: a node in the route table */
+    ROUTE_AUTH_CHAN,  /* transport, container-facing: the task's capability (x-ptp-token),
+                       * checked by the handler; served on the transport listener */
 };
 
 typedef void (*route_handler)(struct gw_req *req);
@@ -104,6 +106,8 @@ bool route_store_started(struct gw_req *req, int rc);
 
 /* body_max value meaning "upload.max" (dataset uploads). */
 #define ROUTE_BODY_UPLOAD ((size_t)-1)
+/* body_max value meaning "transport.body_max, answered by the handler" (E0000000413). */
+#define ROUTE_BODY_CHAN ((size_t)-2)
 
 /* Handlers, one file per API group. */
 void ops_healthz(struct gw_req *req);
@@ -148,6 +152,13 @@ void dataset_upload_file(struct gw_req *req);
 void dataset_query(struct gw_req *req);
 void dataset_list(struct gw_req *req);
 void dataset_delete(struct gw_req *req);
+void chan_push(struct gw_req *req);
+void chan_pop(struct gw_req *req);
+void chan_peek(struct gw_req *req);
+void chan_release(struct gw_req *req);
+void chan_invoke(struct gw_req *req);
+/* The transport's HTTP side: arm its once-a-second check of waiting pops. */
+void chan_routes_start(struct gw_app *app);
 
 
 #endif

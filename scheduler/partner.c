@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "container/attest.h"
+#include "container/chan.h"
 #include "container/docker.h"
 #include "container/runner.h"
 #include "container/taskenv.h"
@@ -260,6 +261,12 @@ static cJSON *launch_spec(struct partner *p, struct preq *q, const struct dag *d
                                   cfg->callback_host, cfg->http_port);
     char *storage = gw_xasprintf("file://%s", p->env.storage_dir);
     char *logp = gw_xasprintf("%s/logs/%s", p->env.storage_dir, q->job_id);
+    char *transport = chan_advertise(cfg);
+    /* the transport (container/chan.h): the task's capability, a trace id
+     * every party shares */
+    char *chan_tok =
+        p->env.chan ? chan_task_token(p->env.chan, q->job_id, q->task_id, role, idx) : NULL;
+    char *trace = gw_xasprintf("trace_%s", q->task_id);
     if (dag_task_io(d, ti, desc, role, idx, q->job_id, &in, &out, eb) != 0)
         goto out;
     struct taskenv_in ti_in = {
@@ -275,6 +282,9 @@ static cJSON *launch_spec(struct partner *p, struct preq *q, const struct dag *d
         .storage = storage,
         .callback = callback,
         .log_path = logp,
+        .transport = transport,
+        .token = chan_tok,
+        .trace_id = trace,
     };
     struct taskenv env = {0};
     if (taskenv_build(&ti_in, &env, eb) != 0)
@@ -301,6 +311,9 @@ out:
     free(callback);
     free(storage);
     free(logp);
+    free(transport);
+    free(chan_tok);
+    free(trace);
     return spec;
 }
 

@@ -29,6 +29,7 @@
 #include "scheduler/sched.h"
 
 struct attest;
+struct chan;
 struct dag;
 struct docker;
 struct event_base;
@@ -46,6 +47,7 @@ struct partner_env {
     struct docker *docker;       /* live logs of running containers */
     struct attest *attest;       /* container callbacks' launch tokens */
     struct pollcache *pollcache; /* forgotten on every local change */
+    struct chan *chan;           /* the transport: each task's capability (config.token) */
     const struct sched_peer_ops *peer; /* pushes to schedulers */
     void *peer_ctx;
     const char *storage_dir;     /* absolute: file:// datasets and outputs */

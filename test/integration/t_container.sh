@@ -67,7 +67,7 @@ r=$(api POST "$PA" /v1/platform/schedule/component/register "{\"imageUrl\":\"bfi
 expect standard_component_register "$(code_of "$r")" 0
 expect same_component_name_two_vendors "$(psql_db ca -c "SELECT count(*) FROM t_component WHERE component_name='hash_ids'")" 2
 r=$(api GET "$PA" "/v2/provider/query?name=bfia-demo")
-expect provider_query "$(printf '%s' "$r" | jq -r '.data.providers[0].components | keys | join(",")')" "col_stats,hash_ids"
+expect provider_query "$(printf '%s' "$r" | jq -r '.data.providers[0].components | keys | join(",")')" "chan_probe,col_stats,hash_ids,joint_stats"
 r=$(api POST "$PA" /v2/provider/delete '{"name":"std-vendor","version":"0.1"}')
 expect provider_delete "$(code_of "$r"):$(psql_db ca -c "SELECT count(*) FROM t_component WHERE provider='std-vendor'")" 0:0
 r=$(api POST "$PA" /v2/provider/delete '{"name":"std-vendor","version":"0.1"}')

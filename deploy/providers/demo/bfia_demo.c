@@ -10,6 +10,12 @@
  *              step of a hashed-ID intersection.
  *   col_stats  reads input "data" (CSV with a header), writes output
  *              "report": JSON with count/min/max/mean of each numeric column.
+ *   joint_stats  sends its input "report" to every other party through the
+ *              gateway's transport layer (system.transport, the channel API
+ *              in the SecretFlow/Kuscia dialect) and writes output "joint":
+ *              every party's statistics side by side.
+ *   chan_probe (tests) sends `count` messages of `size` bytes to every other
+ *              party and checks what it receives arrives whole and in order.
  *
  * Contract (spec bfia-control-layer.md §6): configuration comes only from
  * environment variables system.*, config.*, runtime.component.*; inputs and
@@ -351,6 +357,311 @@ static void attest_probe(const char *aud)
     say("attest probe: answer of %zu bytes stored", b ? strlen(b + 4) : (size_t)0);
 }
 
+
+/* ---- transport (system.transport, dialect B as SecretFlow's YACL speaks it) ---- */
+/* One call to the gateway's channel API: POST path with the x-ptp-* headers
+ * and a raw body; the answer is the three-field protobuf TransportOutbound
+ * {payload=1, code=2, message=3}.  A tiny decoder suffices for three fields. */
+struct chan_answer {
+    char code[32];
+    char message[512];
+    unsigned char *payload;
+    size_t len;
+};
+
+static int read_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        unsigned char b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+static int decode_answer(const unsigned char *b, size_t n, struct chan_answer *a)
+{
+    const unsigned char *p = b, *end = b + n;
+    while (p < end) {
+        uint64_t key, len;
+        if (read_varint(&p, end, &key) || (key & 7) != 2 || read_varint(&p, end, &len) ||
+            len > (uint64_t)(end - p))
+            return -1;
+        if (key >> 3 == 1) {
+            a->payload = malloc(len ? len : 1);
+            memcpy(a->payload, p, len);
+            a->len = len;
+        } else if (key >> 3 == 2) {
+            snprintf(a->code, sizeof(a->code), "%.*s", (int)len, (const char *)p);
+        } else if (key >> 3 == 3) {
+            snprintf(a->message, sizeof(a->message), "%.*s", (int)len, (const char *)p);
+        }
+        p += len;
+    }
+    return a->code[0] ? 0 : -1;
+}
+
+static int chan_call(const char *op, const char *query, const char *target, const char *topic,
+                     const void *body, size_t blen, struct chan_answer *a)
+{
+    memset(a, 0, sizeof(*a));
+    const char *tr = env("system.transport");
+    if (strncmp(tr, "http://", 7) == 0)
+        tr += 7;
+    char host[64];
+    const char *colon = strrchr(tr, ':');
+    if (!colon || (size_t)(colon - tr) >= sizeof(host)) {
+        snprintf(a->message, sizeof(a->message), "system.transport '%s' is not host:port", tr);
+        return -1;
+    }
+    memcpy(host, tr, (size_t)(colon - tr));
+    host[colon - tr] = '\0';
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        snprintf(a->message, sizeof(a->message), "system.transport host '%s' is not IPv4", host);
+        return -1;
+    }
+    char hdr[4096];
+    int hl = snprintf(hdr, sizeof(hdr),
+                      "POST /v1/interconn/chan/%s%s HTTP/1.1\r\nHost: %s\r\n"
+                      "x-ptp-tecn-provider-code: bfia-demo\r\nx-ptp-trace-id: %s\r\n"
+                      "x-ptp-token: %s\r\nx-ptp-session-id: %s\r\nx-ptp-target-node-id: %s\r\n"
+                      "x-ptp-topic: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                      op, query, tr, env("config.trace_id"), env("config.token"),
+                      env("config.session_id"), target, topic, blen);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        snprintf(a->message, sizeof(a->message), "cannot reach the transport at %s: %s", tr,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t off = 0;
+    while (off < (size_t)hl) {
+        ssize_t w = write(fd, hdr + off, (size_t)hl - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    off = 0;
+    while (off < blen) {
+        ssize_t w = write(fd, (const char *)body + off, blen - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    size_t cap = 65536, n = 0;
+    char *resp = malloc(cap);
+    ssize_t got;
+    while ((got = read(fd, resp + n, cap - n)) > 0) {
+        n += (size_t)got;
+        if (n == cap)
+            resp = realloc(resp, cap *= 2);
+    }
+    close(fd);
+    char *sep = NULL;
+    for (size_t i = 0; i + 3 < n; i++)
+        if (memcmp(resp + i, "\r\n\r\n", 4) == 0) {
+            sep = resp + i + 4;
+            break;
+        }
+    int rc = -1;
+    if (!sep || n < 12 || strncmp(resp + 9, "200", 3) != 0)
+        snprintf(a->message, sizeof(a->message), "transport answered %.40s",
+                 n ? resp : "nothing (connection closed)");
+    else if (decode_answer((unsigned char *)sep, n - (size_t)(sep - resp), a) != 0)
+        snprintf(a->message, sizeof(a->message), "transport answer is not a TransportOutbound");
+    else
+        rc = 0;
+    free(resp);
+    return rc;
+}
+
+/* The other parties of the task: config.node_id.<role>.<i> except self_role. */
+struct party {
+    char key[64];
+    char node[128];
+};
+
+extern char **environ;
+
+static int parties(struct party *out, int max)
+{
+    int n = 0;
+    for (char **e = environ; *e && n < max; e++) {
+        if (strncmp(*e, "config.node_id.", 15) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        snprintf(out[n].key, sizeof(out[n].key), "%.*s", (int)(eq - *e - 15), *e + 15);
+        snprintf(out[n].node, sizeof(out[n].node), "%s", eq + 1);
+        if (strcmp(out[n].key, env("config.self_role")) != 0)
+            n++;
+    }
+    return n;
+}
+
+/* Send one message to party p on topic "<self>-<p>"; retries while the
+ * buffer is full.  0, or -1 with the reason printed. */
+static int chan_send(const struct party *p, const char *topic, const void *msg, size_t len)
+{
+    for (int attempt = 0; attempt < 30; attempt++) {
+        struct chan_answer a;
+        if (chan_call("push", "", p->node, topic, msg, len, &a) != 0) {
+            say("transport: push to %s (%s) failed: %s", p->key, p->node, a.message);
+            return -1;
+        }
+        free(a.payload);
+        if (strcmp(a.code, "E0000000000") == 0)
+            return 0;
+        if (strcmp(a.code, "E0000000700") != 0) {
+            say("transport: push to %s (%s) refused: %s %s", p->key, p->node, a.code, a.message);
+            return -1;
+        }
+        sleep(1); /* buffer full: as YACL, wait and push again */
+    }
+    say("transport: push to %s: buffer stayed full", p->key);
+    return -1;
+}
+
+/* Receive one message from party p (topic "<p>-<self>"), polling with
+ * pop?timeout=5 until deadline_s.  Returns the payload (malloc'd) or NULL. */
+static unsigned char *chan_recv(const struct party *p, const char *topic, size_t *len, int deadline_s)
+{
+    time_t end = time(NULL) + deadline_s;
+    while (time(NULL) < end) {
+        struct chan_answer a;
+        if (chan_call("pop", "?timeout=5", p->node, topic, "", 0, &a) != 0) {
+            say("transport: pop from %s failed: %s", p->key, a.message);
+            return NULL;
+        }
+        if (strcmp(a.code, "E0000000000") != 0) {
+            say("transport: pop from %s refused: %s %s", p->key, a.code, a.message);
+            free(a.payload);
+            return NULL;
+        }
+        if (a.payload) {
+            *len = a.len;
+            return a.payload;
+        }
+    }
+    say("transport: nothing from %s within %d s", p->key, deadline_s);
+    return NULL;
+}
+
+/* joint_stats: each party sends its column statistics (input "report") to
+ * every other party through system.transport and writes the combined
+ * report {"<role.i>": <report>, ...} to output "joint". */
+static int joint_stats(void)
+{
+    char in[1024], out[1024];
+    if (address_path("input", "report", in, sizeof(in), 0) ||
+        address_path("output", "joint", out, sizeof(out), 1))
+        return -1;
+    FILE *fi = fopen(in, "r");
+    if (!fi) {
+        say("error: cannot open input %s: %s", in, strerror(errno));
+        return -1;
+    }
+    static char mine[65536];
+    size_t ml = fread(mine, 1, sizeof(mine) - 1, fi);
+    fclose(fi);
+    while (ml && (mine[ml - 1] == '\n' || mine[ml - 1] == '\r'))
+        ml--;
+    mine[ml] = '\0';
+    struct party ps[16];
+    int np = parties(ps, 16);
+    const char *self = env("config.self_role");
+    char topic[256];
+    for (int i = 0; i < np; i++) {
+        snprintf(topic, sizeof(topic), "%.100s-%.60s", self, ps[i].key);
+        if (chan_send(&ps[i], topic, mine, ml) != 0)
+            return -1;
+        say("joint_stats: sent %zu bytes of statistics to %s (node %s)", ml, ps[i].key, ps[i].node);
+    }
+    FILE *fo = fopen(out, "w");
+    if (!fo)
+        return -1;
+    fprintf(fo, "{\"%s\":%s", self, ml ? mine : "null");
+    for (int i = 0; i < np; i++) {
+        snprintf(topic, sizeof(topic), "%.60s-%.100s", ps[i].key, self);
+        size_t len = 0;
+        unsigned char *theirs = chan_recv(&ps[i], topic, &len, 120);
+        if (!theirs) {
+            fclose(fo);
+            return -1;
+        }
+        say("joint_stats: received %zu bytes of statistics from %s (node %s)", len, ps[i].key,
+            ps[i].node);
+        fprintf(fo, ",\"%s\":%.*s", ps[i].key, (int)len, (const char *)theirs);
+        free(theirs);
+    }
+    fprintf(fo, "}\n");
+    if (fclose(fo) != 0)
+        return -1;
+    say("joint_stats: combined report of %d parties in %s", np + 1, out);
+    return 0;
+}
+
+/* chan_probe (tests): send `count` messages of `size` bytes to every other
+ * party and receive as many from each, checking order and content (each
+ * message starts with its sequence number and the sender's role). */
+static int chan_probe(void)
+{
+    long count = param("count") ? atol(param("count")) : 10;
+    long size = param("size") ? atol(param("size")) : 64;
+    if (size < 32)
+        size = 32;
+    struct party ps[16];
+    int np = parties(ps, 16);
+    const char *self = env("config.self_role");
+    char *msg = malloc((size_t)size);
+    char topic[256];
+    for (long k = 0; k < count; k++) {
+        for (int i = 0; i < np; i++) {
+            memset(msg, 'a' + (int)(k % 26), (size_t)size);
+            int hl = snprintf(msg, (size_t)size, "%ld %s ", k, self);
+            msg[hl] = '|';
+            snprintf(topic, sizeof(topic), "probe-%.100s-%.60s", self, ps[i].key);
+            if (chan_send(&ps[i], topic, msg, (size_t)size) != 0) {
+                free(msg);
+                return -1;
+            }
+        }
+    }
+    for (int i = 0; i < np; i++) {
+        snprintf(topic, sizeof(topic), "probe-%.60s-%.100s", ps[i].key, self);
+        for (long k = 0; k < count; k++) {
+            size_t len = 0;
+            unsigned char *m = chan_recv(&ps[i], topic, &len, 60);
+            if (!m) {
+                free(msg);
+                return -1;
+            }
+            char want[128];
+            int wl = snprintf(want, sizeof(want), "%ld %s ", k, ps[i].key);
+            if (len != (size_t)size || memcmp(m, want, (size_t)wl) != 0) {
+                say("chan_probe: message %ld from %s out of order or damaged (%zu bytes: %.40s)",
+                    k, ps[i].key, len, (const char *)m);
+                free(m);
+                free(msg);
+                return -1;
+            }
+            free(m);
+        }
+        say("chan_probe: %ld messages of %ld bytes from %s in order", count, size, ps[i].key);
+    }
+    free(msg);
+    return 0;
+}
+
 /* ---- components ------------------------------------------------------------ */
 static char *trim(char *s)
 {
@@ -520,6 +831,10 @@ int main(void)
         rc = hash_ids();
     else if (strcmp(comp, "col_stats") == 0)
         rc = col_stats();
+    else if (strcmp(comp, "joint_stats") == 0)
+        rc = joint_stats();
+    else if (strcmp(comp, "chan_probe") == 0)
+        rc = chan_probe();
     else {
         say("error: unknown component '%s'", comp);
         rc = -1;

@@ -1,0 +1,778 @@
+/*
+ * chan.c - the BFIA channel API over HTTP (spec bfia-transport.md):
+ *
+ *   container-facing  POST /v1/interconn/chan/push | pop | peek | release
+ *                     (the transport listener, transport.port; system.transport)
+ *   node-to-node      POST /v1/interconn/chan/invoke and /transport (http.port)
+ *
+ * Every answer is HTTP 200 with the transport envelope in the request's own
+ * dialect (routes/chanwire.h); codes are spec §7's.  Container calls carry
+ * the task's capability in x-ptp-token (container/chan.h): the token must
+ * be live, the session the task's own, the target a party of the task, and
+ * a pop reads only this node's queues of that session (and task scope).
+ * An invoke's source must be a party of the job that owns the session.
+ */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "container/chan.h"
+#include "container/chanq.h"
+#include "gateway/app.h"
+#include "gateway/cfg.h"
+#include "gateway/httpc.h"
+#include "gateway/json.h"
+#include "gateway/log.h"
+#include "gateway/peer.h"
+#include "route.h"
+#include "routes/chanwire.h"
+
+struct cctx {
+    struct gw_req *req;
+    int api;
+    int dialect;           /* of the answer */
+    char *session, *topic, *target, *peer, *scope, *trace, *provider;
+    char *job_id, *task_id;
+    char *src_inst, *dst_inst;
+    void *payload;         /* owned until queued or relayed */
+    size_t len;
+    long long wait_ms;
+    bool topic_given;
+    struct chanq_waiter *w;
+    struct chan_relay *relay;
+    int relay_form;        /* CHANWIRE_RAW / CHANWIRE_PROTO: how the peer answers */
+    bool waiting_pop;
+    struct cctx *prev, *next; /* waiting pops, for the liveness sweep */
+};
+
+/* Waiting pops of the process (their clients are checked once a second). */
+static struct cctx *waiting;
+
+static void relay_push(struct cctx *x);
+
+static void unlist(struct cctx *x)
+{
+    if (!x->waiting_pop)
+        return;
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        waiting = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+    x->waiting_pop = false;
+}
+
+static void cctx_free(void *p)
+{
+    struct cctx *x = p;
+    struct chan *c = x->req->app->chan;
+    unlist(x);
+    if (x->w && c)
+        chanq_cancel(chan_queues(c), x->w);
+    if (x->relay && c)
+        chan_relay_cancel(c, x->relay);
+    free(x->session);
+    free(x->topic);
+    free(x->target);
+    free(x->peer);
+    free(x->scope);
+    free(x->trace);
+    free(x->provider);
+    free(x->job_id);
+    free(x->task_id);
+    free(x->src_inst);
+    free(x->dst_inst);
+    free(x->payload);
+    free(x);
+}
+
+/* ---- headers and answers ------------------------------------------------------ */
+
+/* A header by its standard name, or with '_' for '-' (MESH accepts both). */
+static const char *hget(const struct gw_req *req, const char *name)
+{
+    const char *v = server_req_header(req, name);
+    if (v)
+        return v;
+    char alt[64];
+    snprintf(alt, sizeof(alt), "%s", name);
+    for (char *p = alt; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    return server_req_header(req, alt);
+}
+
+static const char *qget(const struct gw_req *req, const char *key)
+{
+    for (struct evkeyval *kv = req->query->tqh_first; kv; kv = kv->next.tqe_next)
+        if (strcmp(kv->key, key) == 0)
+            return kv->value;
+    return NULL;
+}
+
+struct parts {
+    struct server_part p[8];
+    size_t n;
+    char *buf;
+    size_t blen, bcap;
+};
+
+static void flush_copy(struct parts *ps)
+{
+    if (!ps->blen)
+        return;
+    ps->p[ps->n++] = (struct server_part){ps->buf, ps->blen, free};
+    ps->buf = NULL;
+    ps->blen = ps->bcap = 0;
+}
+
+static void ps_append(void *arg, const void *p, size_t n)
+{
+    struct parts *ps = arg;
+    if (ps->blen + n > ps->bcap) {
+        ps->bcap = (ps->blen + n) * 2 + 64;
+        ps->buf = gw_xrealloc(ps->buf, ps->bcap);
+    }
+    memcpy(ps->buf + ps->blen, p, n);
+    ps->blen += n;
+}
+
+static void ps_take(void *arg, void *payload, size_t n)
+{
+    struct parts *ps = arg;
+    flush_copy(ps);
+    ps->p[ps->n++] = (struct server_part){payload, n, free};
+}
+
+/* Answer x's request: code, message, payload (taken, may be NULL). */
+static void answer(struct cctx *x, const char *code, const char *msg, void *payload, size_t len)
+{
+    struct gw_req *req = x->req;
+    struct chan *c = req->app->chan;
+    chan_count(c, x->api, code);
+    if (strcmp(code, CHAN_OK) != 0) {
+        enum log_level lv = strcmp(code, CHAN_E_SERVER) == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO;
+        if (log_enabled(lv))
+            log_kv(lv, &req->log, "transport.refused", msg, "code", code, "path", req->path,
+                   "session", x->session, "topic", x->topic, NULL);
+    }
+    if (payload && len > 1400)
+        server_req_nodelay(req); /* answered in several writes: no Nagle wait at the end */
+    struct parts ps = {0};
+    struct chanwire_sink sink = {ps_append, ps_take, &ps};
+    chanwire_reply(x->dialect ? x->dialect : CHANWIRE_JSON, code, msg, payload, len, &sink);
+    flush_copy(&ps);
+    unlist(x);
+    server_reply_parts(req, 200, chanwire_content_type(x->dialect ? x->dialect : CHANWIRE_JSON),
+                       ps.p, ps.n);
+}
+
+static struct cctx *cctx_new(struct gw_req *req, int api)
+{
+    struct cctx *x = gw_xcalloc(1, sizeof(*x));
+    x->req = req;
+    x->api = api;
+    x->dialect = CHANWIRE_JSON;
+    req->ctx = x;
+    req->ctx_free = cctx_free;
+    return x;
+}
+
+static bool oversized(struct cctx *x)
+{
+    const struct gw_cfg *cfg = x->req->app->cfg;
+    if ((long long)x->req->body_len <= cfg->transport_body_max)
+        return false;
+    char m[160];
+    snprintf(m, sizeof(m), "body of %zu bytes is over transport.body_max (%lld)",
+             x->req->body_len, cfg->transport_body_max);
+    answer(x, CHAN_E_TOOBIG, m, NULL, 0);
+    return true;
+}
+
+/* ---- queue outcomes --------------------------------------------------------------- */
+
+static const char *code_of(int st, const char **msg)
+{
+    switch (st) {
+    case CHANQ_OK: *msg = "success"; return CHAN_OK;
+    case CHANQ_TIMEOUT: *msg = "buffer full: no room within the timeout"; return CHAN_E_FULL;
+    case CHANQ_FULL: *msg = "buffer full"; return CHAN_E_FULL;
+    case CHANQ_RELEASED: *msg = "session released"; return CHAN_E_RELEASED;
+    case CHANQ_TOOBIG: *msg = "message larger than a session may hold"; return CHAN_E_TOOBIG;
+    case CHANQ_LIMIT: *msg = "too many sessions, topics or waiting requests"; return CHAN_E_FULL;
+    default: *msg = "gateway shutting down"; return CHAN_E_SERVER;
+    }
+}
+
+static void on_push_done(void *arg, int st, void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    struct cctx *x = arg;
+    x->w = NULL;
+    const char *msg;
+    const char *code = code_of(st, &msg);
+    answer(x, code, msg, NULL, 0);
+}
+
+/* Queue x's payload here: a local push (target = this node) or an invoke. */
+static void enqueue(struct cctx *x)
+{
+    struct chan *c = x->req->app->chan;
+    struct chanq_addr a = {x->session, x->scope ? x->scope : "", x->topic ? x->topic : "",
+                           x->peer};
+    long long now = chan_now();
+    int st = chanq_push(chan_queues(c), &a, x->payload, x->len, now, now + x->wait_ms,
+                        on_push_done, x, &x->w);
+    if (st == CHANQ_OK || st == CHANQ_WAITING)
+        x->payload = NULL; /* the queue has it */
+    if (st == CHANQ_WAITING) {
+        chan_arm(c);
+        return;
+    }
+    const char *msg;
+    const char *code = code_of(st, &msg);
+    answer(x, code, msg, NULL, 0);
+}
+
+/* ---- pop and peek ------------------------------------------------------------------ */
+
+static void on_pop_done(void *arg, int st, void *data, size_t len)
+{
+    struct cctx *x = arg;
+    x->w = NULL;
+    if (st == CHANQ_OK && !server_req_alive(x->req)) {
+        /* its reader left while it waited: the message stays for the next pop */
+        struct chanq_addr a = {x->session, x->scope, x->topic ? x->topic : "", x->peer};
+        chanq_requeue(chan_queues(x->req->app->chan), &a, data, len, chan_now());
+        answer(x, CHAN_OK, "reader gone", NULL, 0); /* dropped by libevent */
+        return;
+    }
+    if (st == CHANQ_OK)
+        answer(x, CHAN_OK, "success", data, len);
+    else if (st == CHANQ_TIMEOUT)
+        answer(x, CHAN_OK, "no message within the timeout", NULL, 0);
+    else if (st == CHANQ_RELEASED)
+        answer(x, CHAN_E_RELEASED, "session released", NULL, 0);
+    else
+        answer(x, CHAN_E_SERVER, "gateway shutting down", NULL, 0);
+}
+
+static void sweep_waiting(void *arg)
+{
+    (void)arg;
+    for (struct cctx *x = waiting, *n; x; x = n) {
+        n = x->next;
+        if (!server_req_alive(x->req)) {
+            chanq_cancel(chan_queues(x->req->app->chan), x->w);
+            x->w = NULL;
+            answer(x, CHAN_OK, "reader gone", NULL, 0);
+        }
+    }
+}
+
+/* ---- the container-facing calls, once the token is known ------------------------------- */
+
+static void container_go(struct cctx *x, const struct chan_cap *cap)
+{
+    struct gw_req *req = x->req;
+    struct gw_app *app = req->app;
+    struct chan *c = app->chan;
+    const char *me = app->cfg->node_id;
+    char m[320];
+    if (strcmp(x->session, cap->session) != 0) {
+        snprintf(m, sizeof(m), "x-ptp-session-id: %.128s is not the session of this task's job "
+                 "(config.session_id)", x->session);
+        answer(x, CHAN_E_AUTH, m, NULL, 0);
+        return;
+    }
+    x->job_id = gw_xstrdup(cap->job_id);
+    x->task_id = gw_xstrdup(cap->task_id);
+    x->scope = gw_xstrdup(cap->scoped ? cap->task_id : "");
+    if (x->api == CHAN_API_PUSH) {
+        if (strcmp(x->target, me) != 0 && !peers_find(app->peers, x->target)) {
+            snprintf(m, sizeof(m), "x-ptp-target-node-id: node %.64s is not in the route table",
+                     x->target);
+            answer(x, CHAN_E_NONET, m, NULL, 0);
+            return;
+        }
+        if (!chan_cap_has_party(cap, x->target)) {
+            snprintf(m, sizeof(m), "x-ptp-target-node-id: %.64s is not a party of this task",
+                     x->target);
+            answer(x, CHAN_E_AUTH, m, NULL, 0);
+            return;
+        }
+        if (strcmp(x->target, me) == 0) {
+            x->peer = gw_xstrdup(me);
+            enqueue(x);
+            return;
+        }
+        /* a remote party: relay to its gateway */
+        relay_push(x);
+        return;
+    }
+    /* pop, peek, release: only this node's queues, of this task's session */
+    const char *peer = x->target && strcmp(x->target, me) != 0 ? x->target : "";
+    if (*peer && !chan_cap_has_party(cap, peer)) {
+        snprintf(m, sizeof(m), "x-ptp-target-node-id: %.64s is not a party of this task", peer);
+        answer(x, CHAN_E_AUTH, m, NULL, 0);
+        return;
+    }
+    x->peer = gw_xstrdup(peer);
+    struct chanq *q = chan_queues(c);
+    if (x->api == CHAN_API_RELEASE) {
+        /* a task's own slice is remembered as released; the spec's unscoped
+         * session may be used by the job's next task, so it is only emptied */
+        chanq_release(q, x->session, x->scope, x->topic_given ? x->topic : NULL,
+                      !x->topic_given && *x->scope, chan_now());
+        answer(x, CHAN_OK, "success", NULL, 0);
+        return;
+    }
+    struct chanq_addr a = {x->session, x->scope, x->topic ? x->topic : "", x->peer};
+    long long now = chan_now();
+    long long dl = x->api == CHAN_API_POP ? now + x->wait_ms : now;
+    void *data;
+    size_t len;
+    int st = chanq_pop(q, &a, now, dl, on_pop_done, x, &x->w, &data, &len);
+    switch (st) {
+    case CHANQ_OK: answer(x, CHAN_OK, "success", data, len); return;
+    case CHANQ_EMPTY: answer(x, CHAN_OK, "no message", NULL, 0); return;
+    case CHANQ_WAITING:
+        x->waiting_pop = true;
+        x->next = waiting;
+        if (waiting)
+            waiting->prev = x;
+        waiting = x;
+        chan_arm(c);
+        return;
+    default: {
+        const char *msg;
+        const char *code = code_of(st, &msg);
+        answer(x, code, msg, NULL, 0);
+    }
+    }
+}
+
+static void on_cap(void *arg, const struct chan_cap *cap, const char *code, const char *msg)
+{
+    struct cctx *x = arg;
+    if (!cap) {
+        answer(x, code, msg, NULL, 0);
+        return;
+    }
+    container_go(x, cap);
+}
+
+static void container_call(struct gw_req *req, int api)
+{
+    struct cctx *x = cctx_new(req, api);
+    struct chan *c = req->app->chan;
+    const char *th = hget(req, "x-ptp-topic");
+    x->dialect = chanwire_dialect_of(server_req_header(req, "Content-Type"), th != NULL);
+    if (!c) {
+        answer(x, CHAN_E_SERVER, "the transport is not running on this node", NULL, 0);
+        return;
+    }
+    if (x->dialect == CHANWIRE_NONE) {
+        answer(x, CHAN_E_BAD, "Content-Type: use application/json or application/x-protobuf, "
+               "or send x-ptp-topic with a raw body", NULL, 0);
+        return;
+    }
+    if (oversized(x))
+        return;
+    const char *s = hget(req, "x-ptp-session-id");
+    if (!s || !*s) {
+        answer(x, CHAN_E_BAD, "x-ptp-session-id: missing", NULL, 0);
+        return;
+    }
+    if (strlen(s) > 256) {
+        answer(x, CHAN_E_BAD, "x-ptp-session-id: longer than 256 bytes", NULL, 0);
+        return;
+    }
+    x->session = gw_xstrdup(s);
+    const char *t = hget(req, "x-ptp-target-node-id");
+    if (!t || !*t)
+        t = hget(req, "x-ptp-target-inst-id"); /* our inst ids are node ids */
+    if (t && *t) {
+        if (!json_is_id(t, 64)) {
+            answer(x, CHAN_E_BAD, "x-ptp-target-node-id: not a node id", NULL, 0);
+            return;
+        }
+        x->target = gw_xstrdup(t);
+    }
+    x->trace = gw_xstrdup(hget(req, "x-ptp-trace-id"));
+    x->provider = gw_xstrdup(hget(req, "x-ptp-tech-provider-code"));
+    if (!x->provider)
+        x->provider = gw_xstrdup(hget(req, "x-ptp-tecn-provider-code")); /* YACL's spelling */
+    x->src_inst = gw_xstrdup(hget(req, "x-ptp-source-inst-id"));
+    x->dst_inst = gw_xstrdup(hget(req, "x-ptp-target-inst-id"));
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    long long body_timeout = -1;
+    if (x->dialect == CHANWIRE_RAW) {
+        if (!*th) {
+            answer(x, CHAN_E_BAD, "x-ptp-topic: empty", NULL, 0);
+            return;
+        }
+        if (api == CHAN_API_PUSH)
+            x->payload = server_req_body_take(req, &x->len);
+    } else {
+        int op = api == CHAN_API_PUSH ? CHANWIRE_PUSH : api == CHAN_API_POP ? CHANWIRE_POP
+                 : api == CHAN_API_PEEK                                    ? CHANWIRE_PEEK
+                                                                           : CHANWIRE_RELEASE;
+        struct chanwire_req b;
+        /* old MESH clients pop with GET and no body */
+        if (chanwire_parse(x->dialect, op, req->body, req->body_len, &b, &eb) != 0) {
+            answer(x, x->dialect == CHANWIRE_PROTO ? CHAN_E_CODEC : CHAN_E_BAD, eb.msg, NULL, 0);
+            return;
+        }
+        if (b.topic) {
+            x->topic = b.topic;
+            b.topic = NULL;
+            x->topic_given = true;
+        }
+        x->payload = b.payload;
+        x->len = b.len;
+        b.payload = NULL;
+        body_timeout = b.timeout;
+        chanwire_req_cleanup(&b);
+    }
+    if (th) { /* MESH: the header names the topic too, and wins */
+        free(x->topic);
+        x->topic = gw_xstrdup(th);
+        x->topic_given = *th != '\0';
+    }
+    if (!x->topic && qget(req, "topic")) {
+        x->topic = gw_xstrdup(qget(req, "topic"));
+        x->topic_given = true;
+    }
+    if (x->topic && strlen(x->topic) > 1024) {
+        answer(x, CHAN_E_BAD, "topic: longer than 1024 bytes", NULL, 0);
+        return;
+    }
+    if (api == CHAN_API_PUSH && !x->target) {
+        answer(x, CHAN_E_BAD, "x-ptp-target-node-id: missing (the receiving party's node)", NULL,
+               0);
+        return;
+    }
+    long long def = api == CHAN_API_PUSH
+                        ? req->app->cfg->transport_push_wait_s * 1000LL
+                        : 120000; /* pop: the spec's 120 s; release: not waited on */
+    if (chanwire_timeout_ms(qget(req, "timeout"), hget(req, "x-ptp-timeout"), body_timeout, def,
+                            &x->wait_ms, &eb) != 0) {
+        answer(x, CHAN_E_BAD, eb.msg, NULL, 0);
+        return;
+    }
+    const char *token = hget(req, "x-ptp-token");
+    const struct chan_cap *cap = token ? chan_cap_cached(c, token) : NULL;
+    if (cap) {
+        container_go(x, cap);
+        return;
+    }
+    const char *msg = NULL;
+    const char *code = chan_cap_load(c, token, on_cap, x, &msg);
+    if (code)
+        answer(x, code, msg, NULL, 0);
+}
+
+void chan_push(struct gw_req *req) { container_call(req, CHAN_API_PUSH); }
+void chan_pop(struct gw_req *req) { container_call(req, CHAN_API_POP); }
+void chan_peek(struct gw_req *req) { container_call(req, CHAN_API_PEEK); }
+void chan_release(struct gw_req *req) { container_call(req, CHAN_API_RELEASE); }
+
+/* ---- relay of a push to another node ----------------------------------------------------- */
+
+static void on_relayed(void *arg, const struct httpc_resp *hr)
+{
+    struct cctx *x = arg;
+    struct chan *c = x->req->app->chan;
+    x->relay = NULL;
+    char code[32], msg[256];
+    if (hr->err) {
+        snprintf(code, sizeof(code), "%s", CHAN_E_UNREACHABLE);
+        snprintf(msg, sizeof(msg), "node %.64s unreachable after %d attempts: %.150s", x->target,
+                 hr->attempts, hr->errmsg);
+    } else if (chanwire_parse_answer(x->relay_form, hr->body, hr->body_len, code, msg,
+                                     sizeof(msg)) != 0) {
+        snprintf(code, sizeof(code), "%s", CHAN_E_UNREACHABLE);
+        snprintf(msg, sizeof(msg), "node %.64s answered HTTP %ld without a transport answer",
+                 x->target, hr->status);
+    }
+    chan_relay_done(c, strcmp(code, CHAN_OK) == 0);
+    answer(x, code, msg, NULL, 0);
+}
+
+static void hdr(char ***v, size_t *n, const char *name, const char *val)
+{
+    if (!val || !*val)
+        return;
+    *v = gw_xrealloc(*v, (*n + 2) * sizeof(char *));
+    (*v)[(*n)++] = gw_xasprintf("%s: %s", name, val);
+    (*v)[*n] = NULL;
+}
+
+static char *esc(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s ? s : "", 0);
+    char *r = gw_xstrdup(e ? e : "");
+    curl_free(e);
+    return r;
+}
+
+static void relay_push(struct cctx *x)
+{
+    struct gw_app *app = x->req->app;
+    const struct peer_route *rt = peers_find(app->peers, x->target);
+    if (!rt) {
+        char m[160];
+        snprintf(m, sizeof(m), "x-ptp-target-node-id: node %.64s is not in the route table",
+                 x->target);
+        answer(x, CHAN_E_NONET, m, NULL, 0);
+        return;
+    }
+    const char *me = app->cfg->node_id;
+    const char *topic = x->topic ? x->topic : "";
+    char **h = NULL;
+    size_t nh = 0;
+    char tos[24];
+    snprintf(tos, sizeof(tos), "%lld", x->wait_ms);
+    hdr(&h, &nh, "x-ptp-tech-provider-code", x->provider ? x->provider : "BFIA-GW");
+    hdr(&h, &nh, "x-ptp-trace-id", x->trace);
+    /* x-ptp-token to peers: the session id (FATE-Flow's value); the task's
+     * capability never leaves this node */
+    hdr(&h, &nh, "x-ptp-token", x->session);
+    hdr(&h, &nh, "x-ptp-session-id", x->session);
+    hdr(&h, &nh, "x-ptp-source-node-id", me);
+    hdr(&h, &nh, "x-ptp-target-node-id", x->target);
+    hdr(&h, &nh, "x-ptp-source-inst-id", x->src_inst ? x->src_inst : me);
+    hdr(&h, &nh, "x-ptp-target-inst-id", x->dst_inst ? x->dst_inst : x->target);
+    hdr(&h, &nh, "x-ptp-timeout", tos);
+    struct chan_relay_req r = {.peer = x->target, .timeout_ms = (long)(x->wait_ms +
+                                                                       app->cfg->peer_timeout_ms)};
+    char *path;
+    if (rt->profile == PEER_FATE_FLOW) {
+        /* the standard's encapsulated form (FATE's OSX, MESH) */
+        const char *meta[] = {"x-ptp-session-id", x->session, "x-ptp-source-node-id", me,
+                              "x-ptp-target-node-id", x->target, "x-ptp-uri",
+                              "https://ptp.bfia/v1/interconn/chan/push", NULL};
+        r.data = chanwire_build_encap(meta, topic, x->payload, x->len, &r.len);
+        free(x->payload);
+        hdr(&h, &nh, "Content-Type", "application/x-protobuf");
+        hdr(&h, &nh, "x-ptp-version", "2");
+        hdr(&h, &nh, "x-ptp-uri", "https://ptp.bfia/v1/interconn/chan/push");
+        x->relay_form = CHANWIRE_PROTO;
+        path = gw_xstrdup("/v1/interconn/chan/invoke");
+    } else {
+        /* raw (dialect B, Kuscia's form); to our gateways the session,
+         * topic and task go in the query too, which the signature covers */
+        r.data = x->payload;
+        r.len = x->len;
+        hdr(&h, &nh, "Content-Type", "application/octet-stream");
+        hdr(&h, &nh, "x-ptp-topic", *topic ? topic : "-");
+        x->relay_form = CHANWIRE_RAW;
+        long long ws = (x->wait_ms + 999) / 1000;
+        if (rt->profile == PEER_STANDARD) {
+            char *s = esc(x->session), *t = esc(topic), *k = esc(x->scope);
+            path = gw_xasprintf("/v1/interconn/chan/invoke?session=%s&topic=%s&task=%s"
+                                "&timeout=%lld", s, t, k, ws);
+            free(s);
+            free(t);
+            free(k);
+        } else {
+            path = gw_xasprintf("/v1/interconn/chan/invoke?timeout=%lld", ws);
+        }
+    }
+    x->payload = NULL;
+    r.path_query = path;
+    r.headers = (const char *const *)h;
+    const char *code = chan_relay(app->chan, &r, on_relayed, x, &x->relay);
+    free(path);
+    for (size_t i = 0; i < nh; i++)
+        free(h[i]);
+    free(h);
+    if (code)
+        answer(x, code, strcmp(code, CHAN_E_NONET) == 0 ? "no route to the target node"
+                                                         : "cannot relay now", NULL, 0);
+}
+
+/* ---- invoke: a message from a peer node ------------------------------------------------------ */
+
+static void invoke_go(struct cctx *x, const struct chan_job *j)
+{
+    char m[256];
+    if (j->state == CHAN_JOB_NONE) {
+        snprintf(m, sizeof(m), "x-ptp-session-id: %.128s belongs to no job on this node",
+                 x->session);
+        answer(x, CHAN_E_AUTH, m, NULL, 0);
+        return;
+    }
+    if (j->state == CHAN_JOB_ENDED) {
+        answer(x, CHAN_E_RELEASED, "session released: its job has ended on this node", NULL, 0);
+        return;
+    }
+    if (!chan_job_has_party(j, x->peer)) {
+        snprintf(m, sizeof(m), "node %.64s is not a party of the job of session %.128s", x->peer,
+                 x->session);
+        answer(x, CHAN_E_AUTH, m, NULL, 0);
+        return;
+    }
+    if (!j->scoped) {
+        free(x->scope);
+        x->scope = gw_xstrdup("");
+    }
+    enqueue(x);
+}
+
+static void on_job(void *arg, const struct chan_job *j, const char *code, const char *msg)
+{
+    struct cctx *x = arg;
+    if (!j) {
+        answer(x, code, msg, NULL, 0);
+        return;
+    }
+    invoke_go(x, j);
+}
+
+/* A value from the signed query or else the header; both present must agree. */
+static int pick(struct cctx *x, const char *q, const char *h, const char *what, char **out)
+{
+    if (q && h && strcmp(q, h) != 0) {
+        char m[160];
+        snprintf(m, sizeof(m), "%s: the header and the signed query disagree", what);
+        answer(x, CHAN_E_BAD, m, NULL, 0);
+        return -1;
+    }
+    const char *v = q ? q : h;
+    *out = v ? gw_xstrdup(v) : NULL;
+    return 0;
+}
+
+void chan_invoke(struct gw_req *req)
+{
+    struct cctx *x = cctx_new(req, CHAN_API_INVOKE);
+    struct gw_app *app = req->app;
+    struct chan *c = app->chan;
+    const char *th = hget(req, "x-ptp-topic");
+    int mode = chanwire_invoke_mode(hget(req, "x-ptp-version"), th);
+    int ct = chanwire_dialect_of(server_req_header(req, "Content-Type"), false);
+    x->dialect = mode == CHANWIRE_M_RAW ? CHANWIRE_RAW : ct ? ct : CHANWIRE_JSON;
+    if (!c) {
+        answer(x, CHAN_E_SERVER, "the transport is not running on this node", NULL, 0);
+        return;
+    }
+    if (oversized(x))
+        return;
+    /* Who sends: the signed caller (route auth checked it), or, from a peer
+     * that signs nothing, the node it names; a node whose route requires
+     * signatures cannot be named without one. */
+    const char *src = hget(req, "x-ptp-source-node-id");
+    if (!src)
+        src = hget(req, "x-ptp-from-node-id");
+    const char *caller = req->caller;
+    if (caller && src && strcmp(caller, src) != 0) {
+        answer(x, CHAN_E_BAD, "x-ptp-source-node-id: differs from the calling node", NULL, 0);
+        return;
+    }
+    const char *from = caller ? caller : src;
+    if (!from || !*from) {
+        answer(x, CHAN_E_BAD, "x-ptp-source-node-id: missing", NULL, 0);
+        return;
+    }
+    const struct peer_route *rt = peers_find(app->peers, from);
+    if (!rt && strcmp(from, app->cfg->node_id) != 0) {
+        answer(x, CHAN_E_AUTH, "x-ptp-source-node-id: not a node of this node's route table",
+               NULL, 0);
+        return;
+    }
+    if (!caller && rt && strcmp(rt->auth, "required") == 0) {
+        answer(x, CHAN_E_AUTH, "x-ptp-source-node-id: this node accepts only signed requests "
+               "from that node", NULL, 0);
+        return;
+    }
+    x->peer = gw_xstrdup(from);
+    const char *tgt = hget(req, "x-ptp-target-node-id");
+    if (tgt && *tgt && strcmp(tgt, app->cfg->node_id) != 0) {
+        answer(x, CHAN_E_NONET, "x-ptp-target-node-id: not this node (messages are not routed "
+               "further)", NULL, 0);
+        return;
+    }
+    /* Our gateways put session, topic and task in the query, which their
+     * signature covers (checked per the route's auth policy before this). */
+    bool ours = rt && rt->profile == PEER_STANDARD;
+    const char *qs = ours ? qget(req, "session") : NULL;
+    const char *qt = ours ? qget(req, "topic") : NULL;
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    if (mode == CHANWIRE_M_RAW) {
+        if (pick(x, qs, hget(req, "x-ptp-session-id"), "x-ptp-session-id", &x->session) ||
+            pick(x, qt, th, "x-ptp-topic", &x->topic))
+            return;
+        x->payload = server_req_body_take(req, &x->len);
+    } else {
+        int op = chanwire_uri_op(hget(req, "x-ptp-uri"));
+        if (op != CHANWIRE_PUSH && !(op < 0 && !hget(req, "x-ptp-uri"))) {
+            answer(x, CHAN_E_NOTPERMIT, "x-ptp-uri: only pushes may be invoked here (a peer "
+                   "never reads this node's queues)", NULL, 0);
+            return;
+        }
+        struct chanwire_req b;
+        if (chanwire_parse_invoke(mode, ct, req->body, req->body_len, &b, &eb) != 0) {
+            answer(x, ct == CHANWIRE_PROTO ? CHAN_E_CODEC : CHAN_E_BAD, eb.msg, NULL, 0);
+            return;
+        }
+        const char *s = hget(req, "x-ptp-session-id");
+        x->session = gw_xstrdup(s ? s : chanwire_meta(&b, "x-ptp-session-id"));
+        x->topic = b.topic;
+        b.topic = NULL;
+        x->payload = b.payload;
+        x->len = b.len;
+        b.payload = NULL;
+        chanwire_req_cleanup(&b);
+    }
+    if (!x->session || !*x->session) {
+        answer(x, CHAN_E_BAD, "x-ptp-session-id: missing", NULL, 0);
+        return;
+    }
+    const char *task = ours ? qget(req, "task") : NULL;
+    if (task && *task && !json_is_id(task, 128)) {
+        answer(x, CHAN_E_BAD, "task: not a task id", NULL, 0);
+        return;
+    }
+    x->scope = gw_xstrdup(task ? task : "");
+    if (chanwire_timeout_ms(qget(req, "timeout"), hget(req, "x-ptp-timeout"), -1,
+                            app->cfg->transport_push_wait_s * 1000LL, &x->wait_ms, &eb) != 0) {
+        answer(x, CHAN_E_BAD, eb.msg, NULL, 0);
+        return;
+    }
+    const char *job = chan_session_job(x->session);
+    if (!job) {
+        char m[256];
+        snprintf(m, sizeof(m), "x-ptp-session-id: %.128s belongs to no job on this node",
+                 x->session);
+        answer(x, CHAN_E_AUTH, m, NULL, 0);
+        return;
+    }
+    x->job_id = gw_xstrdup(job);
+    const struct chan_job *j = chan_job_cached(c, x->job_id);
+    if (j) {
+        invoke_go(x, j);
+        return;
+    }
+    const char *msg = NULL;
+    const char *code = chan_job_load(c, x->job_id, on_job, x, &msg);
+    if (code)
+        answer(x, code, msg, NULL, 0);
+}
+
+void chan_routes_start(struct gw_app *app)
+{
+    if (app->chan)
+        chan_set_sweep_hook(app->chan, sweep_waiting, NULL);
+}

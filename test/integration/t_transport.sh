@@ -1,0 +1,366 @@
+# t_transport.sh - the transport layer (spec bfia-transport.md) on real
+# gateways, a real PostgreSQL and real task containers: the conformance tests
+# of spec §11 in both dialects and both content types, bad input, the
+# isolation between jobs and between concurrent tasks, two and three nodes
+# exchanging data in both directions, a 100 MiB message, 10,000 messages in
+# order, a slow consumer, a peer that is down and a gateway killed mid-transfer.
+#
+# Nodes: A (its own transport listener, transport.port), B and C (the
+# channel API on http.port).  Between them every request is signed (routes
+# without auth: off), except C's route, which is auth: off so that this
+# script can speak for C to B's invoke by hand.
+. test/integration/lib.sh
+
+if ! docker_up; then
+    fail engine_available "no Docker engine could be started (see $DOCKER_STATE)"
+    exit 0
+fi
+pass engine_available
+TOOL="$OUT/tools/chantool"
+
+# node ids of their own: other scripts' gateways reconcile containers by node id
+A=JG0100001100071010 B=JG0100001100071020 C=JG0100001100071030
+PA=$(free_port) PB=$(free_port) PC=$(free_port) TA=$(free_port)
+R="$T_ROOT/routes-t.yaml"
+printf '%s:\n  host: 127.0.0.1\n  port: %s\n%s:\n  host: 127.0.0.1\n  port: %s\n%s:\n  host: 127.0.0.1\n  port: %s\n  auth: off\n' \
+    $A "$PA" $B "$PB" $C "$PC" >"$R"
+for n in xa xb xc; do new_db $n; done
+MB=$((1024 * 1024))
+node_start xa $A "$PA" "$R" GW_SCHED_POLL_MS=200 GW_TRANSPORT_PORT="$TA" \
+    GW_TRANSPORT_SESSION_MSGS=20 GW_TRANSPORT_BODY_MAX=$((110 * MB)) \
+    GW_TRANSPORT_SESSION_BYTES=$((120 * MB)) GW_TRANSPORT_TOTAL_BYTES=$((300 * MB))
+# B's memory is measured: a small ASan quarantine, so freed blocks are not kept
+XB_ENV="ASAN_OPTIONS=${ASAN_OPTIONS:-}:quarantine_size_mb=16"
+node_start xb $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_TRANSPORT_BODY_MAX=$((110 * MB)) \
+    GW_TRANSPORT_SESSION_BYTES=$((120 * MB)) GW_TRANSPORT_TOTAL_BYTES=$((300 * MB)) "$XB_ENV"
+node_start xc $C "$PC" "$R" GW_SCHED_POLL_MS=200
+gw_ready "$PA" 20 && gw_ready "$PB" 20 && gw_ready "$PC" 20
+expect three_nodes_ready "$?" 0
+UA="http://127.0.0.1:$TA" UB="http://127.0.0.1:$PB" UC="http://127.0.0.1:$PC"
+
+for p in $PA $PB $PC; do expect "provider_registered_$p" "$(code_of "$(register_demo "$p")")" 0; done
+expect dataset_guest "$(code_of "$(upload "$PA" demo guest deploy/demo/data/guest.csv)")" 0
+expect dataset_host "$(code_of "$(upload "$PB" demo host deploy/demo/data/host.csv)")" 0
+expect dataset_host1 "$(code_of "$(upload "$PC" demo host deploy/demo/data/host.csv)")" 0
+
+submit() { api POST "$PA" /v1/platform/schedule/job/create_all "$1" | jq -r '.data.job_id // ""'; }
+# the demo job between this script's nodes, edited by a jq filter
+jj() { job_json "$1" ".config.initiator.node_id = \"$A\" | .config.role.guest = [\"$A\"] | .config.role.host = [\"$B\"] | $2"; }
+JOINT='.dag.components += [{"name": "joint_stats_0", "componentName": "joint_stats", "provider": "bfia-demo", "version": "1.0.0", "input": [{"type": "report", "key": "col_stats_0.report"}], "output": [{"type": "report", "key": "joint"}]}]'
+THREE='.config.role.host = ["'$B'", "'$C'"] | .config.task_params.host["1"] = {"hash_ids_0": {"dataset_id": "demo#host"}} | .config.job_params.host["1"] = {"resources": {"cpu": 1, "memory_mb": 128}}'
+# HOLD: one task per party that sleeps, so its container and token stay live
+HOLD='.dag.components = [.dag.components[0]] | .config.task_params.common.hash_ids_0.sleep_ms = 240000'
+
+# token NODEDB JOB TASKNAME ROLE: config.token of that task's container
+token() {
+    _cn=$(psql_db "$1" -c "SELECT container_name FROM t_task WHERE job_id='$2' AND task_name='$3' AND role='$4' LIMIT 1")
+    docker -H "$DOCKER_URL" inspect "$_cn" --format '{{json .Config.Env}}' 2>/dev/null |
+        jq -r '.[] | select(startswith("config.token=")) | sub("config.token="; "")'
+}
+envof() { # NODEDB JOB TASKNAME ROLE KEY
+    _cn=$(psql_db "$1" -c "SELECT container_name FROM t_task WHERE job_id='$2' AND task_name='$3' AND role='$4' LIMIT 1")
+    docker -H "$DOCKER_URL" inspect "$_cn" --format '{{json .Config.Env}}' 2>/dev/null |
+        jq -r --arg k "$5=" '.[] | select(startswith($k)) | sub($k; "")'
+}
+running() { # NODEDB JOB N: wait until N rows RUNNING
+    _i=0
+    while [ $_i -lt 300 ]; do
+        [ "$(psql_db "$1" -c "SELECT count(*) FROM t_task WHERE job_id='$2' AND status='RUNNING'")" -ge "$3" ] && return 0
+        sleep 0.2
+        _i=$((_i + 1))
+    done
+    return 1
+}
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
+
+# --- data crossing nodes: the demo job with joint_stats (2 parties) ------------------
+J=$(submit "$(jj callback "$JOINT")")
+expect joint_two_nodes_outcome "$(job_wait "$PA" "$J" 120)" success
+ja=$(cat "$T_ROOT"/xa/data/storage/"$J"/joint_stats_0.joint.guest.0/data 2>/dev/null)
+jb=$(cat "$T_ROOT"/xb/data/storage/"$J"/joint_stats_0.joint.host.0/data 2>/dev/null)
+expect joint_guest_has_both "$(printf '%s' "$ja" | jq -c 'keys')" '["guest.0","host.0"]'
+expect joint_host_has_both "$(printf '%s' "$jb" | jq -c 'keys')" '["guest.0","host.0"]'
+expect joint_same_on_both "$(printf '%s' "$ja" | jq -S -c .)" "$(printf '%s' "$jb" | jq -S -c .)"
+expect joint_host_stats_came_from_b "$(printf '%s' "$ja" | jq -c '."host.0"')" \
+    "$(jq -c . "$T_ROOT/xb/data/storage/$J/col_stats_0.report.host.0/data")"
+expect joint_sessions_released_at_job_end "$(metric "$PA" gateway_transport_sessions)" 0
+
+# --- three nodes, every direction ------------------------------------------------------
+J3=$(submit "$(jj callback "$JOINT | $THREE")")
+expect joint_three_nodes_outcome "$(job_wait "$PA" "$J3" 150)" success
+expect joint_three_keys "$(jq -c 'keys' "$T_ROOT/xc/data/storage/$J3/joint_stats_0.joint.host.1/data" 2>/dev/null)" '["guest.0","host.0","host.1"]'
+P3=$(submit "$(jj callback '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common.chan_probe_0 = {"count": 200, "size": 4096} | del(.config.task_params.guest) | del(.config.task_params.host) | '"$THREE")")
+expect probe_three_nodes_200_each_way "$(job_wait "$PA" "$P3" 150)" success
+
+# --- hold two jobs (X: A+B+C, Y: A+B) for the conformance and isolation tests ----------
+X=$(submit "$(jj poll "$HOLD | $THREE")")
+Y=$(submit "$(jj poll "$HOLD")")
+running xa "$X" 1 && running xb "$X" 1 && running xc "$X" 1 && running xa "$Y" 1 && running xb "$Y" 1
+expect hold_jobs_running "$?" 0
+XG=$(token xa "$X" hash_ids_0 guest) XH=$(token xb "$X" hash_ids_0 host) XC=$(token xc "$X" hash_ids_0 host)
+YG=$(token xa "$Y" hash_ids_0 guest) YH=$(token xb "$Y" hash_ids_0 host)
+SX="session_$X" SY="session_$Y"
+expect env_session_id "$(envof xa "$X" hash_ids_0 guest config.session_id)" "$SX"
+expect env_transport "$(envof xa "$X" hash_ids_0 guest system.transport)" "127.0.0.1:$TA"
+expect env_transport_main_port "$(envof xb "$X" hash_ids_0 host system.transport)" "127.0.0.1:$PB"
+expect env_trace "$(envof xa "$X" hash_ids_0 guest config.trace_id)" "trace_$(psql_db xa -c "SELECT task_id FROM t_task WHERE job_id='$X' LIMIT 1")"
+expect env_node_ids "$(envof xa "$X" hash_ids_0 guest config.node_id.host.1)" $C
+case "$XG" in bct1.*) pass token_is_capability ;; *) fail token_is_capability "config.token '$XG'" ;; esac
+[ "$XG" != "$XH" ] && [ "$XG" != "$YG" ] && pass tokens_differ_per_task || fail tokens_differ_per_task same
+
+D="$T_ROOT/chan"
+mkdir -p "$D"
+printf 'a\000b\001\377end' >"$D/small"
+SMALL=$(wc -c <"$D/small")
+head -c $((MB + 7)) /dev/urandom >"$D/mib"
+
+# §11.1 push -> pop on one gateway (target = self), both dialects, \0 and 1 MiB+
+for d in raw json proto; do
+    expect "local_push_$d" "$($TOOL push "$UA" "$XG" "$SX" $A "loc-$d" "$D/mib" $d)" E0000000000
+    r=$($TOOL pop "$UA" "$XG" "$SX" $A "loc-$d" "$D/got" $d 5)
+    expect "local_pop_$d" "$r" "E0000000000 $((MB + 7))"
+    check "local_bytes_exact_$d" cmp -s "$D/mib" "$D/got"
+done
+expect local_small_push "$($TOOL push "$UA" "$XG" "$SX" $A zero "$D/small" json)" E0000000000
+$TOOL pop "$UA" "$XG" "$SX" $A zero "$D/got" proto 5 >/dev/null
+check local_nul_bytes_exact cmp -s "$D/small" "$D/got"
+
+# §11.2 across nodes: A's guest -> B's host, dialect B raw and A (json, proto)
+for d in raw json proto; do
+    expect "remote_push_$d" "$($TOOL push "$UA" "$XG" "$SX" $B "ab-$d" "$D/mib" $d)" E0000000000
+    expect "remote_pop_$d" "$($TOOL pop "$UB" "$XH" "$SX" $A "ab-$d" "$D/got" $d 5)" "E0000000000 $((MB + 7))"
+    check "remote_bytes_exact_$d" cmp -s "$D/mib" "$D/got"
+done
+# and back (B -> A), the pop naming no peer (any)
+expect remote_push_back "$($TOOL push "$UB" "$XH" "$SX" $A "ba" "$D/small")" E0000000000
+expect remote_pop_back_any_peer "$($TOOL pop "$UA" "$XG" "$SX" - "ba" "$D/got" raw 5)" "E0000000000 $SMALL"
+
+# §11.2 the invoke forms, spoken for C (its route is auth: off) to B, for job X
+TX=$(psql_db xb -c "SELECT task_id FROM t_task WHERE job_id='$X' LIMIT 1")
+inv() { # FORM TOPIC FILE -> code
+    case $1 in
+    raw) curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: $SX" -H "x-ptp-topic: $2" \
+        -H "x-ptp-target-node-id: $B" --data-binary @"$3" "$UB/v1/interconn/chan/invoke?task=$TX" >"$D/ans"
+        $TOOL answer raw "$D/ans" ;;
+    pass) $TOOL body push proto "$2" "$3" >"$D/body"
+        curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: $SX" -H 'x-ptp-version: 1' \
+            -H 'x-ptp-uri: https://ptp.cn/v1/interconn/chan/push' -H 'Content-Type: application/x-protobuf' \
+            --data-binary @"$D/body" "$UB/v1/interconn/chan/transport?task=$TX" >"$D/ans"
+        $TOOL answer proto "$D/ans" ;;
+    encap) $TOOL body encap json "$2" "$3" >"$D/body"
+        curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: $SX" \
+            -H 'x-ptp-uri: https://ptp.cn/v1/interconn/chan/push' -H 'Content-Type: application/json' \
+            --data-binary @"$D/body" "$UB/v1/interconn/chan/invoke?task=$TX" >"$D/ans"
+        $TOOL answer json "$D/ans" ;;
+    esac
+}
+for f in raw pass encap; do
+    expect "invoke_${f}_accepted" "$(inv $f "c-$f" "$D/small")" E0000000000
+    expect "invoke_${f}_popped" "$($TOOL pop "$UB" "$XH" "$SX" $C "c-$f" "$D/got" raw 5)" "E0000000000 $SMALL"
+    check "invoke_${f}_bytes" cmp -s "$D/small" "$D/got"
+done
+$TOOL body push proto t "$D/small" >"$D/body"
+curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: $SX" -H 'x-ptp-version: 1' \
+    -H 'x-ptp-uri: /v1/interconn/chan/pop' -H 'Content-Type: application/x-protobuf' \
+    --data-binary @"$D/body" "$UB/v1/interconn/chan/invoke" >"$D/ans"
+expect invoke_pop_not_permitted "$($TOOL answer proto "$D/ans")" E0000000614
+# A's route requires signatures: nobody may speak for A unsigned
+r=$(curl -s -H "x-ptp-source-node-id: $A" -H "x-ptp-session-id: $SX" -H "x-ptp-topic: forged" \
+    --data-binary @"$D/small" "$UB/v1/interconn/chan/invoke")
+printf '%s' "$r" >"$D/ans"
+case "$(cat "$D/ans")" in *'"code":5004'*) pass invoke_unsigned_for_signed_node_refused ;;
+*) expect invoke_unsigned_for_signed_node_refused "$($TOOL answer raw "$D/ans")" E0000000403 ;; esac
+expect invoke_forged_not_enqueued "$($TOOL peek "$UB" "$XH" "$SX" $A forged "$D/got")" "E0000000000 0"
+
+# §11.3 a pop blocks until a push arrives; a pop times out empty at its timeout
+($TOOL pop "$UB" "$XH" "$SX" $A late "$D/late" raw 20 >"$D/late.code") &
+bp=$!
+sleep 1
+expect push_wakes_pop "$($TOOL push "$UA" "$XG" "$SX" $B late "$D/small")" E0000000000
+wait $bp
+expect blocked_pop_got_it "$(cat "$D/late.code")" "E0000000000 $SMALL"
+t0=$(date +%s)
+expect pop_timeout_empty "$($TOOL pop "$UB" "$XH" "$SX" $A nothing "$D/got" raw 1)" "E0000000000 0"
+t1=$(date +%s)
+[ $((t1 - t0)) -le 3 ] && pass pop_timeout_bounded || fail pop_timeout_bounded "$((t1 - t0)) s"
+
+# §11.4 FIFO in one (session, topic); topics isolated
+for i in 1 2 3 4 5; do printf 'm%s' $i >"$D/m$i"; $TOOL push "$UA" "$XG" "$SX" $B fifo "$D/m$i" >/dev/null; done
+$TOOL push "$UA" "$XG" "$SX" $B other "$D/m5" >/dev/null
+order=""
+for i in 1 2 3 4 5; do $TOOL pop "$UB" "$XH" "$SX" $A fifo "$D/got" raw 5 >/dev/null; order="$order$(cat "$D/got")"; done
+expect fifo_order "$order" m1m2m3m4m5
+expect topic_isolated "$($TOOL pop "$UB" "$XH" "$SX" $A other "$D/got" raw 1)" "E0000000000 2"
+
+# §11.5 peek: immediate when empty; removes the head (KUS and MESH do)
+expect peek_empty "$($TOOL peek "$UB" "$XH" "$SX" $A pk "$D/got")" "E0000000000 0"
+$TOOL push "$UA" "$XG" "$SX" $B pk "$D/m1" >/dev/null
+expect peek_head "$($TOOL peek "$UB" "$XH" "$SX" $A pk "$D/got" json)" "E0000000000 2"
+expect peek_removed "$($TOOL peek "$UB" "$XH" "$SX" $A pk "$D/got")" "E0000000000 0"
+
+# §11.6 release: one topic, then the whole session; blocked pops wake; later traffic 608
+$TOOL push "$UA" "$XG" "$SX" $A r1 "$D/m1" >/dev/null
+$TOOL push "$UA" "$XG" "$SX" $A r2 "$D/m2" >/dev/null
+expect release_topic "$($TOOL release "$UA" "$XG" "$SX" r1)" E0000000000
+expect release_topic_only_that "$($TOOL pop "$UA" "$XG" "$SX" - r1 "$D/got" raw 1):$($TOOL pop "$UA" "$XG" "$SX" - r2 "$D/got" raw 1)" "E0000000000 0:E0000000000 2"
+($TOOL pop "$UA" "$XG" "$SX" - wake "$D/got" raw 30 >"$D/wake.code") &
+bp=$!
+sleep 0.5
+expect release_session "$($TOOL release "$UA" "$XG" "$SX" -)" E0000000000
+wait $bp
+expect release_wakes_pop "$(cut -d' ' -f1 "$D/wake.code")" E0000000608
+expect released_push_608 "$($TOOL push "$UA" "$XG" "$SX" $A x "$D/m1")" E0000000608
+expect released_pop_608 "$($TOOL pop "$UA" "$XG" "$SX" - x "$D/got" raw 1 | cut -d' ' -f1)" E0000000608
+
+# §11.7 buffer full (A holds 20 messages per session): the push waits, then 700
+for i in $(seq 1 20); do $TOOL push "$UA" "$YG" "$SY" $A full "$D/m1" >/dev/null; done
+r=$(curl -s -H "x-ptp-token: $YG" -H "x-ptp-session-id: $SY" -H "x-ptp-target-node-id: $A" \
+    -H "x-ptp-topic: full" --data-binary @"$D/m1" "$UA/v1/interconn/chan/push?timeout=1" >"$D/ans"; $TOOL answer raw "$D/ans")
+expect full_push_700 "$r" E0000000700
+($TOOL pop "$UA" "$YG" "$SY" - full "$D/got" raw 5 >/dev/null; sleep 0.3; $TOOL pop "$UA" "$YG" "$SY" - full "$D/got" raw 5 >/dev/null) &
+expect full_push_waits_for_room "$($TOOL push "$UA" "$YG" "$SY" $A full "$D/m2")" E0000000000
+wait $!
+expect full_drain_count "$(metric "$PA" gateway_transport_messages)" 19
+
+# bad input: the code, nothing enqueued, the process up
+before=$(metric "$PA" gateway_transport_messages)
+bad() { # NAME WANT curl-args...
+    _n=$1 _w=$2
+    shift 2
+    curl -s "$@" >"$D/ans"
+    _d=raw
+    case " $* " in *"application/json"*) _d=json ;; *"x-protobuf"*) _d=proto ;; esac
+    _got=$($TOOL answer $_d "$D/ans")
+    [ "$_got" = bad-answer ] && _got=$($TOOL answer json "$D/ans") # refused before the dialect was known
+    expect "$_n" "$_got" "$_w"
+}
+bad bad_missing_session E0000000400 -H "x-ptp-token: $XG" -H "x-ptp-target-node-id: $B" -H "x-ptp-topic: t" --data-binary x "$UA/v1/interconn/chan/push"
+bad bad_missing_topic E0000000400 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" -H "x-ptp-topic;" --data-binary x "$UA/v1/interconn/chan/push"
+bad bad_missing_target E0000000400 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-topic: t" --data-binary x "$UA/v1/interconn/chan/push"
+bad bad_target_not_party E0000000403 -H "x-ptp-token: $YG" -H "x-ptp-session-id: $SY" -H "x-ptp-target-node-id: $C" -H "x-ptp-topic: t" --data-binary x "$UA/v1/interconn/chan/push"
+bad bad_target_unknown E0000000618 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: JG0999" -H "x-ptp-topic: t" --data-binary x "$UA/v1/interconn/chan/push"
+printf '\377\377\377' >"$D/garbage"
+bad bad_garbage_protobuf E0000000616 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" -H 'Content-Type: application/x-protobuf' --data-binary @"$D/garbage" "$UA/v1/interconn/chan/push"
+bad bad_json_body E0000000400 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" -H 'Content-Type: application/json' --data-binary '{"topic":"t","payload":"not base64!"}' "$UA/v1/interconn/chan/push"
+bad bad_no_content_type E0000000400 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" --data-binary x "$UA/v1/interconn/chan/push"
+bad bad_wrong_token E0000000403 -H "x-ptp-token: bct1.AAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" -H "x-ptp-topic: t" --data-binary x "$UA/v1/interconn/chan/push"
+bad bad_fate_style_token E0000000403 -H "x-ptp-token: $SX" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" -H "x-ptp-topic: t" --data-binary x "$UA/v1/interconn/chan/push"
+bad bad_no_token E0000000403 -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" -H "x-ptp-topic: t" --data-binary x "$UA/v1/interconn/chan/push"
+head -c $((110 * MB + 1)) /dev/zero >"$D/big"
+bad bad_oversized_413 E0000000413 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" -H "x-ptp-topic: t" --data-binary @"$D/big" "$UA/v1/interconn/chan/push"
+bad bad_bad_timeout E0000000400 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" -H "x-ptp-topic: t" "$UA/v1/interconn/chan/pop?timeout=soon" --data-binary ''
+rm -f "$D/big"
+expect bad_input_nothing_enqueued "$(metric "$PA" gateway_transport_messages)" "$before"
+expect bad_input_process_up "$(http_status "http://127.0.0.1:$PA/healthz")" 200
+expect container_api_not_on_main_port_of_a "$(api POST "$PA" /v1/interconn/chan/pop '{}' | jq -r .code)" 5006
+
+# isolation: job X's container can neither read nor inject job Y's messages
+$TOOL push "$UA" "$YG" "$SY" $B secret "$D/m3" >/dev/null
+bad iso_pop_other_job E0000000403 -H "x-ptp-token: $XH" -H "x-ptp-session-id: $SY" -H "x-ptp-target-node-id: $A" -H "x-ptp-topic: secret" --data-binary '' "$UB/v1/interconn/chan/pop?timeout=1"
+bad iso_push_other_job E0000000403 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SY" -H "x-ptp-target-node-id: $B" -H "x-ptp-topic: secret" --data-binary x "$UA/v1/interconn/chan/push"
+bad iso_release_other_job E0000000403 -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SY" -H "x-ptp-topic: secret" --data-binary '' "$UA/v1/interconn/chan/release"
+expect iso_owner_still_reads "$($TOOL pop "$UB" "$YH" "$SY" $A secret "$D/got" raw 5)" "E0000000000 2"
+# C is not a party of Y: speaking for C into Y's session is refused at B
+r=$(curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: $SY" -H "x-ptp-topic: secret" --data-binary x "$UB/v1/interconn/chan/invoke" >"$D/ans"; $TOOL answer raw "$D/ans")
+expect iso_invoke_non_party_refused "$r" E0000000403
+
+# two tasks of one job at once between the same nodes (Z: two roots)
+Z=$(submit "$(jj poll "$HOLD"' | .dag.components += [.dag.components[0] | .name = "hash_ids_1"] | .config.task_params.common.hash_ids_1 = .config.task_params.common.hash_ids_0 | .config.task_params.guest["0"].hash_ids_1 = .config.task_params.guest["0"].hash_ids_0 | .config.task_params.host["0"].hash_ids_1 = .config.task_params.host["0"].hash_ids_0')")
+running xa "$Z" 2 && running xb "$Z" 2
+expect two_tasks_running "$?" 0
+Z0G=$(token xa "$Z" hash_ids_0 guest) Z1H=$(token xb "$Z" hash_ids_1 host) Z0H=$(token xb "$Z" hash_ids_0 host)
+expect same_job_push "$($TOOL push "$UA" "$Z0G" "session_$Z" $B "host.0-guest.0" "$D/m4")" E0000000000
+expect same_job_other_task_sees_nothing "$($TOOL pop "$UB" "$Z1H" "session_$Z" $A "host.0-guest.0" "$D/got" raw 1)" "E0000000000 0"
+expect same_job_own_task_reads "$($TOOL pop "$UB" "$Z0H" "session_$Z" $A "host.0-guest.0" "$D/got" raw 5)" "E0000000000 2"
+
+# a 100 MiB message across nodes
+head -c $((100 * MB)) /dev/urandom >"$D/hundred"
+expect mib100_push "$($TOOL push "$UA" "$XG" "$SX" $B big "$D/hundred")" E0000000000
+expect mib100_pop "$($TOOL pop "$UB" "$XH" "$SX" $A big "$D/got" raw 30)" "E0000000000 $((100 * MB))"
+check mib100_bytes_exact cmp -s "$D/hundred" "$D/got"
+rm -f "$D/hundred" "$D/got"
+
+# 10,000 small messages in order, consumer running alongside
+($TOOL popmany "$UB" "$XH" "$SX" $A many 10000 100 >"$D/many.out") &
+bp=$!
+expect ten_thousand_pushed "$($TOOL pushmany "$UA" "$XG" "$SX" $B many 10000 100)" "ok 10000"
+wait $bp
+expect ten_thousand_in_order "$(cat "$D/many.out")" "ok 10000"
+
+# a slow consumer: B holds at most 120 MiB for the session; pushes beyond it
+# wait and fail with 700; B's memory stays within the bound plus 32 MiB
+rss() { awk '/VmRSS/ {print $2}' "/proc/$(gw_pid xb)/status"; }
+r0=$(rss)
+head -c $((4 * MB)) /dev/urandom >"$D/four"
+full=0
+for i in $(seq 1 45); do
+    r=$(curl -s -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" \
+        -H "x-ptp-topic: slow" --data-binary @"$D/four" "$UA/v1/interconn/chan/push?timeout=1" >"$D/ans"; $TOOL answer raw "$D/ans")
+    [ "$r" = E0000000700 ] && full=$((full + 1))
+done
+r1=$(rss)
+held=$(metric "$PB" 'gateway_transport_bytes{state="queued"}')
+[ "$full" -ge 10 ] && pass slow_consumer_pushes_refused || fail slow_consumer_pushes_refused "$full refusals"
+[ "$held" -le $((120 * MB)) ] && pass slow_consumer_bytes_bounded || fail slow_consumer_bytes_bounded "$held"
+[ $(( (r1 - r0) * 1024 )) -le $((120 * MB + 32 * MB)) ] && pass slow_consumer_rss_bounded || fail slow_consumer_rss_bounded "rss grew $(( (r1 - r0) / 1024 )) MiB"
+n=0
+while [ "$($TOOL pop "$UB" "$XH" "$SX" $A slow "$D/got" raw 1)" = "E0000000000 $((4 * MB))" ]; do n=$((n + 1)); done
+expect slow_consumer_gets_what_was_accepted "$n" "$(( 45 - full ))"
+
+# job end: every session of X released on each node; late traffic 608
+api POST "$PA" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$X\"}" >/dev/null
+job_wait "$PA" "$X" 60 >/dev/null
+sleep 1
+r=$(curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: $SX" -H "x-ptp-topic: late" --data-binary x "$UB/v1/interconn/chan/invoke?task=$TX" >"$D/ans"; $TOOL answer raw "$D/ans")
+expect finished_job_invoke_608 "$r" E0000000608
+expect finished_job_token_dead "$($TOOL push "$UA" "$XG" "$SX" $A x "$D/m1")" E0000000403
+
+# --- a peer that is down: the push answers 607, the task fails with the reason ----------
+api POST "$PA" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$Y\"}" >/dev/null
+api POST "$PA" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$Z\"}" >/dev/null
+PD=$(submit "$(jj poll '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common.chan_probe_0 = {"count": 1, "size": 64} | .config.task_params.guest = {"0": {"chan_probe_0": {"sleep_ms": 4000}}} | del(.config.task_params.host)')")
+running xa "$PD" 1 && running xb "$PD" 1
+gw_stop xb
+t0=$(date +%s)
+out=$(job_wait "$PA" "$PD" 60)
+t1=$(date +%s)
+expect peer_down_job_failed "$out" failed
+why=$(psql_db xa -c "SELECT log_tail FROM t_task WHERE job_id='$PD'")
+case "$why" in *E0000000607*) pass peer_down_reason_visible ;; *) fail peer_down_reason_visible "log tail: $why" ;; esac
+[ $((t1 - t0)) -le 40 ] && pass peer_down_bounded || fail peer_down_bounded "$((t1 - t0)) s"
+node_start xb $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_TRANSPORT_BODY_MAX=$((110 * MB)) \
+    GW_TRANSPORT_SESSION_BYTES=$((120 * MB)) GW_TRANSPORT_TOTAL_BYTES=$((300 * MB))
+gw_ready "$PB" 30
+expect b_back "$?" 0
+
+# --- a gateway killed (-9) mid-transfer: both sides fail in bounded time ----------------
+PK=$(submit "$(jj poll '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common.chan_probe_0 = {"count": 100000, "size": 1024} | del(.config.task_params.guest) | del(.config.task_params.host)')")
+running xa "$PK" 1 && running xb "$PK" 1
+sleep 2
+kill -9 "$(gw_pid xb)"
+wait "$(gw_pid xb)" 2>/dev/null
+node_start xb $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_TRANSPORT_BODY_MAX=$((110 * MB)) \
+    GW_TRANSPORT_SESSION_BYTES=$((120 * MB)) GW_TRANSPORT_TOTAL_BYTES=$((300 * MB))
+gw_ready "$PB" 30
+t0=$(date +%s)
+expect killed_mid_transfer_job_failed "$(job_wait "$PA" "$PK" 120)" failed
+t1=$(date +%s)
+i=0
+while [ "$(psql_db xb -c "SELECT status FROM t_task WHERE job_id='$PK'")" = RUNNING ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
+expect killed_b_side_failed "$(psql_db xb -c "SELECT status FROM t_task WHERE job_id='$PK'")" FAILED
+expect killed_a_side_failed "$(psql_db xa -c "SELECT status FROM t_task WHERE job_id='$PK'")" FAILED
+[ $((t1 - t0)) -le 120 ] && pass killed_bounded || fail killed_bounded "$((t1 - t0)) s"
+i=0 # the job's end reaches B by job/stop from the scheduler
+while [ "$(psql_db xb -c "SELECT status FROM t_job WHERE job_id='$PK'")" != FINISHED ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
+r=$(curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: session_$PK" -H "x-ptp-topic: late" --data-binary x "$UB/v1/interconn/chan/invoke" >"$D/ans"; $TOOL answer raw "$D/ans")
+expect killed_nothing_delivered_later "$r" E0000000608
+
+# --- metrics and shutdown ---------------------------------------------------------------------
+m=$(curl -s "http://127.0.0.1:$PA/metrics")
+case "$m" in *'gateway_transport_answers_total{op="push",code="E0000000403"}'*) pass metrics_refusals_by_code ;; *) fail metrics_refusals_by_code missing ;; esac
+case "$m" in *'gateway_transport_waiters{op="pop"}'*) pass metrics_waiters ;; *) fail metrics_waiters missing ;; esac
+for n in xa xb xc; do
+    gw_stop $n
+    expect "${n}_exit_0" "$GW_RC" 0
+    check "${n}_sanitizer_clean" sanitizer_clean $n
+done

@@ -1,0 +1,384 @@
+/*
+ * chantool.c - a client of the BFIA channel API for the tests and benches
+ * (libcurl easy: a separate program may block).  Bodies are built and
+ * answers read with the gateway's own wire code (routes/chanwire.h).
+ *
+ *   chantool push  URL TOKEN SESSION TARGET TOPIC FILE [raw|json|proto]   -> code
+ *   chantool pop   URL TOKEN SESSION PEER TOPIC OUT [raw|json|proto] [timeout_s] -> code
+ *   chantool peek  URL TOKEN SESSION PEER TOPIC OUT [raw|json|proto]      -> code
+ *   chantool release URL TOKEN SESSION TOPIC|- [raw|json|proto]          -> code
+ *   chantool pushmany URL TOKEN SESSION TARGET TOPIC N SIZE               -> "ok N" | code at k
+ *   chantool popmany  URL TOKEN SESSION PEER TOPIC N SIZE                 -> "ok N" | what broke
+ *   chantool body push|encap json|proto TOPIC FILE                        -> body on stdout
+ *   chantool answer raw|json|proto FILE                                   -> code [payload bytes]
+ *   chantool benchpush URL TOKEN SESSION TARGET TOPIC N SIZE              -> seconds
+ *   chantool benchpop  URL TOKEN SESSION PEER TOPIC N                     -> seconds p50_us p99_us
+ *   chantool post URL N SIZE       (the baseline: plain POSTs)            -> seconds
+ * URL is the gateway's base (http://127.0.0.1:PORT).
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/json.h"
+#include "routes/chanwire.h"
+
+struct buf {
+    char *p;
+    size_t n, cap;
+};
+
+static size_t on_write(char *d, size_t sz, size_t nm, void *arg)
+{
+    struct buf *b = arg;
+    if (b->n + sz * nm + 1 > b->cap) { /* doubling: a 100 MiB answer is not copied n^2 times */
+        b->cap = (b->n + sz * nm + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, d, sz * nm);
+    b->n += sz * nm;
+    b->p[b->n] = 0;
+    return sz * nm;
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    long l = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)l + 1);
+    if (fread(p, 1, (size_t)l, f) != (size_t)l)
+        exit(2);
+    fclose(f);
+    *n = (size_t)l;
+    return p;
+}
+
+static int dialect_of(const char *s)
+{
+    if (!s || strcmp(s, "raw") == 0)
+        return CHANWIRE_RAW;
+    return strcmp(s, "json") == 0 ? CHANWIRE_JSON : CHANWIRE_PROTO;
+}
+
+static CURL *easy;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One call; the answer's code into code, payload into *pl (malloc'd or NULL). */
+static int call(const char *url, const char *op, const char *query, const char *token,
+                const char *session, const char *target, const char *topic, int d,
+                const void *body, size_t blen, char code[32], char **pl, size_t *pll)
+{
+    char u[1024];
+    snprintf(u, sizeof(u), "%s/v1/interconn/chan/%s%s", url, op, query ? query : "");
+    struct curl_slist *h = NULL;
+    char x[2048];
+    snprintf(x, sizeof(x), "x-ptp-token: %s", token);
+    h = curl_slist_append(h, x);
+    snprintf(x, sizeof(x), "x-ptp-session-id: %s", session);
+    h = curl_slist_append(h, x);
+    if (target && *target && strcmp(target, "-") != 0) {
+        snprintf(x, sizeof(x), "x-ptp-target-node-id: %s", target);
+        h = curl_slist_append(h, x);
+    }
+    h = curl_slist_append(h, "x-ptp-trace-id: chantool");
+    h = curl_slist_append(h, "x-ptp-tech-provider-code: chantool");
+    h = curl_slist_append(h, "Expect:");
+    void *b = (void *)body;
+    size_t bl = blen;
+    int op_kind = strcmp(op, "push") == 0 ? CHANWIRE_PUSH : -1;
+    if (d == CHANWIRE_RAW) {
+        snprintf(x, sizeof(x), "x-ptp-topic: %s", topic);
+        h = curl_slist_append(h, x);
+        h = curl_slist_append(h, "Content-Type: application/octet-stream");
+    } else {
+        h = curl_slist_append(h, d == CHANWIRE_JSON ? "Content-Type: application/json"
+                                                    : "Content-Type: application/x-protobuf");
+        if (op_kind == CHANWIRE_PUSH) {
+            b = chanwire_build_push(d, topic, body, blen, &bl);
+        } else if (d == CHANWIRE_JSON) {
+            char *t = gw_xasprintf("{\"topic\":\"%s\"}", topic);
+            b = t;
+            bl = strlen(t);
+        } else {
+            /* PopInbound/PeekInbound/ReleaseInbound: field 1 = topic */
+            size_t tl = strlen(topic);
+            unsigned char *t = malloc(tl + 3);
+            t[0] = 0x0a;
+            t[1] = (unsigned char)tl;
+            memcpy(t + 2, topic, tl);
+            b = t;
+            bl = tl + 2;
+        }
+    }
+    struct buf rb = {0};
+    curl_easy_setopt(easy, CURLOPT_URL, u);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, b);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bl);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &rb);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT, 400L);
+    CURLcode cc = curl_easy_perform(easy);
+    curl_slist_free_all(h);
+    if (b != body)
+        free(b);
+    if (cc != CURLE_OK) {
+        snprintf(code, 32, "curl:%d", (int)cc);
+        free(rb.p);
+        return -1;
+    }
+    char msg[512];
+    int rc = 0;
+    if (d == CHANWIRE_RAW || d == CHANWIRE_PROTO) {
+        /* read the payload with the generated decoders through a reply round */
+        rc = chanwire_parse_answer(d == CHANWIRE_RAW ? CHANWIRE_RAW : CHANWIRE_PROTO, rb.p, rb.n,
+                                   code, msg, sizeof(msg));
+    } else {
+        rc = chanwire_parse_answer(CHANWIRE_JSON, rb.p ? rb.p : "", rb.n, code, msg, sizeof(msg));
+    }
+    if (rc != 0)
+        snprintf(code, 32, "bad-answer");
+    if (pl) {
+        *pl = NULL;
+        *pll = 0;
+        /* payload: reuse the request parser in reverse - a push body of the
+         * same dialect carries "payload" the same way */
+        if (rc == 0 && d == CHANWIRE_JSON) {
+            struct chanwire_req r;
+            struct gw_errbuf eb;
+            if (chanwire_parse(CHANWIRE_JSON, CHANWIRE_PUSH, rb.p, rb.n, &r, &eb) == 0) {
+                *pl = r.payload;
+                *pll = r.len;
+                r.payload = NULL;
+                chanwire_req_cleanup(&r);
+            }
+        } else if (rc == 0) {
+            /* TransportOutbound: A has payload in field 2, B in field 1 */
+            int field = d == CHANWIRE_RAW ? 1 : 2;
+            const unsigned char *p = (unsigned char *)rb.p, *e = p + rb.n;
+            while (p < e) {
+                unsigned long long key = 0, len = 0;
+                int sh = 0;
+                while (p < e && (*p & 0x80))
+                    key |= (unsigned long long)(*p++ & 0x7f) << (sh += 7, sh - 7);
+                key |= (unsigned long long)(*p++ & 0x7f) << sh;
+                sh = 0;
+                while (p < e && (*p & 0x80))
+                    len |= (unsigned long long)(*p++ & 0x7f) << (sh += 7, sh - 7);
+                len |= (unsigned long long)(*p++ & 0x7f) << sh;
+                if ((int)(key >> 3) == field) {
+                    *pl = malloc(len ? len : 1);
+                    memcpy(*pl, p, len);
+                    *pll = len;
+                }
+                p += len;
+            }
+        }
+    }
+    free(rb.p);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    json_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    easy = curl_easy_init();
+    if (argc < 2)
+        return 2;
+    const char *cmd = argv[1];
+    char code[32];
+    if (strcmp(cmd, "push") == 0 && argc >= 8) {
+        size_t n;
+        char *data = slurp(argv[7], &n);
+        call(argv[2], "push", NULL, argv[3], argv[4], argv[5], argv[6],
+             dialect_of(argc > 8 ? argv[8] : NULL), data, n, code, NULL, NULL);
+        printf("%s\n", code);
+        free(data);
+        return 0;
+    }
+    if ((strcmp(cmd, "pop") == 0 || strcmp(cmd, "peek") == 0) && argc >= 8) {
+        char q[64] = "";
+        if (argc > 9)
+            snprintf(q, sizeof(q), "?timeout=%s", argv[9]);
+        char *pl;
+        size_t pll;
+        call(argv[2], cmd, q, argv[3], argv[4], argv[5], argv[6],
+             dialect_of(argc > 8 ? argv[8] : NULL), "", 0, code, &pl, &pll);
+        FILE *f = fopen(argv[7], "wb");
+        if (f) {
+            if (pl)
+                fwrite(pl, 1, pll, f);
+            fclose(f);
+        }
+        printf("%s %zu\n", code, pl ? pll : (size_t)0);
+        free(pl);
+        return 0;
+    }
+    if (strcmp(cmd, "release") == 0 && argc >= 6) {
+        int d = dialect_of(argc > 6 ? argv[6] : NULL);
+        const char *topic = strcmp(argv[5], "-") == 0 ? "" : argv[5];
+        if (d == CHANWIRE_RAW && !*topic)
+            d = CHANWIRE_JSON; /* a whole-session release names no topic */
+        call(argv[2], "release", NULL, argv[3], argv[4], "-", topic, d, "", 0, code, NULL, NULL);
+        printf("%s\n", code);
+        return 0;
+    }
+    if (strcmp(cmd, "pushmany") == 0 && argc >= 9) {
+        long n = atol(argv[7]), size = atol(argv[8]);
+        char *m = malloc((size_t)size + 32);
+        for (long k = 0; k < n; k++) {
+            memset(m, 'x', (size_t)size);
+            int l = snprintf(m, (size_t)size + 32, "%ld|", k);
+            m[l] = 'x';
+            if (call(argv[2], "push", NULL, argv[3], argv[4], argv[5], argv[6], CHANWIRE_RAW, m,
+                     (size_t)size, code, NULL, NULL) != 0 ||
+                strcmp(code, CHAN_OK) != 0) {
+                printf("%s at %ld\n", code, k);
+                return 0;
+            }
+        }
+        printf("ok %ld\n", n);
+        return 0;
+    }
+    if (strcmp(cmd, "popmany") == 0 && argc >= 9) {
+        long n = atol(argv[7]), size = atol(argv[8]);
+        for (long k = 0; k < n; k++) {
+            char *pl;
+            size_t pll;
+            if (call(argv[2], "pop", "?timeout=10", argv[3], argv[4], argv[5], argv[6],
+                     CHANWIRE_RAW, "", 0, code, &pl, &pll) != 0 ||
+                strcmp(code, CHAN_OK) != 0 || !pl) {
+                printf("%s (%s) at %ld\n", code, pl ? "payload" : "no payload", k);
+                return 0;
+            }
+            char want[32];
+            int wl = snprintf(want, sizeof(want), "%ld|", k);
+            if (pll != (size_t)size || memcmp(pl, want, (size_t)wl) != 0) {
+                printf("out of order at %ld: %.20s\n", k, pl);
+                return 0;
+            }
+            free(pl);
+        }
+        printf("ok %ld\n", n);
+        return 0;
+    }
+    if (strcmp(cmd, "benchpush") == 0 && argc >= 9) {
+        long n = atol(argv[7]), size = atol(argv[8]);
+        char *m = calloc(1, (size_t)size + 16);
+        double t0 = now_s();
+        for (long k = 0; k < n; k++) {
+            long long ns = (long long)(now_s() * 1e9);
+            memcpy(m, &ns, sizeof(ns));
+            if (call(argv[2], "push", NULL, argv[3], argv[4], argv[5], argv[6], CHANWIRE_RAW, m,
+                     (size_t)size, code, NULL, NULL) != 0 ||
+                strcmp(code, CHAN_OK) != 0) {
+                printf("error %s at %ld\n", code, k);
+                return 1;
+            }
+        }
+        printf("%.6f\n", now_s() - t0);
+        return 0;
+    }
+    if (strcmp(cmd, "benchpop") == 0 && argc >= 8) {
+        long n = atol(argv[7]);
+        double *lat = calloc((size_t)n, sizeof(double));
+        double t0 = now_s();
+        for (long k = 0; k < n; k++) {
+            char *pl;
+            size_t pll;
+            if (call(argv[2], "pop", "?timeout=30", argv[3], argv[4], argv[5], argv[6],
+                     CHANWIRE_RAW, "", 0, code, &pl, &pll) != 0 ||
+                strcmp(code, CHAN_OK) != 0 || !pl || pll < 8) {
+                printf("error %s at %ld\n", code, k);
+                return 1;
+            }
+            long long ns;
+            memcpy(&ns, pl, sizeof(ns));
+            lat[k] = now_s() * 1e9 - (double)ns;
+            free(pl);
+        }
+        double el = now_s() - t0;
+        qsort(lat, (size_t)n, sizeof(double), cmp_d);
+        printf("%.6f %.0f %.0f\n", el, lat[n / 2] / 1000, lat[n * 99 / 100] / 1000);
+        return 0;
+    }
+    if (strcmp(cmd, "post") == 0 && argc >= 5) {
+        long n = atol(argv[3]), size = atol(argv[4]);
+        char *m = calloc(1, (size_t)size + 1);
+        struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+        h = curl_slist_append(h, "Content-Type: application/octet-stream");
+        double t0 = now_s();
+        for (long k = 0; k < n; k++) {
+            struct buf rb = {0};
+            curl_easy_setopt(easy, CURLOPT_URL, argv[2]);
+            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, m);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+            curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
+            curl_easy_setopt(easy, CURLOPT_WRITEDATA, &rb);
+            if (curl_easy_perform(easy) != CURLE_OK)
+                return 1;
+            free(rb.p);
+        }
+        printf("%.6f\n", now_s() - t0);
+        return 0;
+    }
+    if (strcmp(cmd, "body") == 0 && argc >= 6) {
+        size_t n, bl;
+        char *data = slurp(argv[5], &n);
+        void *b;
+        if (strcmp(argv[2], "encap") == 0) {
+            if (strcmp(argv[3], "json") == 0) {
+                size_t il;
+                void *inner = chanwire_build_push(CHANWIRE_JSON, argv[4], data, n, &il);
+                char *b64 = chanwire_b64_encode(inner, il, NULL);
+                b = gw_xasprintf("{\"metadata\":{},\"payload\":\"%s\"}", b64);
+                bl = strlen(b);
+                free(inner);
+                free(b64);
+            } else {
+                b = chanwire_build_encap(NULL, argv[4], data, n, &bl);
+            }
+        } else {
+            b = chanwire_build_push(dialect_of(argv[3]), argv[4], data, n, &bl);
+        }
+        fwrite(b, 1, bl, stdout);
+        free(b);
+        free(data);
+        return 0;
+    }
+    if (strcmp(cmd, "answer") == 0 && argc >= 4) {
+        size_t n;
+        char *data = slurp(argv[3], &n);
+        char msg[512];
+        if (chanwire_parse_answer(dialect_of(argv[2]), data, n, code, msg, sizeof(msg)) != 0)
+            printf("bad-answer\n");
+        else
+            printf("%s\n", code);
+        free(data);
+        return 0;
+    }
+    fprintf(stderr, "usage: see the header of test/support/chantool.c\n");
+    return 2;
+}

@@ -42,7 +42,7 @@ struct gw_app {
     struct store *store;      /* every job and task statement (scheduler/store.h) */
     struct partner *partner;  /* partner side of jobs (scheduler/partner.h) */
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
-    struct keys *keys;        /* node key rotation (gateway/keys.h) */
+    struct keys *keys;        /* node key rotation (container/keys.h) */
     struct chan *chan;        /* transport layer: channel queues and relay (container/chan.h) */
     struct server *chan_server; /* container-facing channel API listener, or NULL (http.port) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */

@@ -29,7 +29,7 @@
 #include "gateway/server.h"
 #include "container/attest.h"
 #include "container/chan.h"
-#include "gateway/keys.h"
+#include "container/keys.h"
 #include "gateway/jws.h"
 #include "gateway/ratelimit.h"
 #include "gateway/reqsig.h"
@@ -112,7 +112,7 @@ static void on_routes_loaded(void *arg, int err, const char *msg)
         log_kv(LOG_LEVEL_INFO, NULL, "routes.load", "route table loaded", "file",
                ms->app.cfg->routes_file, NULL);
     if (err)
-        peers_refresh(ms->app.peers, NULL, NULL);
+        route_table_refresh(&ms->app, NULL, NULL);
     ms->reconcile_tries = 0;
     startup_reconcile(ms);
 }
@@ -132,7 +132,7 @@ static void on_startup_timer(evutil_socket_t fd, short what, void *arg)
     else if (ms->reconcile_tries > 0)
         startup_reconcile(ms);
     else
-        peers_sync_file(ms->app.peers, ms->app.cfg->routes_file, on_routes_loaded, ms);
+        route_table_sync_file(&ms->app, ms->app.cfg->routes_file, on_routes_loaded, ms);
 }
 
 static void on_routes_reloaded(void *arg, int err, const char *msg)
@@ -316,10 +316,21 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     if (app->chan_server)
         server_set_body_max(app->chan_server, (size_t)c->transport_body_max + (1 << 20));
     chan_apply_cfg(app->chan);
-    peers_sync_file(app->peers, c->routes_file, on_routes_reloaded, NULL);
+    route_table_sync_file(app, c->routes_file, on_routes_reloaded, NULL);
     char n[16];
     snprintf(n, sizeof(n), "%d", rc.changed);
     log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "changed", n, NULL);
+}
+
+/* Request signing's view of the node key (container/attest.h). */
+static const struct jws_key *own_signing_key(void *ctx)
+{
+    return attest_signing_key(ctx);
+}
+
+static const struct jws_keyset *own_keyset(void *ctx)
+{
+    return attest_keyset(ctx);
 }
 
 /* The runner's task sockets, on the agent server (gateway/server.h). */
@@ -493,8 +504,10 @@ int main(int argc, char **argv)
     db_pool_listen(app->db, "bfia_task", on_task_notify, app);
     app->httpc = httpc_new(app->base);
     app->server = server_new(app, route_dispatch);
+    server_set_abort_body(app->server, route_abort_body());
     /* The per-container task sockets (runner.c opens one per container). */
     app->agent_server = server_new(app, route_dispatch);
+    server_set_abort_body(app->agent_server, route_abort_body());
     server_set_agent(app->agent_server);
     if (server_listen(app->server, cfg->http_host, cfg->http_port, &eb) != 0) {
         log_kv(LOG_LEVEL_ERROR, &lctx, "process.start", eb.msg, NULL);
@@ -543,7 +556,9 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto out;
         }
-        app->reqsig = reqsig_new(app);
+        struct reqsig_keysrc own = {.signing = own_signing_key, .keyset = own_keyset,
+                                    .ctx = app->attest};
+        app->reqsig = reqsig_new(app, &own);
         app->present_replay = jws_replay_new(1u << 18);
         app->attest_rl = ratelimit_new(cfg->attest_exchange_per_s, 2.0 * cfg->attest_exchange_per_s,
                                        4096);
@@ -559,6 +574,7 @@ int main(int argc, char **argv)
         }
         if (cfg->transport_port) {
             app->chan_server = server_new(app, route_dispatch);
+            server_set_abort_body(app->chan_server, route_abort_body());
             server_set_body_max(app->chan_server, (size_t)cfg->transport_body_max + (1 << 20));
             if (server_listen(app->chan_server, cfg->transport_host, cfg->transport_port, &eb) != 0) {
                 fprintf(stderr, "gateway: transport.port: %s\n", eb.msg);

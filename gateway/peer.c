@@ -248,108 +248,24 @@ done:
 
 /* ---- cache ------------------------------------------------------------------ */
 
-struct refresh {
-    struct peers *p;
-    void (*done)(void *arg, int err, const char *msg);
-    void *arg;
-};
-
-static void on_refresh(void *arg, int err, const struct db_res *res, const char *errmsg,
-                       const char *sqlstate)
+void peers_set(struct peers *p, const struct db_rows *rows)
 {
-    (void)sqlstate;
-    struct refresh *rf = arg;
-    if (!err) {
-        struct peers *p = rf->p;
-        routes_clear(p);
-        p->n = (size_t)db_res_rows(res);
-        p->r = gw_xcalloc(p->n ? p->n : 1, sizeof(*p->r));
-        for (size_t i = 0; i < p->n; i++) {
-            struct peer_route *r = &p->r[i];
-            r->node_id = gw_xstrdup(db_res_get(res, (int)i, 0));
-            r->host = gw_xstrdup(db_res_get(res, (int)i, 1));
-            r->port = atoi(db_res_get(res, (int)i, 2));
-            r->scheme = gw_xstrdup(db_res_get(res, (int)i, 3));
-            r->profile = profile_parse(db_res_get(res, (int)i, 4));
-            r->auth = gw_xstrdup(db_res_get(res, (int)i, 5));
-            const char *k = db_res_get(res, (int)i, 6);
-            r->key_pin = k ? gw_xstrdup(k) : NULL;
-        }
-        if (p->app->reqsig)
-            reqsig_forget(p->app->reqsig);
+    routes_clear(p);
+    p->n = (size_t)rows->n;
+    p->r = gw_xcalloc(p->n ? p->n : 1, sizeof(*p->r));
+    for (size_t i = 0; i < p->n; i++) {
+        struct peer_route *r = &p->r[i];
+        r->node_id = gw_xstrdup(db_rows_get(rows, (int)i, 0));
+        r->host = gw_xstrdup(db_rows_get(rows, (int)i, 1));
+        r->port = atoi(db_rows_get(rows, (int)i, 2));
+        r->scheme = gw_xstrdup(db_rows_get(rows, (int)i, 3));
+        r->profile = profile_parse(db_rows_get(rows, (int)i, 4));
+        r->auth = gw_xstrdup(db_rows_get(rows, (int)i, 5));
+        const char *k = db_rows_get(rows, (int)i, 6);
+        r->key_pin = k ? gw_xstrdup(k) : NULL;
     }
-    if (rf->done)
-        rf->done(rf->arg, err, err ? errmsg : "");
-    free(rf);
-}
-
-void peers_refresh(struct peers *p, void (*done)(void *arg, int err, const char *msg), void *arg)
-{
-    struct refresh *rf = gw_xcalloc(1, sizeof(*rf));
-    rf->p = p;
-    rf->done = done;
-    rf->arg = arg;
-    static const char sql[] =
-        "SELECT node_id, host, port, scheme, profile, auth, key_pin FROM t_route";
-    int rc = db_query(p->app->db, sql, 0, NULL, on_refresh, rf, NULL);
-    if (rc != 0) {
-        free(rf);
-        if (done)
-            done(arg, rc, "database unavailable");
-    }
-}
-
-static void on_synced(void *arg, int err, const struct db_res *res, const char *errmsg,
-                      const char *sqlstate)
-{
-    (void)res;
-    (void)sqlstate;
-    struct refresh *rf = arg;
-    if (err) {
-        if (rf->done)
-            rf->done(rf->arg, err, errmsg);
-        free(rf);
-        return;
-    }
-    peers_refresh(rf->p, rf->done, rf->arg);
-    free(rf);
-}
-
-void peers_sync_file(struct peers *p, const char *path,
-                     void (*done)(void *arg, int err, const char *msg), void *arg)
-{
-    struct gw_errbuf eb;
-    gw_errbuf_clear(&eb);
-    cJSON *arr = peers_parse_file(path, &eb);
-    if (!arr) {
-        if (done)
-            done(arg, GW_EINVAL, eb.msg);
-        return;
-    }
-    static const char sql[] =
-        "WITH f AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(node_id text, host text,"
-        "  port int, scheme text, profile text, auth text, key_pin text))"
-        ", d AS (DELETE FROM t_route WHERE source = 'file' AND node_id NOT IN"
-        "  (SELECT node_id FROM f))"
-        " INSERT INTO t_route (node_id, host, port, scheme, profile, auth, key_pin, source)"
-        " SELECT node_id, host, port, scheme, profile, auth, key_pin, 'file' FROM f"
-        " ON CONFLICT (node_id) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,"
-        "  scheme = EXCLUDED.scheme, profile = EXCLUDED.profile, auth = EXCLUDED.auth,"
-        "  key_pin = EXCLUDED.key_pin, source = 'file', updated_at = now()";
-    char *js = json_print(arr);
-    cJSON_Delete(arr);
-    const char *prm[1] = {js};
-    struct refresh *rf = gw_xcalloc(1, sizeof(*rf));
-    rf->p = p;
-    rf->done = done;
-    rf->arg = arg;
-    int rc = db_query(p->app->db, sql, 1, prm, on_synced, rf, NULL);
-    cJSON_free(js);
-    if (rc != 0) {
-        free(rf);
-        if (done)
-            done(arg, rc, "database unavailable");
-    }
+    if (p->app->reqsig)
+        reqsig_forget(p->app->reqsig);
 }
 
 /* ---- calls ------------------------------------------------------------------ */

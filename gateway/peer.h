@@ -62,15 +62,12 @@ const char *peer_profile_name(enum peer_profile pr);
 struct cJSON *peers_parse_file(const char *path, struct gw_errbuf *eb);
 
 /**
- * Load the routes file into t_route (rows from the file replace earlier
- * file rows; rows added through the API stay) and refresh the cache.  done
- * runs once with 0 or an error and message.
+ * Replace the cached table with rows (node_id, host, port, scheme, profile,
+ * auth, key_pin), as read from t_route (routes/routedb.c keeps t_route);
+ * cached peer keys are forgotten.
  */
-void peers_sync_file(struct peers *p, const char *path,
-                     void (*done)(void *arg, int err, const char *msg), void *arg);
-
-/** Re-read t_route into the cache (after an API edit). */
-void peers_refresh(struct peers *p, void (*done)(void *arg, int err, const char *msg), void *arg);
+struct db_rows;
+void peers_set(struct peers *p, const struct db_rows *rows);
 
 /* Reply of a peer, normalised.  Borrowed; valid during the callback. */
 struct peer_resp {

@@ -15,7 +15,6 @@
 
 #include "app.h"
 #include "cfg.h"
-#include "container/attest.h"
 #include "httpc.h"
 #include "json.h"
 #include "jws.h"
@@ -152,6 +151,8 @@ int reqsig_pin_check(const char *text, struct gw_errbuf *eb)
 
 /* ---- outgoing ---------------------------------------------------------------- */
 
+static const struct jws_key *own_signing_key(const struct reqsig *rs);
+
 void reqsig_outgoing(struct gw_app *app, const char *method, const char *target, const char *dest,
                      const void *body, size_t len, bool sign, bool ts_unit_s,
                      struct reqsig_out *out)
@@ -163,11 +164,12 @@ void reqsig_outgoing(struct gw_app *app, const char *method, const char *target,
     snprintf(out->ts, sizeof(out->ts), "x-timestamp: %s", ts);
     snprintf(out->nonce, sizeof(out->nonce), "x-nonce: %s", nonce);
     out->sign[0] = '\0';
-    if (!sign || ts_unit_s || !app->attest)
+    const struct jws_key *key = own_signing_key(app->reqsig);
+    if (!sign || ts_unit_s || !key)
         return;
     char *c = reqsig_canonical(method, target, app->cfg->node_id, dest, ts, nonce, body, len);
     char v[REQSIG_HDR_MAX];
-    if (reqsig_sign(attest_signing_key(app->attest), c, v) == 0)
+    if (reqsig_sign(key, c, v) == 0)
         snprintf(out->sign, sizeof(out->sign), "x-auth-sign: %s", v);
     free(c);
 }
@@ -205,16 +207,23 @@ struct peer_keys {
 
 struct reqsig {
     struct gw_app *app;
+    struct reqsig_keysrc own;
     struct peer_keys *peers;
     struct jws_replay *replay;
 };
 
-struct reqsig *reqsig_new(struct gw_app *app)
+struct reqsig *reqsig_new(struct gw_app *app, const struct reqsig_keysrc *own)
 {
     struct reqsig *rs = gw_xcalloc(1, sizeof(*rs));
     rs->app = app;
+    rs->own = *own;
     rs->replay = jws_replay_new(1u << 20);
     return rs;
+}
+
+static const struct jws_key *own_signing_key(const struct reqsig *rs)
+{
+    return rs && rs->own.signing ? rs->own.signing(rs->own.ctx) : NULL;
 }
 
 static void peer_keys_free(struct peer_keys *pk)
@@ -372,8 +381,8 @@ static enum lookup lookup_keys(struct reqsig *rs, const char *node, const char *
     *ks = NULL;
     *pinned = false;
     if (strcmp(node, app->cfg->node_id) == 0) {
-        *ks = attest_keyset(app->attest);
-        return LK_FOUND;
+        *ks = rs->own.keyset ? rs->own.keyset(rs->own.ctx) : NULL;
+        return *ks ? LK_FOUND : LK_NONE;
     }
     const struct peer_route *rt = peers_find(app->peers, node);
     if (!rt) {

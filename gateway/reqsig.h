@@ -80,7 +80,19 @@ void reqsig_nonce(char out[23]);
 
 struct reqsig;
 
-struct reqsig *reqsig_new(struct gw_app *app);
+/* This node's own keys, as signing and verifying need them.  The node key
+ * is container/attest.h's; main.c passes these two functions, so the core
+ * knows nothing of containers. */
+struct jws_key;
+struct jws_keyset;
+struct reqsig_keysrc {
+    const struct jws_key *(*signing)(void *ctx);   /* the active signing key, or NULL */
+    const struct jws_keyset *(*keyset)(void *ctx); /* every key our signatures verify with */
+    void *ctx;
+};
+
+/** own is copied. */
+struct reqsig *reqsig_new(struct gw_app *app, const struct reqsig_keysrc *own);
 void reqsig_free(struct reqsig *rs);
 
 /**

@@ -39,6 +39,7 @@ struct bound {
 
 struct server {
     struct gw_app *app;
+    char *abort_body;   /* the 503 answer of server_abort_inflight (routes/ writes it) */
     struct evhttp *http;
     server_dispatch_cb dispatch;
     struct bound *bound;
@@ -292,11 +293,15 @@ void server_stop_accepting(struct server *srv)
 
 int server_inflight(const struct server *srv) { return srv->ninflight; }
 
+void server_set_abort_body(struct server *srv, const char *json)
+{
+    free(srv->abort_body);
+    srv->abort_body = gw_xstrdup(json);
+}
+
 void server_abort_inflight(struct server *srv)
 {
-    static const char body[] =
-        "{\"code\":6005,\"msg\":\"gateway is shutting down; retry on another node or later\","
-        "\"data\":{}}";
+    const char *body = srv->abort_body ? srv->abort_body : "";
     for (struct gw_req *r = srv->inflight; r; r = r->next) {
         if (r->replied)
             continue;
@@ -304,7 +309,7 @@ void server_abort_inflight(struct server *srv)
         evhttp_add_header(oh, "Content-Type", "application/json");
         evhttp_add_header(oh, "Retry-After", "1");
         struct evbuffer *b = evbuffer_new();
-        evbuffer_add(b, body, sizeof(body) - 1);
+        evbuffer_add(b, body, strlen(body));
         struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
         if (evcon)
             evhttp_connection_set_closecb(evcon, NULL, NULL);
@@ -332,6 +337,7 @@ void server_free(struct server *srv)
     }
     evhttp_free(srv->http);
     spool_free(srv->spool); /* after the connections that use it */
+    free(srv->abort_body);
     free(srv);
 }
 

@@ -95,6 +95,10 @@ void server_stop_accepting(struct server *srv);
 /** Requests received and not yet replied to. */
 int server_inflight(const struct server *srv);
 
+/** The JSON body of server_abort_inflight's 503 answers (copied): the
+ *  envelope is routes/' business (route_abort_body()). */
+void server_set_abort_body(struct server *srv, const char *json);
+
 /**
  * Answer every in-flight request with 503 (end of the drain deadline).  The
  * handlers' pending callbacks must then be cancelled by their owners; their

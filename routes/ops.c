@@ -9,7 +9,7 @@
 #include "gateway/db.h"
 #include "gateway/httpc.h"
 #include "gateway/json.h"
-#include "gateway/keys.h"
+#include "container/keys.h"
 #include "gateway/metrics.h"
 #include "container/attest.h"
 #include "scheduler/pollcache.h"
@@ -169,7 +169,7 @@ void ops_jwks(struct gw_req *req)
 }
 
 /* POST /v1/platform/attest/key/rotate {now?: bool}: start a key rotation
- * (gateway/keys.h).  Answers the active and next kids and when the next
+ * (container/keys.h).  Answers the active and next kids and when the next
  * key starts signing. */
 void ops_key_rotate(struct gw_req *req)
 {

@@ -113,7 +113,7 @@ static void on_route_written(void *arg, int err, const struct db_res *res, const
         route_reply_err(req, GW_ENOTFOUND, "node_id is not in the route table");
         return;
     }
-    peers_refresh(req->app->peers, on_routes_refreshed, req);
+    route_table_refresh(req->app, on_routes_refreshed, req);
 }
 
 static bool one_of(const char *v, const char *a, const char *b, const char *c)

@@ -216,6 +216,12 @@ static void after_auth(struct gw_req *req, int err, const char *msg)
     t[req->route_idx].handler(req);
 }
 
+const char *route_abort_body(void)
+{
+    return "{\"code\":6005,\"msg\":\"gateway is shutting down; retry on another node or "
+           "later\",\"data\":{}}";
+}
+
 void route_dispatch(struct gw_req *req)
 {
     struct gw_app *app = req->app;

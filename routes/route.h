@@ -72,6 +72,9 @@ const struct route *route_table(size_t *n);
 int route_match(const struct route *table, size_t n, enum gw_method method, const char *path,
                 bool *path_known);
 
+/** The envelope of a request answered by the shutdown deadline (server.h). */
+const char *route_abort_body(void);
+
 /** The dispatcher given to server_new(). */
 void route_dispatch(struct gw_req *req);
 
@@ -103,6 +106,16 @@ int route_db(struct gw_req *req, const char *sql, int n, const char *const *para
 bool route_db_failed(struct gw_req *req, int err, const char *errmsg);
 /** A store.h call's return code: true when started; otherwise answered (busy or down). */
 bool route_store_started(struct gw_req *req, int rc);
+
+/*
+ * The route table in t_route (routes/routedb.c): sync_file loads the routes
+ * file into t_route then refreshes the cache of gateway/peer.h; refresh
+ * re-reads t_route.  done (may be NULL) runs once with 0 or an error.
+ */
+typedef void (*route_db_done)(void *arg, int err, const char *msg);
+struct gw_app;
+void route_table_sync_file(struct gw_app *app, const char *path, route_db_done done, void *arg);
+void route_table_refresh(struct gw_app *app, route_db_done done, void *arg);
 
 /* body_max value meaning "upload.max" (dataset uploads). */
 #define ROUTE_BODY_UPLOAD ((size_t)-1)

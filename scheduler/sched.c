@@ -25,6 +25,18 @@
 
 #define ID_MAX 128
 
+/*
+ * Every context a call in flight carries (a peer call's, a statement's)
+ * begins with a struct slink and sits on s->calls from its allocation to
+ * its free.  At exit the pool and the HTTP client drop their callbacks
+ * without running them; sched_free then frees what they left.
+ */
+struct slink {
+    struct slink *prev, *next;
+    struct sched *s;
+    void (*drop)(void *self); /* frees the context's members, then scall_free */
+};
+
 /* A party that failed to answer, and since when (monotonic ms). */
 struct unreach {
     struct unreach *next;
@@ -55,6 +67,7 @@ struct sjob {
     bool job_start_failed;
     char *job_start_err;
     int polls;           /* poll calls in flight */
+    int interval_ms;     /* the poll interval the last pass chose */
     struct event *timer;
     struct unreach *un;
     struct log_ctx log;
@@ -69,7 +82,7 @@ struct sched {
     unsigned counter;
     struct event *stop_timer; /* resends job/stop to parties that missed it */
     bool sweeping;
-    struct stopack *stops;    /* job/stop calls in flight (freed at exit) */
+    struct slink *calls;      /* contexts of calls in flight (freed at exit) */
 };
 
 static const struct gw_cfg *cfg_of(const struct sched *s)
@@ -80,6 +93,30 @@ static const struct gw_cfg *cfg_of(const struct sched *s)
 static const char *self_id(const struct sched *s)
 {
     return cfg_of(s)->node_id;
+}
+
+static void *scall_new(struct sched *s, size_t size, void (*drop)(void *self))
+{
+    struct slink *l = gw_xcalloc(1, size);
+    l->s = s;
+    l->drop = drop;
+    l->next = s->calls;
+    if (s->calls)
+        s->calls->prev = l;
+    s->calls = l;
+    return l;
+}
+
+static void scall_free(void *p)
+{
+    struct slink *l = p;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        l->s->calls = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    free(l);
 }
 
 /* ---- the two interfaces ------------------------------------------------------ */
@@ -233,6 +270,12 @@ int sched_jobs_held(const struct sched *s)
     return s->held;
 }
 
+int sched_job_interval_ms(const struct sched *s, const char *job_id)
+{
+    const struct sjob *j = sjob_find((struct sched *)s, job_id);
+    return j ? j->interval_ms : -1;
+}
+
 /* Unreachable-party bookkeeping: returns ms since the party first failed. */
 static long long unreach_mark(struct sjob *j, const char *node)
 {
@@ -278,33 +321,24 @@ static void on_bg(void *arg, const struct store_change *r)
 /* ---- stop delivery ------------------------------------------------------------- */
 
 struct stopack {
+    struct slink link;
     struct sched *s;
-    struct stopack *prev, *next;
     char *job_id;
 };
 
-static struct stopack *stopack_new(struct sched *s, const char *job_id)
+static void stopack_free(void *p)
 {
-    struct stopack *a = gw_xcalloc(1, sizeof(*a));
-    a->s = s;
-    a->job_id = gw_xstrdup(job_id);
-    a->next = s->stops;
-    if (s->stops)
-        s->stops->prev = a;
-    s->stops = a;
-    return a;
+    struct stopack *a = p;
+    free(a->job_id);
+    scall_free(a);
 }
 
-static void stopack_free(struct stopack *a)
+static struct stopack *stopack_new(struct sched *s, const char *job_id)
 {
-    if (a->prev)
-        a->prev->next = a->next;
-    else
-        a->s->stops = a->next;
-    if (a->next)
-        a->next->prev = a->prev;
-    free(a->job_id);
-    free(a);
+    struct stopack *a = scall_new(s, sizeof(*a), stopack_free);
+    a->s = s;
+    a->job_id = gw_xstrdup(job_id);
+    return a;
 }
 
 /* A party answered job/stop: record it, so the retry sweep leaves it
@@ -385,10 +419,19 @@ static void on_stop_sweep(evutil_socket_t fd, short what, void *arg)
 /* ---- finishing ------------------------------------------------------------------ */
 
 struct fin {
+    struct slink link;
     struct sched *s;
     char *job_id;
     char *outcome;
 };
+
+static void fin_free(void *p)
+{
+    struct fin *f = p;
+    free(f->job_id);
+    free(f->outcome);
+    scall_free(f);
+}
 
 static void on_finished(void *arg, const struct store_change *r)
 {
@@ -403,16 +446,14 @@ static void on_finished(void *arg, const struct store_change *r)
         log_kv(LOG_LEVEL_INFO, &lc, "job.finish", "job finished", "outcome", f->outcome, NULL);
         send_stop(f->s, f->job_id, r->parties);
     }
-    free(f->job_id);
-    free(f->outcome);
-    free(f);
+    fin_free(f);
 }
 
 /* CAS the job to FINISHED with outcome; live task rows become FAILED. */
 static void finish_job(struct sched *s, const char *job_id, enum job_outcome outcome,
                        const char *reason)
 {
-    struct fin *f = gw_xcalloc(1, sizeof(*f));
+    struct fin *f = scall_new(s, sizeof(*f), fin_free);
     f->s = s;
     f->job_id = gw_xstrdup(job_id);
     f->outcome = gw_xstrdup(job_outcome_name(outcome));
@@ -423,9 +464,7 @@ static void finish_job(struct sched *s, const char *job_id, enum job_outcome out
                             .reason = reason};
     if (ST(s)->job_set(STX(s), &c, on_finished, f) != 0) {
         log_kv(LOG_LEVEL_ERROR, NULL, "job.finish", "database unavailable", "job", job_id, NULL);
-        free(f->job_id);
-        free(f->outcome);
-        free(f);
+        fin_free(f);
     }
 }
 
@@ -454,9 +493,17 @@ static void arm_timer(struct sjob *j, int ms)
 
 /* job/start fan-out */
 struct jcall {
+    struct slink link;
     struct sjob *j;
     char *node;
 };
+
+static void jcall_free(void *p)
+{
+    struct jcall *c = p;
+    free(c->node);
+    scall_free(c);
+}
 
 static void on_job_cas(void *arg, const struct store_change *r)
 {
@@ -503,8 +550,7 @@ static void on_job_started(void *arg, const struct peer_resp *r)
     } else if (*c->node) {
         unreach_clear(j, c->node);
     }
-    free(c->node);
-    free(c);
+    jcall_free(c);
     if (--j->job_start_pending > 0) {
         sjob_release(j);
         return;
@@ -553,7 +599,7 @@ static void start_job(struct sjob *j, const cJSON *parties)
     {
         if (!cJSON_IsString(n))
             continue;
-        struct jcall *c = gw_xcalloc(1, sizeof(*c));
+        struct jcall *c = scall_new(j->s, sizeof(*c), jcall_free);
         c->j = sjob_hold(j);
         c->node = gw_xstrdup(n->valuestring);
         j->job_start_pending++;
@@ -565,7 +611,7 @@ static void start_job(struct sjob *j, const cJSON *parties)
     }
     cJSON_Delete(b);
     struct peer_resp ok = {.err = 0, .code = 0, .node = ""};
-    struct jcall *g = gw_xcalloc(1, sizeof(*g));
+    struct jcall *g = scall_new(j->s, sizeof(*g), jcall_free);
     g->j = sjob_hold(j);
     g->node = gw_xstrdup("");
     on_job_started(g, &ok);
@@ -573,14 +619,24 @@ static void start_job(struct sjob *j, const cJSON *parties)
 
 /* task/start to the parties of one task */
 struct tcall {
+    struct slink link;
     struct sjob *j;
     char *task_id, *node, *task_name;
 };
 
+static void tcall_drop(void *p)
+{
+    struct tcall *c = p;
+    free(c->task_id);
+    free(c->node);
+    free(c->task_name);
+    scall_free(c);
+}
+
 static struct tcall *tcall_new(struct sjob *j, const char *task_id, const char *task_name,
                                const char *node)
 {
-    struct tcall *c = gw_xcalloc(1, sizeof(*c));
+    struct tcall *c = scall_new(j->s, sizeof(*c), tcall_drop);
     c->j = sjob_hold(j);
     c->task_id = gw_xstrdup(task_id);
     c->task_name = gw_xstrdup(task_name);
@@ -591,10 +647,7 @@ static struct tcall *tcall_new(struct sjob *j, const char *task_id, const char *
 static void tcall_free(struct tcall *c)
 {
     sjob_release(c->j);
-    free(c->task_id);
-    free(c->node);
-    free(c->task_name);
-    free(c);
+    tcall_drop(c);
 }
 
 static void on_task_row_done(void *arg, const struct store_change *r)
@@ -689,18 +742,25 @@ static void start_task(struct sjob *j, const char *task_id, const char *task_nam
 
 /* task/poll */
 struct pcall {
+    struct slink link;
     struct sjob *j;
     char *task_id, *node;
     bool resend_ok;
 };
 
+static void pcall_drop(void *p)
+{
+    struct pcall *c = p;
+    free(c->task_id);
+    free(c->node);
+    scall_free(c);
+}
+
 static void pcall_free(struct pcall *c)
 {
     struct sjob *j = c->j;
     j->polls--;
-    free(c->task_id);
-    free(c->node);
-    free(c);
+    pcall_drop(c);
     sjob_release(j);
 }
 
@@ -783,7 +843,7 @@ static void on_polled(void *arg, const struct peer_resp *r)
 static void poll_task(struct sjob *j, const char *task_id, const char *node, const char *role,
                       bool resend_ok)
 {
-    struct pcall *c = gw_xcalloc(1, sizeof(*c));
+    struct pcall *c = scall_new(j->s, sizeof(*c), pcall_drop);
     c->j = sjob_hold(j);
     c->task_id = gw_xstrdup(task_id);
     c->node = gw_xstrdup(node);
@@ -897,9 +957,10 @@ static void on_pass(void *arg, const struct sjob_view *v)
         finished = true;
     } else {
         finished = run_tasks(j, v);
+        j->interval_ms = v->poll_mode || silent_party(s, v->parties) ? cfg->sched_poll_ms
+                                                                     : cfg->sched_backstop_ms;
         if (!finished)
-            arm_timer(j, v->poll_mode || silent_party(s, v->parties) ? cfg->sched_poll_ms
-                                                                     : cfg->sched_backstop_ms);
+            arm_timer(j, j->interval_ms);
     }
     if (j->dirty && !finished) {
         j->dirty = false;
@@ -973,7 +1034,10 @@ void sched_free(struct sched *s)
 {
     if (!s)
         return;
-    /* The pool and the HTTP client dropped every callback already. */
+    /* The pool and the HTTP client dropped every callback already: free the
+     * contexts they left (without touching jobs), then the jobs. */
+    while (s->calls)
+        s->calls->drop(s->calls);
     while (s->jobs) {
         struct sjob *j = s->jobs;
         sjob_unlink(j);
@@ -982,12 +1046,12 @@ void sched_free(struct sched *s)
     on_reap(-1, 0, s);
     event_free(s->reaper);
     event_free(s->stop_timer);
-    while (s->stops) /* their calls were dropped with the HTTP client */
-        stopack_free(s->stops);
+
     free(s);
 }
 
 struct resume {
+    struct slink link;
     struct sched *s;
     void (*done)(void *arg, int err, const char *msg);
     void *arg;
@@ -999,17 +1063,17 @@ static void on_resume_rows(void *arg, const struct db_rows *r)
     for (int i = 0; !r->err && i < r->n; i++)
         sched_kick(rs->s, db_rows_get(r, i, 0));
     rs->done(rs->arg, r->err, r->err ? r->msg : "");
-    free(rs);
+    scall_free(rs);
 }
 
 void sched_resume(struct sched *s, void (*done)(void *arg, int err, const char *msg), void *arg)
 {
-    struct resume *rs = gw_xcalloc(1, sizeof(*rs));
+    struct resume *rs = scall_new(s, sizeof(*rs), scall_free);
     rs->s = s;
     rs->done = done;
     rs->arg = arg;
     if (ST(s)->live(STX(s), on_resume_rows, rs) != 0) {
-        free(rs);
+        scall_free(rs);
         done(arg, GW_EDB, "database unavailable");
     }
 }
@@ -1018,6 +1082,7 @@ void sched_resume(struct sched *s, void (*done)(void *arg, int err, const char *
 
 /* A request in flight: the caller's callback, and what the steps need. */
 struct sreq {
+    struct slink link;
     struct sched *s;
     sched_reply_cb cb;
     void *arg;
@@ -1031,9 +1096,16 @@ struct sreq {
     char *refusal;   /* create: the first refusal */
 };
 
+static void sreq_free(struct sreq *q);
+
+static void sreq_drop(void *p)
+{
+    sreq_free(p);
+}
+
 static struct sreq *sreq_new(struct sched *s, sched_reply_cb cb, void *arg)
 {
-    struct sreq *q = gw_xcalloc(1, sizeof(*q));
+    struct sreq *q = scall_new(s, sizeof(*q), sreq_drop);
     q->s = s;
     q->cb = cb;
     q->arg = arg;
@@ -1050,7 +1122,7 @@ static void sreq_free(struct sreq *q)
     free(q->caller);
     cJSON_Delete(q->parties);
     free(q->refusal);
-    free(q);
+    scall_free(q);
 }
 
 /* Answer and free: data is borrowed by the callback. */
@@ -1120,9 +1192,17 @@ static void create_done(struct sreq *q)
 }
 
 struct ccall {
+    struct slink link;
     struct sreq *q;
     char *node;
 };
+
+static void ccall_free(void *p)
+{
+    struct ccall *cc = p;
+    free(cc->node);
+    scall_free(cc);
+}
 
 static void on_party_created(void *arg, const struct peer_resp *r)
 {
@@ -1131,8 +1211,7 @@ static void on_party_created(void *arg, const struct peer_resp *r)
     if ((r->err || r->code != 0) && !q->refusal)
         q->refusal = r->err ? gw_xasprintf("job/create: node %s unreachable: %s", cc->node, r->msg)
                             : gw_xasprintf("job/create refused by node %s: %s", cc->node, r->msg);
-    free(cc->node);
-    free(cc);
+    ccall_free(cc);
     if (--q->pending == 0)
         create_done(q);
 }
@@ -1160,7 +1239,7 @@ static void on_create_written(void *arg, const struct store_change *r)
     const cJSON *n;
     cJSON_ArrayForEach(n, q->parties)
     {
-        struct ccall *cc = gw_xcalloc(1, sizeof(*cc));
+        struct ccall *cc = scall_new(s, sizeof(*cc), ccall_free);
         cc->q = q;
         cc->node = gw_xstrdup(n->valuestring);
         q->pending++;

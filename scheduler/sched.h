@@ -97,6 +97,9 @@ void sched_resume(struct sched *s, void (*done)(void *arg, int err, const char *
 /** Jobs held in memory (live and retired-but-referenced): tests and metrics. */
 int sched_jobs_held(const struct sched *s);
 
+/** The poll interval the last pass chose for a live job (ms), or -1: tests. */
+int sched_job_interval_ms(const struct sched *s, const char *job_id);
+
 /*
  * Requests.  Each returns 0 and answers exactly once later through cb, or
  * returns an error with eb naming the field or the reason and never calls

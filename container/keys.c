@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "app.h"
-#include "cfg.h"
+#include "gateway/app.h"
+#include "gateway/cfg.h"
 #include "container/attest.h"
-#include "db.h"
-#include "log.h"
+#include "gateway/db.h"
+#include "gateway/log.h"
 
 struct keys {
     struct gw_app *app;

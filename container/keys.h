@@ -13,13 +13,13 @@
  * tokens keep verifying.  "now" is for a compromised key: the new key signs
  * at once and the old one is withdrawn from the JWKS immediately.
  */
-#ifndef GW_GATEWAY_KEYS_H
-#define GW_GATEWAY_KEYS_H
+#ifndef GW_CONTAINER_KEYS_H
+#define GW_CONTAINER_KEYS_H
 
 #include <stdbool.h>
 
-#include "compat.h"
-#include "err.h"
+#include "gateway/compat.h"
+#include "gateway/err.h"
 
 struct gw_app;
 struct keys;

@@ -88,7 +88,8 @@ static const struct gw_cfg *cfg_of(const struct runner *r)
     return *r->env.cfg;
 }
 
-#define ENG(r) ((r)->env.docker)
+#define ENG(r) ((r)->env.engine)
+#define EGX(r) ((r)->env.engine_ctx)
 #define STORE(r) ((r)->env.store)
 #define STX(r) ((r)->env.store_ctx)
 
@@ -196,7 +197,7 @@ static void run_end(struct run *u)
     release_slot(u);
     r->n--;
     if (u->wait) {
-        docker_cancel(u->wait); /* its callback will not run: its reference goes here */
+        ENG(u->r)->cancel(EGX(u->r), u->wait); /* its callback will not run: its reference goes here */
         u->wait = NULL;
         run_release(u);
     }
@@ -284,7 +285,7 @@ static void on_removed(void *arg, const struct docker_result *res)
 static void remove_and_end(struct run *u)
 {
     if (u->cid && cfg_of(u->r)->docker_retain_s == 0 &&
-        docker_container_remove(ENG(u->r), u->cid, on_removed, run_hold(u)) == 0)
+        ENG(u->r)->remove(EGX(u->r), u->cid, on_removed, run_hold(u)) == 0)
         return;
     if (u->cid && cfg_of(u->r)->docker_retain_s == 0)
         run_release(u); /* the remove did not start */
@@ -426,7 +427,7 @@ static void on_inspect_end(void *arg, const struct docker_result *res)
     } else if (!u->error) {
         u->error = gw_xasprintf("cannot inspect the finished container: %s", res->msg);
     }
-    if (docker_container_logs(ENG(u->r), u->cid, cfg_of(u->r)->docker_log_tail, on_logs,
+    if (ENG(u->r)->logs(EGX(u->r), u->cid, cfg_of(u->r)->docker_log_tail, on_logs,
                               run_hold(u)) != 0) {
         run_release(u);
         finish(u);
@@ -441,7 +442,7 @@ static void on_wait(void *arg, const struct docker_result *res)
     if (res->err && res->err != GW_ENOTFOUND)
         log_kv(LOG_LEVEL_WARN, &u->log, "container.wait", "wait ended with an error", "err",
                res->msg, NULL);
-    if (docker_container_inspect(ENG(u->r), u->cid, on_inspect_end, run_hold(u)) != 0) {
+    if (ENG(u->r)->inspect(EGX(u->r), u->cid, on_inspect_end, run_hold(u)) != 0) {
         run_release(u);
         u->error = gw_xstrdup("cannot inspect the finished container");
         finish(u);
@@ -455,7 +456,7 @@ static void on_started(void *arg, const struct docker_result *res)
     if (res->err) {
         /* The wait is armed; cancel it and record the engine's refusal. */
         if (u->wait) {
-            docker_cancel(u->wait);
+            ENG(u->r)->cancel(EGX(u->r), u->wait);
             u->wait = NULL;
             run_release(u);
         }
@@ -482,10 +483,10 @@ static void on_wait_armed(void *arg)
         release_slot(u);
         return;
     }
-    if (docker_container_start(ENG(u->r), u->cid, on_started, run_hold(u)) != 0) {
+    if (ENG(u->r)->start(EGX(u->r), u->cid, on_started, run_hold(u)) != 0) {
         run_release(u);
         if (u->wait) {
-            docker_cancel(u->wait);
+            ENG(u->r)->cancel(EGX(u->r), u->wait);
             u->wait = NULL;
             run_release(u);
         }
@@ -500,7 +501,7 @@ static void rearm(struct run *u)
      * as not-running: wait for its next exit instead.  An adopted one
      * (running or exited) is waited for with not-running.  The wait holds
      * a reference until on_wait (or its cancellation). */
-    if (docker_container_wait(ENG(u->r), u->cid, u->adopt_only ? "not-running" : "next-exit",
+    if (ENG(u->r)->wait(EGX(u->r), u->cid, u->adopt_only ? "not-running" : "next-exit",
                               on_wait_armed, on_wait, run_hold(u), &u->wait) != 0) {
         run_release(u);
         u->error = gw_xstrdup("cannot wait for the container");
@@ -836,7 +837,7 @@ static void on_created(void *arg, const struct docker_result *res)
         run_release(u);
         return;
     }
-    if (!ref || docker_container_inspect(ENG(u->r), ref, on_created_inspect, run_hold(u)) != 0) {
+    if (!ref || ENG(u->r)->inspect(EGX(u->r), ref, on_created_inspect, run_hold(u)) != 0) {
         if (ref)
             run_release(u);
         u->error = gw_xstrdup("engine returned no container id");
@@ -982,7 +983,7 @@ static void on_row(void *arg, const struct db_rows *r)
     cJSON *body = create_body(u);
     free(u->env_tok); /* in the create body now; only its jti is kept */
     u->env_tok = NULL;
-    int rc = docker_container_create(ENG(u->r), u->name, body, on_created, run_hold(u));
+    int rc = ENG(u->r)->create(EGX(u->r), u->name, body, on_created, run_hold(u));
     cJSON_Delete(body);
     if (rc != 0) {
         run_release(u);
@@ -1082,7 +1083,7 @@ void runner_kill(struct runner *r, const struct runner_key *k, const char *conta
     struct killer *kl = gw_xcalloc(1, sizeof(*kl));
     kl->r = r;
     kl->ref = gw_xstrdup(ref);
-    if (docker_container_kill(ENG(r), kl->ref, "SIGKILL", on_killed, kl) != 0) {
+    if (ENG(r)->kill(EGX(r), kl->ref, "SIGKILL", on_killed, kl) != 0) {
         free(kl->ref);
         free(kl);
         return;
@@ -1224,7 +1225,7 @@ static void on_rec_rows(void *arg, const struct db_rows *rows)
             if (found && cfg_of(r)->docker_retain_s == 0) {
                 const cJSON *id = cJSON_GetObjectItemCaseSensitive(found, "Id");
                 r->rec_pending++;
-                if (docker_container_remove(ENG(r), id->valuestring, on_orphan_removed, r) != 0)
+                if (ENG(r)->remove(EGX(r), id->valuestring, on_orphan_removed, r) != 0)
                     r->rec_pending--;
             }
         } else if (found) {
@@ -1258,7 +1259,7 @@ static void on_rec_rows(void *arg, const struct db_rows *rows)
         cJSON_AddItemToArray(orphans, cJSON_CreateString(cJSON_IsString(nm) ? nm->valuestring + 1
                                                                              : id->valuestring));
         r->rec_pending++;
-        if (docker_container_remove(ENG(r), id->valuestring, on_orphan_removed, r) != 0)
+        if (ENG(r)->remove(EGX(r), id->valuestring, on_orphan_removed, r) != 0)
             r->rec_pending--;
     }
     free(matched);
@@ -1306,7 +1307,7 @@ void runner_reconcile(struct runner *r, void (*done)(void *arg, int err, const c
     r->rec_done = done;
     r->rec_arg = arg;
     char *label = gw_xasprintf("org.bfia.node=%s", cfg_of(r)->node_id);
-    int rc = docker_container_list(ENG(r), label, on_rec_list, r);
+    int rc = ENG(r)->list(EGX(r), label, on_rec_list, r);
     free(label);
     if (rc != 0) {
         r->rec_done = NULL;
@@ -1340,7 +1341,7 @@ void runner_free(struct runner *r)
      * before the engine client goes.  A run is freed whatever it holds. */
     while (r->runs) {
         struct run *u = r->runs;
-        docker_cancel(u->wait);
+        ENG(u->r)->cancel(EGX(u->r), u->wait);
         sock_close(r, u->agent);
         run_unlink(u);
         run_free(u);
@@ -1350,3 +1351,57 @@ void runner_free(struct runner *r)
     cJSON_Delete(r->rec_containers);
     free(r);
 }
+
+/* ---- the production engine table ------------------------------------------------ */
+
+static int de_create(void *ctx, const char *name, const cJSON *body, runner_docker_cb cb,
+                     void *arg)
+{
+    return docker_container_create(ctx, name, body, cb, arg);
+}
+static int de_inspect(void *ctx, const char *ref, runner_docker_cb cb, void *arg)
+{
+    return docker_container_inspect(ctx, ref, cb, arg);
+}
+static int de_start(void *ctx, const char *id, runner_docker_cb cb, void *arg)
+{
+    return docker_container_start(ctx, id, cb, arg);
+}
+static int de_wait(void *ctx, const char *id, const char *condition, void (*on_armed)(void *arg),
+                   runner_docker_cb cb, void *arg, struct docker_call **out)
+{
+    return docker_container_wait(ctx, id, condition, on_armed, cb, arg, out);
+}
+static int de_logs(void *ctx, const char *id, int tail, runner_docker_cb cb, void *arg)
+{
+    return docker_container_logs(ctx, id, tail, cb, arg);
+}
+static int de_kill(void *ctx, const char *id, const char *signal, runner_docker_cb cb, void *arg)
+{
+    return docker_container_kill(ctx, id, signal, cb, arg);
+}
+static int de_remove(void *ctx, const char *id, runner_docker_cb cb, void *arg)
+{
+    return docker_container_remove(ctx, id, cb, arg);
+}
+static int de_list(void *ctx, const char *label, runner_docker_cb cb, void *arg)
+{
+    return docker_container_list(ctx, label, cb, arg);
+}
+static void de_cancel(void *ctx, struct docker_call *call)
+{
+    (void)ctx;
+    docker_cancel(call);
+}
+
+const struct runner_engine_ops runner_docker_ops = {
+    .create = de_create,
+    .inspect = de_inspect,
+    .start = de_start,
+    .wait = de_wait,
+    .logs = de_logs,
+    .kill = de_kill,
+    .remove = de_remove,
+    .list = de_list,
+    .cancel = de_cancel,
+};

@@ -99,13 +99,38 @@ struct runner_sock_ops {
     void (*unlisten)(void *ctx, void *handle);
 };
 
+/* The Docker engine, as the runner uses it (container/docker.h, or a
+ * test's fake).  Same contracts as docker.h. */
+struct docker_call;
+struct docker_result;
+struct cJSON;
+typedef void (*runner_docker_cb)(void *arg, const struct docker_result *r);
+struct runner_engine_ops {
+    int (*create)(void *ctx, const char *name, const struct cJSON *body, runner_docker_cb cb,
+                  void *arg);
+    int (*inspect)(void *ctx, const char *ref, runner_docker_cb cb, void *arg);
+    int (*start)(void *ctx, const char *id, runner_docker_cb cb, void *arg);
+    int (*wait)(void *ctx, const char *id, const char *condition, void (*on_armed)(void *arg),
+                runner_docker_cb cb, void *arg, struct docker_call **out);
+    int (*logs)(void *ctx, const char *id, int tail, runner_docker_cb cb, void *arg);
+    int (*kill)(void *ctx, const char *id, const char *signal, runner_docker_cb cb, void *arg);
+    int (*remove)(void *ctx, const char *id, runner_docker_cb cb, void *arg);
+    int (*list)(void *ctx, const char *label, runner_docker_cb cb, void *arg);
+    /** No callback will run for call (NULL-safe). */
+    void (*cancel)(void *ctx, struct docker_call *call);
+};
+
+/** The production table: ctx is a struct docker *. */
+extern const struct runner_engine_ops runner_docker_ops;
+
 /* Called after a task row of this node changed status (committed). */
 typedef void (*runner_notify_cb)(void *ctx, const char *job_id, const char *task_id);
 
 struct runner_env {
     struct event_base *base;
     struct gw_cfg *const *cfg;
-    struct docker *docker;
+    const struct runner_engine_ops *engine;
+    void *engine_ctx;
     struct attest *attest;
     const char *attest_dir;   /* <data_dir>/attest (borrowed for the runner's life) */
     const struct runner_store_ops *store;

@@ -19,6 +19,7 @@ struct peers;
 struct sched;
 struct store;
 struct partner;
+struct authz;
 struct jws_replay;
 struct ratelimit;
 struct attest;
@@ -41,6 +42,7 @@ struct gw_app {
     struct sched *sched;      /* scheduler side of jobs (scheduler/sched.h) */
     struct store *store;      /* every job and task statement (scheduler/store.h) */
     struct partner *partner;  /* partner side of jobs (scheduler/partner.h) */
+    struct authz *authz;      /* who has business with which job (routes/authz.c) */
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
     struct keys *keys;        /* node key rotation (container/keys.h) */
     struct chan *chan;        /* transport layer: channel queues and relay (container/chan.h) */

@@ -58,6 +58,12 @@ struct gw_cfg {
     int docker_pull;       /* docker.pull: 1 = a provider image missing on the engine is pulled */
     char *docker_registry_auth; /* docker.registry_auth: X-Registry-Auth for pulls (secret) */
     int docker_retain_s;   /* docker.retain_s: keep finished containers this long (0 = remove) */
+    int task_cpu_milli_default; /* task.cpu_milli_default: CPU of a task asking none (1000 = a core) */
+    int task_cpu_milli_min;     /* task.cpu_milli_min */
+    int task_cpu_milli_max;     /* task.cpu_milli_max */
+    int task_memory_mb_default; /* task.memory_mb_default: memory of a task asking none */
+    int task_memory_mb_min;     /* task.memory_mb_min */
+    int task_memory_mb_max;     /* task.memory_mb_max */
     int docker_launch_slots; /* docker.launch_slots: container launches in flight at once */
     int docker_log_tail_bytes; /* docker.log_tail_bytes: log tail kept per task row */
     int docker_log_tail;   /* docker.log_tail: log lines kept on the t_task row */
@@ -65,15 +71,20 @@ struct gw_cfg {
     int sched_poll_ms;     /* sched.poll_ms: poll-mode status interval */
     int sched_backstop_ms; /* sched.backstop_ms: callback-mode backstop poll interval */
     int sched_party_deadline_s; /* sched.party_deadline_s: unreachable party fails the job after */
-    int sched_job_timeout_s;    /* sched.job_timeout_s: a RUNNING job fails after this (0 = never) */
+    int sched_job_timeout_s;
+    int sched_resend_after_s; /* sched.resend_after_s: task/start sent again when a party does not know it after this */
+    int sched_sweep_window_s; /* sched.sweep_window_s: how far back the stop and push sweeps look */
+    int sched_sweep_limit;    /* sched.sweep_limit: rows one sweep handles */    /* sched.job_timeout_s: a RUNNING job fails after this (0 = never) */
     int sched_push_retry_s;     /* sched.push_retry_s: unacknowledged callback pushes resent */
     int sched_stop_retry_s;     /* sched.stop_retry_s: job/stop resent to parties that missed it */
     long long upload_max;  /* upload.max: cap of one dataset upload in bytes */
+    int auth_source_check; /* auth.source_check: unsigned requests must come from the route's host */
     int auth_window_s;     /* auth.window_s: x-timestamp accepted within +- this */
     int auth_jwks_max_age_s; /* auth.jwks_max_age_s: a peer's fetched JWKS is fresh this long */
     int auth_jwks_refetch_s; /* auth.jwks_refetch_s: unknown kid refetches at most this often */
     int attest_exchange_per_s; /* attest.exchange_per_s: token/verify calls per task per second */
     int attest_env_token;     /* attest.env_token: T0 also in config.attest.token (0/1) */
+    char *attest_key_file;    /* attest.key_file: the node key's PEM ("" = <data_dir>/keys/node-es256.pem) */
     int attest_token_ttl_s;   /* attest.token_ttl_s: launch token lifetime, refreshed at 80 % */
     int attest_key_publish_s; /* attest.key_publish_s: a rotated key is published this long first */
     int transport_port;       /* transport.port: container-facing channel API (0 = http.port) */

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,102 @@ void json_init(void)
 {
     cJSON_Hooks hooks = {json_malloc, free};
     cJSON_InitHooks(&hooks);
+}
+
+/*
+ * The first \u0000 escape in a JSON text, reported with the path of the
+ * member that holds it ("config.role.guest[1]"), or 0 when there is none.
+ * cJSON keeps strings NUL-terminated, so "a\u0000b" would silently become
+ * "a": such a text is refused instead.  The scan follows strings, objects
+ * and arrays just enough to name the place; cJSON parses for real.
+ */
+static int nul_escape(const char *buf, size_t len, struct gw_errbuf *eb)
+{
+    enum { DEPTH = 32 };
+    struct {
+        bool obj;
+        int idx;
+        char key[48];
+    } st[DEPTH];
+    int depth = -1;
+    bool in_str = false, is_key = false;
+    char key[48];
+    size_t kl = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_str) {
+            if (c == '\\' && i + 1 < len) {
+                if (buf[i + 1] == 'u' && i + 5 < len && strncmp(buf + i + 2, "0000", 4) == 0) {
+                    char path[256];
+                    size_t pl = 0;
+                    path[0] = '\0';
+                    for (int d = 0; d <= depth && d < DEPTH && pl < sizeof(path) - 64; d++) {
+                        if (st[d].obj && !st[d].key[0])
+                            continue; /* the key being read: added below */
+                        if (st[d].obj)
+                            pl += (size_t)snprintf(path + pl, sizeof(path) - pl, "%s%s",
+                                                   pl ? "." : "", st[d].key);
+                        else
+                            pl += (size_t)snprintf(path + pl, sizeof(path) - pl, "[%d]",
+                                                   st[d].idx);
+                    }
+                    if (is_key && pl < sizeof(path) - 64) {
+                        key[kl] = '\0';
+                        snprintf(path + pl, sizeof(path) - pl, "%s%s", pl ? "." : "", key);
+                    }
+                    return gw_errf(eb, GW_EINVAL,
+                                   "%s: a string holds \\u0000 (NUL), which no field may contain",
+                                   path[0] ? path : "(top level)");
+                }
+                if (is_key && kl < sizeof(key) - 2)
+                    key[kl++] = buf[i + 1];
+                i++;
+                continue;
+            }
+            if (c == '"') {
+                in_str = false;
+                if (is_key && depth >= 0 && depth < DEPTH) {
+                    key[kl] = '\0';
+                    snprintf(st[depth].key, sizeof(st[depth].key), "%s", key);
+                }
+                continue;
+            }
+            if (is_key && kl < sizeof(key) - 1)
+                key[kl++] = c;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_str = true;
+            is_key = depth >= 0 && depth < DEPTH && st[depth].obj && st[depth].key[0] == '\0';
+            kl = 0;
+            break;
+        case '{':
+        case '[':
+            depth++;
+            if (depth < DEPTH) {
+                st[depth].obj = c == '{';
+                st[depth].idx = 0;
+                st[depth].key[0] = '\0';
+            }
+            break;
+        case '}':
+        case ']':
+            depth--;
+            break;
+        case ',':
+            if (depth >= 0 && depth < DEPTH) {
+                if (st[depth].obj)
+                    st[depth].key[0] = '\0';
+                else
+                    st[depth].idx++;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
 }
 
 struct cJSON *json_parse(const char *buf, size_t len, struct gw_errbuf *eb)
@@ -36,6 +133,10 @@ struct cJSON *json_parse(const char *buf, size_t len, struct gw_errbuf *eb)
     if (off < len) {
         cJSON_Delete(root);
         gw_errf(eb, GW_EINVAL, "malformed JSON: trailing data at byte %zu", off);
+        return NULL;
+    }
+    if (memmem(buf, len, "\\u0000", 6) && nul_escape(buf, len, eb) != 0) {
+        cJSON_Delete(root);
         return NULL;
     }
     return root;

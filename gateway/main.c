@@ -51,7 +51,11 @@ struct main_state {
     int drain_phase; /* 0 running, 1 draining, 2 flushing final replies */
     const char **route_names;
     struct event *startup_timer;
-    int reconcile_tries;
+    /* Start-up runs in phases, each retried on startup_timer until it
+     * succeeds: the routes file into t_route, reconciliation with the
+     * engine, then resuming the scheduler's live jobs. */
+    enum { START_ROUTES, START_RECONCILE, START_RESUME, START_DONE } phase;
+    int reconcile_failures;
 };
 
 /* ---- start-up: routes file -> reconcile with the engine -> resume jobs ---- */
@@ -68,6 +72,7 @@ static void on_resumed(void *arg, int err, const char *msg)
         event_add(ms->startup_timer, &tv);
         return;
     }
+    ms->phase = START_DONE;
     ms->app.starting = false;
     partner_start(ms->app.partner);
     log_kv(LOG_LEVEL_INFO, NULL, "process.ready", "reconciled; serving every API", NULL);
@@ -79,7 +84,7 @@ static void on_reconciled(void *arg, int err, const char *msg)
     if (err) {
         /* The database must answer; an engine that does not answer after a
          * few seconds must not keep a scheduler-only node from serving. */
-        if (++ms->reconcile_tries < 4 || err == GW_EDB) {
+        if (++ms->reconcile_failures < 4 || err == GW_EDB) {
             log_kv(LOG_LEVEL_WARN, NULL, "process.start", "reconcile failed; retrying", "err", msg,
                    NULL);
             struct timeval tv = {1, 0};
@@ -90,7 +95,7 @@ static void on_reconciled(void *arg, int err, const char *msg)
                "the Docker engine cannot be reached: serving without task containers", "err", msg,
                NULL);
     }
-    ms->reconcile_tries = 1000; /* reconcile done: the timer now resumes jobs */
+    ms->phase = START_RESUME;
     keys_startup(ms->app.keys);
     sched_resume(ms->app.sched, on_resumed, ms);
 }
@@ -113,7 +118,8 @@ static void on_routes_loaded(void *arg, int err, const char *msg)
                ms->app.cfg->routes_file, NULL);
     if (err)
         route_table_refresh(&ms->app, NULL, NULL);
-    ms->reconcile_tries = 0;
+    ms->phase = START_RECONCILE;
+    ms->reconcile_failures = 0;
     startup_reconcile(ms);
 }
 
@@ -127,12 +133,19 @@ static void on_startup_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct main_state *ms = arg;
-    if (ms->reconcile_tries >= 1000)
-        sched_resume(ms->app.sched, on_resumed, ms);
-    else if (ms->reconcile_tries > 0)
-        startup_reconcile(ms);
-    else
+    switch (ms->phase) {
+    case START_ROUTES:
         route_table_sync_file(&ms->app, ms->app.cfg->routes_file, on_routes_loaded, ms);
+        break;
+    case START_RECONCILE:
+        startup_reconcile(ms);
+        break;
+    case START_RESUME:
+        sched_resume(ms->app.sched, on_resumed, ms);
+        break;
+    case START_DONE:
+        break;
+    }
 }
 
 static void on_routes_reloaded(void *arg, int err, const char *msg)
@@ -288,11 +301,22 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->docker_log_tail = nc->docker_log_tail;
     c->docker_log_tail_bytes = nc->docker_log_tail_bytes;
     c->docker_launch_slots = nc->docker_launch_slots;
+    c->auth_source_check = nc->auth_source_check;
+    c->task_cpu_milli_default = nc->task_cpu_milli_default;
+    c->task_cpu_milli_min = nc->task_cpu_milli_min;
+    c->task_cpu_milli_max = nc->task_cpu_milli_max;
+    c->task_memory_mb_default = nc->task_memory_mb_default;
+    c->task_memory_mb_min = nc->task_memory_mb_min;
+    c->task_memory_mb_max = nc->task_memory_mb_max;
     c->sched_poll_ms = nc->sched_poll_ms;
     c->sched_backstop_ms = nc->sched_backstop_ms;
     c->sched_party_deadline_s = nc->sched_party_deadline_s;
     c->sched_push_retry_s = nc->sched_push_retry_s;
     c->sched_job_timeout_s = nc->sched_job_timeout_s;
+    c->sched_stop_retry_s = nc->sched_stop_retry_s;
+    c->sched_resend_after_s = nc->sched_resend_after_s;
+    c->sched_sweep_window_s = nc->sched_sweep_window_s;
+    c->sched_sweep_limit = nc->sched_sweep_limit;
     c->upload_max = nc->upload_max;
     c->transport_body_max = nc->transport_body_max;
     c->transport_session_bytes = nc->transport_session_bytes;
@@ -332,6 +356,48 @@ static const struct jws_keyset *own_keyset(void *ctx)
 {
     return attest_keyset(ctx);
 }
+
+/* The partner side's view of the task containers (container/runner.h,
+ * container/docker.h). */
+static void pt_launch(void *ctx, const struct runner_key *k)
+{
+    struct gw_app *app = ctx;
+    runner_launch(app->runner, k);
+}
+
+static void pt_kill(void *ctx, const struct runner_key *k, const char *cid)
+{
+    struct gw_app *app = ctx;
+    runner_kill(app->runner, k, cid);
+}
+
+struct pt_logs {
+    void (*cb)(void *arg, int err, const char *text, size_t len);
+    void *arg;
+};
+
+static void on_pt_logs(void *arg, const struct docker_result *r)
+{
+    struct pt_logs *l = arg;
+    l->cb(l->arg, r->err, r->text, r->text_len);
+    free(l);
+}
+
+static int pt_logs(void *ctx, const char *cid, int tail,
+                   void (*cb)(void *arg, int err, const char *text, size_t len), void *arg)
+{
+    struct gw_app *app = ctx;
+    struct pt_logs *l = gw_xcalloc(1, sizeof(*l));
+    l->cb = cb;
+    l->arg = arg;
+    int rc = docker_container_logs(app->docker, cid, tail, on_pt_logs, l);
+    if (rc != 0)
+        free(l);
+    return rc;
+}
+
+static const struct partner_task_ops partner_tasks = {
+    .launch = pt_launch, .kill = pt_kill, .logs = pt_logs};
 
 /* The runner's task sockets, on the agent server (gateway/server.h). */
 static void *task_sock_listen(void *ctx, const char *path, struct gw_errbuf *eb)
@@ -540,7 +606,8 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto out;
         }
-        char *kp = gw_xasprintf("%s/keys/node-es256.pem", dd0);
+        char *kp = cfg->attest_key_file[0] ? gw_xstrdup(cfg->attest_key_file)
+                                           : gw_xasprintf("%s/keys/node-es256.pem", dd0);
         app->attest = attest_open(cfg->node_id, kp, &eb);
         free(kp);
         if (!app->attest) {
@@ -584,9 +651,11 @@ int main(int argc, char **argv)
         }
         chan_routes_start(app);
         app->store = store_new(app->db, app->metrics, cfg->node_id);
+        app->authz = authz_new();
         struct runner_env renv = {.base = app->base,
                                   .cfg = &app->cfg,
-                                  .docker = app->docker,
+                                  .engine = &runner_docker_ops,
+                                  .engine_ctx = app->docker,
                                   .attest = app->attest,
                                   .attest_dir = app->attest_dir,
                                   .store = &store_runner_ops,
@@ -603,9 +672,10 @@ int main(int argc, char **argv)
         app->sched = sched_new(&senv);
         struct partner_env penv = {.base = app->base,
                                    .cfg = &app->cfg,
-                                   .store = app->store,
-                                   .runner = app->runner,
-                                   .docker = app->docker,
+                                   .store = &store_partner_ops,
+                                   .store_ctx = app->store,
+                                   .tasks = &partner_tasks,
+                                   .tasks_ctx = app,
                                    .attest = app->attest,
                                    .pollcache = app->pollcache,
                                    .chan = app->chan,
@@ -645,6 +715,7 @@ out:
     runner_free(app->runner); /* cancels its waits: before the engine client */
     sched_free(app->sched);
     store_free(app->store);
+    authz_free(app->authz);
     docker_free(app->docker);
     chan_free(app->chan); /* its relays, before the HTTP client; its waiters are answered */
     app->chan = NULL;

@@ -4,6 +4,7 @@
 #include "peer.h"
 #include "reqsig.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,45 @@ const struct peer_route *peers_find(const struct peers *p, const char *node)
         if (strcmp(p->r[i].node_id, node) == 0)
             return &p->r[i];
     return NULL;
+}
+
+/* Both addresses in IPv6 form (IPv4 mapped), or false if addr is not one. */
+static bool as_in6(const char *addr, struct in6_addr *out)
+{
+    struct in_addr v4;
+    if (inet_pton(AF_INET6, addr, out) == 1)
+        return true;
+    if (inet_pton(AF_INET, addr, &v4) != 1)
+        return false;
+    memset(out, 0, sizeof(*out));
+    out->s6_addr[10] = 0xff;
+    out->s6_addr[11] = 0xff;
+    memcpy(&out->s6_addr[12], &v4, 4);
+    return true;
+}
+
+bool peer_route_at(const struct peer_route *r, const char *addr, bool name_ok)
+{
+    struct in6_addr h, a;
+    if (!r || !r->host)
+        return false;
+    if (!as_in6(r->host, &h))
+        return name_ok;
+    return addr && as_in6(addr, &a) && memcmp(&h, &a, sizeof(h)) == 0;
+}
+
+const struct peer_route *peers_unsigned_at(const struct peers *p, const char *addr)
+{
+    const struct peer_route *found = NULL;
+    for (size_t i = 0; p && addr && i < p->n; i++) {
+        const struct peer_route *r = &p->r[i];
+        if (strcmp(r->auth, "required") == 0 || !peer_route_at(r, addr, false))
+            continue;
+        if (found)
+            return NULL; /* two nodes at one address: cannot tell which */
+        found = r;
+    }
+    return found;
 }
 
 enum peer_profile peers_profile(const struct peers *p, const char *node)

@@ -48,6 +48,17 @@ void peers_free(struct peers *p);
 /** Cached route of node, or NULL. */
 const struct peer_route *peers_find(const struct peers *p, const char *node);
 
+/**
+ * Whether the request address addr (numeric, as server_req_peer gives it)
+ * is route r's host.  A host that is a name, not an address, answers
+ * name_ok (no DNS lookups on the loop).
+ */
+bool peer_route_at(const struct peer_route *r, const char *addr, bool name_ok);
+
+/** The one route accepting unsigned requests (auth optional or off) whose
+ *  host is the address addr, or NULL (none, or more than one). */
+const struct peer_route *peers_unsigned_at(const struct peers *p, const char *addr);
+
 /** Whether some route accepts unsigned requests (auth optional or off). */
 bool peers_any_unsigned(const struct peers *p);
 

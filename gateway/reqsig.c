@@ -455,14 +455,23 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
     struct gw_app *app = rs->app;
     const char *me = app->cfg->node_id;
     const char *caller = req->caller;
+    const char *src = server_req_peer(req);
     if (!caller || !*caller) {
-        if (peers_any_unsigned(app->peers)) {
-            done(req, 0, NULL);
+        /* Unidentified: a node whose route accepts unsigned requests may
+         * be recognised by its address (a FATE-Flow peer behind a proxy
+         * that drops x-* headers, spec bfia-control-layer.md §1.2); anyone
+         * else is nobody. */
+        const struct peer_route *by_addr = peers_unsigned_at(app->peers, src);
+        if (!by_addr) {
+            refuse(req, done, "request names no caller node (x-node-id, x_node_id or "
+                              "x-source-node-id) and comes from %.64s, the address of no route "
+                              "that accepts unsigned requests",
+                   src ? src : "an unknown address");
             return;
         }
-        refuse(req, done, "request names no caller node (x-source-node-id); this node accepts "
-                          "only signed requests from the nodes in its route table");
-        return;
+        free(req->caller);
+        req->caller = gw_xstrdup(by_addr->node_id);
+        caller = req->caller;
     }
     bool self = strcmp(caller, me) == 0;
     const struct peer_route *rt = peers_find(app->peers, caller);
@@ -473,6 +482,15 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
     const char *policy = rt ? rt->auth : "required";
     const char *sign = header(req, "x-auth-sign");
     if (strcmp(policy, "off") == 0 || (strcmp(policy, "optional") == 0 && !sign)) {
+        /* what an unsigned request can prove: its address, when the
+         * operator asks for it (auth.source_check) and the route names an
+         * address rather than a host name */
+        if (app->cfg->auth_source_check && !peer_route_at(rt, src, true)) {
+            refuse(req, done, "unsigned request from node %.128s comes from %.64s, not from its "
+                              "route's host %.128s (auth.source_check)",
+                   caller, src ? src : "an unknown address", rt->host);
+            return;
+        }
         done(req, 0, NULL);
         return;
     }

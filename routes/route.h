@@ -28,6 +28,25 @@ enum route_auth {
                        * checked by the handler; served on the transport listener */
 };
 
+/*
+ * Who may call an interconn endpoint (routes/authz.c), checked after the
+ * signature and before the handler, for every ROUTE_AUTH_PEER row.  Every
+ * caller must first be a node of the route table.  "The job" is found by
+ * the request's job_id (or task_id), on this node's scheduler side (s) or
+ * partner side (p); a job this node does not know passes to the handler,
+ * which answers that it does not exist.
+ */
+enum route_who {
+    WHO_ROUTE,           /* any node in the route table */
+    WHO_INITIATOR_BODY,  /* the caller is the body's config.initiator.node_id (create_all) */
+    WHO_SCHEDULER_BODY,  /* the caller is the body's scheduler, or its initiator (job/create) */
+    WHO_PARTY,           /* s, by job_id: a party of the job (stop_all, status_all, audit) */
+    WHO_TASK_PARTY,      /* s, by task_id: a party of the task's job (task/callback) */
+    WHO_SCHEDULER,       /* p, by job_id: the job's scheduler (job/start, task/start, job/stop) */
+    WHO_TASK_SCHEDULER,  /* p, by task_id: the job's scheduler (task/stop) */
+    WHO_TASK_SCHED_PARTY, /* p, by task_id: the scheduler or a party (task/poll) */
+};
+
 typedef void (*route_handler)(struct gw_req *req);
 
 struct route {
@@ -36,7 +55,19 @@ struct route {
     route_handler handler;
     size_t body_max;      /* 0 = http.body_max */
     enum route_auth auth;
+    enum route_who who;   /* ROUTE_AUTH_PEER rows: who may call (WHO_ROUTE when unset) */
 };
+
+/* The authorization check of route r for req (routes/authz.c): runs the
+ * handler, or answers 5004 naming why the caller may not. */
+struct route;
+void authz_check(struct gw_req *req, const struct route *r);
+
+/* The cache of who has business with which job (jobs' parties never
+ * change once created). */
+struct authz;
+struct authz *authz_new(void);
+void authz_free(struct authz *a);
 
 /* BFIA codes.  Numbers are part of the wire contract: never renumber. */
 enum route_code {

@@ -12,6 +12,9 @@
 
 #define NAME_MAX_LEN 128
 #define TASKS_MAX 256
+#define PARTIES_MAX 64   /* nodes in config.role, all roles together */
+#define ROLES_MAX 16     /* role names in config.role */
+#define PARAMS_MAX 256   /* parameters of one component in one params block */
 
 struct dag {
     cJSON *dag;    /* owned copy, normalised */
@@ -202,6 +205,123 @@ static int parse_components(struct dag *d, struct gw_errbuf *eb)
     return 0;
 }
 
+/* A parameter name becomes part of an environment variable's name
+ * (runtime.component.parameter.<name>): '=' or a control character in it
+ * would shift every name after it. */
+static bool param_name_ok(const char *k)
+{
+    if (!k || !*k || strlen(k) > NAME_MAX_LEN)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)k; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '=')
+            return false;
+    return true;
+}
+
+/* The parameters of one params block {component: {name: value}}: every
+ * component is one of the DAG, every name is well formed, and there are not
+ * too many. */
+static int check_params(const struct dag *d, const cJSON *block, const char *where,
+                        struct gw_errbuf *eb)
+{
+    if (!cJSON_IsObject(block))
+        return gw_errf(eb, GW_EINVAL, "%s: expected an object of components, got %s", where,
+                       json_type_name(block));
+    const cJSON *comp;
+    cJSON_ArrayForEach(comp, block)
+    {
+        if (dag_find(d, comp->string) < 0)
+            return gw_errf(eb, GW_EINVAL, "%s.%.64s: no component of that name in dag.components",
+                           where, comp->string);
+        if (!cJSON_IsObject(comp))
+            return gw_errf(eb, GW_EINVAL, "%s.%.64s: expected an object of parameters, got %s",
+                           where, comp->string, json_type_name(comp));
+        int n = 0;
+        const cJSON *prm;
+        cJSON_ArrayForEach(prm, comp)
+        {
+            if (!param_name_ok(prm->string))
+                return gw_errf(eb, GW_EINVAL,
+                               "%s.%.64s: parameter name '%.64s' is empty, too long, or holds "
+                               "'=' or a control character",
+                               where, comp->string, prm->string);
+            if (++n > PARAMS_MAX)
+                return gw_errf(eb, GW_EINVAL, "%s.%.64s: more than %d parameters", where,
+                               comp->string, PARAMS_MAX);
+        }
+    }
+    return 0;
+}
+
+/* One index key of a role block: "0" or "0|1|2", each a 0-based decimal
+ * index into the role's list of nodes. */
+static int check_index_key(const char *key, int nodes, const char *where, const char *role,
+                           struct gw_errbuf *eb)
+{
+    const char *p = key;
+    do {
+        size_t n = strcspn(p, "|");
+        bool ok = n >= 1 && n <= 4 && (n == 1 || p[0] != '0');
+        for (size_t i = 0; ok && i < n; i++)
+            ok = p[i] >= '0' && p[i] <= '9';
+        if (!ok)
+            return gw_errf(eb, GW_EINVAL,
+                           "%s.%s.%.32s: expected a 0-based index of config.role.%s (\"0\", or "
+                           "\"0|1\")",
+                           where, role, key, role);
+        if (atoi(p) >= nodes)
+            return gw_errf(eb, GW_EINVAL,
+                           "%s.%s.%.32s: index %d, but config.role.%s lists %d node(s)", where,
+                           role, key, atoi(p), role, nodes);
+        p += n;
+    } while (*p++ == '|');
+    return 0;
+}
+
+/* config.job_params / config.task_params: "common", and per role of
+ * config.role a map of index keys.  With params, each block holds
+ * component parameters (task_params). */
+static int check_role_blocks(const struct dag *d, const cJSON *blocks, const char *where,
+                             bool params, struct gw_errbuf *eb)
+{
+    char w[160];
+    const cJSON *roles = cJSON_GetObjectItemCaseSensitive(d->config, "role");
+    const cJSON *b;
+    cJSON_ArrayForEach(b, blocks)
+    {
+        if (strcmp(b->string, "common") == 0) {
+            snprintf(w, sizeof(w), "%s.common", where);
+            if (params && check_params(d, b, w, eb) != 0)
+                return GW_EINVAL;
+            continue;
+        }
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(roles, b->string);
+        /* Kuscia sends every role's block, empty for the roles the job
+         * does not have: only a block with content needs its role */
+        if (!list && (cJSON_IsNull(b) || (cJSON_IsObject(b) && !b->child)))
+            continue;
+        if (!list)
+            return gw_errf(eb, GW_EINVAL, "%s.%.32s: no such role in config.role", where,
+                           b->string);
+        if (!cJSON_IsObject(b))
+            return gw_errf(eb, GW_EINVAL, "%s.%.32s: expected an object of index keys, got %s",
+                           where, b->string, json_type_name(b));
+        const cJSON *ix;
+        cJSON_ArrayForEach(ix, b)
+        {
+            if (check_index_key(ix->string, cJSON_GetArraySize(list), where, b->string, eb) != 0)
+                return GW_EINVAL;
+            snprintf(w, sizeof(w), "%s.%.32s.%.32s", where, b->string, ix->string);
+            if (params && check_params(d, ix, w, eb) != 0)
+                return GW_EINVAL;
+            if (!params && !cJSON_IsObject(ix))
+                return gw_errf(eb, GW_EINVAL, "%s: expected an object, got %s", w,
+                               json_type_name(ix));
+        }
+    }
+    return 0;
+}
+
 static int parse_config(struct dag *d, struct gw_errbuf *eb)
 {
     const cJSON *ini = cJSON_GetObjectItemCaseSensitive(d->config, "initiator");
@@ -216,11 +336,13 @@ static int parse_config(struct dag *d, struct gw_errbuf *eb)
     if (!cJSON_IsObject(roles))
         return gw_errf(eb, GW_EINVAL, "config.role: expected an object, got %s",
                        json_type_name(roles));
-    int total = 0;
+    int total = 0, nroles = 0;
     const cJSON *r;
     cJSON_ArrayForEach(r, roles)
     {
         const char *rn = r->string;
+        if (++nroles > ROLES_MAX)
+            return gw_errf(eb, GW_EINVAL, "config.role: more than %d roles", ROLES_MAX);
         size_t rl = strlen(rn);
         bool ok = rl >= 1 && rl <= 32 && rn[0] >= 'a' && rn[0] <= 'z';
         for (size_t i = 0; ok && i < rl; i++)
@@ -238,12 +360,38 @@ static int parse_config(struct dag *d, struct gw_errbuf *eb)
         {
             if (!cJSON_IsString(n) || !json_is_id(n->valuestring, 64))
                 return gw_errf(eb, GW_EINVAL, "config.role.%s[%d]: expected a node id", rn, i);
+            /* one node twice in one role could never run: both would be
+             * the same container of the same task */
+            const cJSON *m;
+            int k = 0;
+            cJSON_ArrayForEach(m, r)
+            {
+                if (k++ == i)
+                    break;
+                if (strcmp(m->valuestring, n->valuestring) == 0)
+                    return gw_errf(eb, GW_EINVAL,
+                                   "config.role.%s[%d]: node %s is listed twice for role %s", rn,
+                                   i, n->valuestring, rn);
+            }
             i++;
-            total++;
+            if (++total > PARTIES_MAX)
+                return gw_errf(eb, GW_EINVAL, "config.role: more than %d parties", PARTIES_MAX);
         }
     }
     if (total == 0)
         return gw_errf(eb, GW_EINVAL, "config.role: names no node");
+    /* the initiator is a party: no node creates jobs between others */
+    bool initiator_plays = false;
+    cJSON_ArrayForEach(r, roles)
+    {
+        const cJSON *n;
+        cJSON_ArrayForEach(n, r) initiator_plays |= strcmp(n->valuestring, d->initiator) == 0;
+    }
+    if (!initiator_plays)
+        return gw_errf(eb, GW_EINVAL,
+                       "config.initiator.node_id: %s plays no role in config.role (the initiator "
+                       "is a party of its job)",
+                       d->initiator);
     d->sync_type = "poll";
     d->scheduler = NULL;
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(d->config, "job_params");
@@ -265,8 +413,12 @@ static int parse_config(struct dag *d, struct gw_errbuf *eb)
         d->scheduler = sc->valuestring;
     }
     const cJSON *tp = cJSON_GetObjectItemCaseSensitive(d->config, "task_params");
-    if (tp && !cJSON_IsObject(tp) && !cJSON_IsNull(tp))
-        return gw_errf(eb, GW_EINVAL, "config.task_params: expected an object");
+    if (!cJSON_IsObject(tp))
+        return gw_errf(eb, GW_EINVAL, "config.task_params: expected an object, got %s",
+                       json_type_name(tp));
+    if (check_role_blocks(d, jp, "config.job_params", false, eb) != 0 ||
+        check_role_blocks(d, tp, "config.task_params", true, eb) != 0)
+        return GW_EINVAL;
     return 0;
 }
 

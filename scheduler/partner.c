@@ -18,7 +18,6 @@
 
 #include "container/attest.h"
 #include "container/chan.h"
-#include "container/docker.h"
 #include "container/runner.h"
 #include "container/taskenv.h"
 #include "gateway/cfg.h"
@@ -32,6 +31,9 @@ struct partner {
     struct partner_env env;
     struct event *push_timer;
 };
+
+#define ST(p) ((p)->env.store)
+#define STX(p) ((p)->env.store_ctx)
 
 static const struct gw_cfg *cfg_of(const struct partner *p)
 {
@@ -140,7 +142,7 @@ static void on_job_created(void *arg, const struct db_rows *r)
          * lost reply): a different DAG, config or set of roles would
          * redirect a job this node already accepted. */
         char *m = gw_xasprintf("job_id: job %s already exists on this node with another DAG, "
-                               "config or roles; a job is created once",
+                               "config, roles or scheduler; a job is created once",
                                q->job_id);
         preq_done(q, GW_ECONFLICT, m, NULL);
         free(m);
@@ -163,6 +165,22 @@ int partner_job_create(struct partner *p, struct partner_create_in *in, struct g
         dag_free(d);
         return rc;
     }
+    /* this node's resource policy, for each (role, index) it plays */
+    const cJSON *r;
+    cJSON_ArrayForEach(r, roles)
+    {
+        int idxs[64];
+        int ni = dag_role_indexes(d, r->valuestring, me, idxs, 64);
+        for (int k = 0; k < ni; k++) {
+            double c, m;
+            if (partner_resources(cfg_of(p), dag_config(d), r->valuestring, idxs[k], &c, &m,
+                                  eb) != 0) {
+                cJSON_Delete(roles);
+                dag_free(d);
+                return GW_EINVAL;
+            }
+        }
+    }
     struct preq *q = preq_new(p, cb, arg);
     q->job_id = gw_xstrdup(in->job_id);
     q->d = d;
@@ -177,7 +195,7 @@ int partner_job_create(struct partner *p, struct partner_create_in *in, struct g
                         .sync_type = dag_sync_type(d),
                         .roles = rj,
                         .by = in->caller ? in->caller : "local"};
-    int rc = store_job_create(p->env.store, &n, on_job_created, q);
+    int rc = ST(p)->job_create(STX(p), &n, on_job_created, q);
     cJSON_free(rj);
     cJSON_free(dj);
     cJSON_free(cj);
@@ -205,7 +223,7 @@ int partner_job_start(struct partner *p, const char *job_id, const char *caller,
                       struct gw_errbuf *eb, sched_reply_cb cb, void *arg)
 {
     struct preq *q = preq_new(p, cb, arg);
-    int rc = store_job_start(p->env.store, job_id, caller ? caller : "local", on_job_started, q);
+    int rc = ST(p)->job_start(STX(p), job_id, caller ? caller : "local", on_job_started, q);
     return rc ? start_failed(q, rc, eb) : 0;
 }
 
@@ -220,32 +238,61 @@ static void on_tasks_inserted(void *arg, const struct db_rows *r)
     for (int i = 0; i < r->n; i++) {
         struct runner_key k = {q->job_id, q->task_id, db_rows_get(r, i, 0),
                                atoi(db_rows_get(r, i, 1))};
-        runner_launch(q->p->env.runner, &k);
+        q->p->env.tasks->launch(q->p->env.tasks_ctx, &k);
     }
     preq_done(q, 0, "success", NULL);
 }
 
-/* Resources of job_params.<role>.<idx>.resources: -1 (or absent) = no limit.
- * cpu in cores; memory in GiB (the S-GUIDE sample), or memory_mb. */
-static void add_limits(cJSON *spec, const cJSON *config, const char *role, int idx)
+/*
+ * The resources of a task container: this node's policy (task.* keys), not
+ * the job's wish.  job_params.<role>.<idx>.resources {cpu: cores, memory:
+ * GiB, or memory_mb: MiB}: -1 or absent takes the default, anything else
+ * must be a number within the bounds.  0, or GW_EINVAL with eb naming the
+ * field; *nano_cpus and *mem_bytes get the values to launch with.
+ */
+int partner_resources(const struct gw_cfg *cfg, const cJSON *config, const char *role, int idx,
+                      double *nano_cpus, double *mem_bytes, struct gw_errbuf *eb)
 {
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(config, "job_params");
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(
         dag_index_entry(cJSON_GetObjectItemCaseSensitive(jp, role), idx), "resources");
-    double cpu = -1, mem = -1;
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(res, "cpu");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(res, "memory");
-    const cJSON *mm = cJSON_GetObjectItemCaseSensitive(res, "memory_mb");
-    if (cJSON_IsNumber(c) && c->valuedouble > 0)
-        cpu = c->valuedouble * 1e9;
-    if (cJSON_IsNumber(mm) && mm->valuedouble > 0)
-        mem = mm->valuedouble * 1024 * 1024;
-    else if (cJSON_IsNumber(m) && m->valuedouble > 0)
-        mem = m->valuedouble * 1024 * 1024 * 1024;
-    if (mem > 0 && mem < 6 * 1024 * 1024)
-        mem = 6 * 1024 * 1024; /* the engine's minimum */
-    cJSON_AddNumberToObject(spec, "nano_cpus", cpu);
-    cJSON_AddNumberToObject(spec, "memory_bytes", mem);
+    double cpu_m = cfg->task_cpu_milli_default, mem_mb = cfg->task_memory_mb_default;
+    if (res && !cJSON_IsObject(res) && !cJSON_IsNull(res))
+        return gw_errf(eb, GW_EINVAL, "config.job_params.%.32s.%d.resources: expected an object",
+                       role, idx);
+    static const struct {
+        const char *key;
+        double scale; /* to milli-cores or MiB */
+        bool cpu;
+    } fields[] = {{"cpu", 1000.0, true}, {"memory", 1024.0, false}, {"memory_mb", 1.0, false}};
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, fields[f].key);
+        if (!v || cJSON_IsNull(v))
+            continue;
+        double lo = fields[f].cpu ? cfg->task_cpu_milli_min : cfg->task_memory_mb_min;
+        double hi = fields[f].cpu ? cfg->task_cpu_milli_max : cfg->task_memory_mb_max;
+        if (!cJSON_IsNumber(v) || (v->valuedouble != -1 && (v->valuedouble * fields[f].scale < lo ||
+                                                          v->valuedouble * fields[f].scale > hi)))
+            return gw_errf(eb, GW_EINVAL,
+                           "config.job_params.%.32s.%d.resources.%s: expected -1 (this node's "
+                           "default) or a number from %g to %g (this node's policy)",
+                           role, idx, fields[f].key, lo / fields[f].scale, hi / fields[f].scale);
+        if (v->valuedouble == -1)
+            continue;
+        if (fields[f].cpu)
+            cpu_m = v->valuedouble * fields[f].scale;
+        else
+            mem_mb = v->valuedouble * fields[f].scale;
+    }
+    *nano_cpus = cpu_m * 1e6;
+    *mem_bytes = mem_mb * 1024.0 * 1024.0;
+    return 0;
+}
+
+static void add_limits(cJSON *spec, double nano_cpus, double mem_bytes)
+{
+    cJSON_AddNumberToObject(spec, "nano_cpus", nano_cpus);
+    cJSON_AddNumberToObject(spec, "memory_bytes", mem_bytes);
 }
 
 /* The launch spec of one (role, index): environment, image, limits. */
@@ -267,7 +314,9 @@ static cJSON *launch_spec(struct partner *p, struct preq *q, const struct dag *d
     char *chan_tok =
         p->env.chan ? chan_task_token(p->env.chan, q->job_id, q->task_id, role, idx) : NULL;
     char *trace = gw_xasprintf("trace_%s", q->task_id);
-    if (dag_task_io(d, ti, desc, role, idx, q->job_id, &in, &out, eb) != 0)
+    double nano_cpus, mem_bytes;
+    if (partner_resources(cfg, dag_config(d), role, idx, &nano_cpus, &mem_bytes, eb) != 0 ||
+        dag_task_io(d, ti, desc, role, idx, q->job_id, &in, &out, eb) != 0)
         goto out;
     struct taskenv_in ti_in = {
         .job_id = q->job_id,
@@ -302,7 +351,7 @@ static cJSON *launch_spec(struct partner *p, struct preq *q, const struct dag *d
     json_add_str(spec, "version", db_rows_get(r, 0, 7));
     json_add_str(spec, "storage_dir", p->env.storage_dir);
     cJSON_AddNumberToObject(spec, "attempt", 0);
-    add_limits(spec, dag_config(d), role, idx);
+    add_limits(spec, nano_cpus, mem_bytes);
 out:
     cJSON_Delete(nodes);
     cJSON_Delete(prm);
@@ -329,14 +378,33 @@ static void on_task_ctx(void *arg, const struct db_rows *r)
         preq_done(q, GW_ENOTFOUND, "job_id: no such job on this node", NULL);
         return;
     }
-    bool any_live = false;
+    /* Tasks run only in a job that was approved and started here (job/start
+     * from its scheduler), and each task of the DAG runs once: a task name
+     * already started under another task id is refused. */
+    bool any_live = false, started = false;
     for (int i = 0; i < r->n; i++) {
         enum job_state js;
-        if (job_state_parse(db_rows_get(r, i, 1), &js) && !job_state_is_terminal(js))
-            any_live = true;
+        if (job_state_parse(db_rows_get(r, i, 1), &js)) {
+            any_live |= !job_state_is_terminal(js);
+            started |= js == JOB_STATE_RUNNING;
+        }
     }
     if (!any_live) {
         preq_done(q, GW_ECONFLICT, "job_id: the job has finished on this node", NULL);
+        return;
+    }
+    if (!started) {
+        preq_done(q, GW_ECONFLICT,
+                  "job_id: the job has not been started on this node (job/start comes first)",
+                  NULL);
+        return;
+    }
+    const char *prior = db_rows_get(r, 0, 10);
+    if (prior && strcmp(prior, q->task_id) != 0) {
+        char m[400];
+        snprintf(m, sizeof(m), "task_name: %.128s already started on this node as task %.128s",
+                 q->task_name, prior);
+        preq_done(q, GW_ECONFLICT, m, NULL);
         return;
     }
     struct gw_errbuf eb;
@@ -411,7 +479,7 @@ static void on_task_ctx(void *arg, const struct db_rows *r)
     }
     const struct dag_task *dt = dag_task(d, ti);
     char *rj = json_print(rows);
-    int rc = store_task_insert(p->env.store, q->job_id, q->task_id, q->task_name, dt->component,
+    int rc = ST(p)->task_insert(STX(p), q->job_id, q->task_id, q->task_name, dt->component,
                                dt->provider, dt->version, rj, on_tasks_inserted, q);
     cJSON_free(rj);
     cJSON_Delete(rows);
@@ -427,7 +495,7 @@ int partner_task_start(struct partner *p, const char *job_id, const char *task_i
     q->job_id = gw_xstrdup(job_id);
     q->task_id = gw_xstrdup(task_id);
     q->task_name = gw_xstrdup(task_name);
-    int rc = store_task_context(p->env.store, job_id, task_name, on_task_ctx, q);
+    int rc = ST(p)->task_context(STX(p), job_id, task_name, on_task_ctx, q);
     return rc ? start_failed(q, rc, eb) : 0;
 }
 
@@ -443,7 +511,7 @@ static int kill_rows(struct partner *p, const struct db_rows *r)
             continue;
         struct runner_key k = {db_rows_get(r, i, 0), db_rows_get(r, i, 1), db_rows_get(r, i, 2),
                                atoi(db_rows_get(r, i, 3))};
-        runner_kill(p->env.runner, &k, db_rows_get(r, i, 4));
+        p->env.tasks->kill(p->env.tasks_ctx, &k, db_rows_get(r, i, 4));
         partner_task_changed(p, k.job_id, k.task_id);
         n++;
     }
@@ -488,7 +556,7 @@ int partner_job_stop(struct partner *p, const char *job_id, const char *task_nam
                             .error_text = error,
                             .finish_job = !task_name};
     struct preq *q = preq_new(p, cb, arg);
-    int rc = store_task_set(p->env.store, &c, on_stopped, q);
+    int rc = ST(p)->task_set(STX(p), &c, on_stopped, q);
     free(reason);
     free(error);
     return rc ? start_failed(q, rc, eb) : 0;
@@ -509,7 +577,7 @@ int partner_task_stop(struct partner *p, const char *task_id, const char *who,
                             .error_text = error};
     struct preq *q = preq_new(p, cb, arg);
     q->task_id = gw_xstrdup(task_id);
-    int rc = store_task_set(p->env.store, &c, on_stopped, q);
+    int rc = ST(p)->task_set(STX(p), &c, on_stopped, q);
     free(reason);
     free(error);
     return rc ? start_failed(q, rc, eb) : 0;
@@ -545,7 +613,7 @@ int partner_stop_local(struct partner *p, const char *job_id, const char *who,
     ls->p = p;
     ls->done = done;
     ls->arg = arg;
-    int rc = store_task_set(p->env.store, &c, on_local_stopped, ls);
+    int rc = ST(p)->task_set(STX(p), &c, on_local_stopped, ls);
     if (rc != 0)
         free(ls);
     free(reason);
@@ -607,7 +675,7 @@ int partner_container_callback(struct partner *p, const struct partner_callback_
     q->task_id = gw_xstrdup(in->task_id);
     int rc;
     if (!in->token) {
-        rc = store_task_claim(p->env.store, in->task_id, in->role, in->role_index, in->status,
+        rc = ST(p)->task_claim(STX(p), in->task_id, in->role, in->role_index, in->status,
                               on_claim_written, q);
         return rc ? start_failed(q, rc, eb) : 0;
     }
@@ -636,7 +704,7 @@ int partner_container_callback(struct partner *p, const struct partner_callback_
                             .reason = "container callback with a valid launch token",
                             .token_jti = jti,
                             .claim = in->status != TASK_STATE_RUNNING};
-    rc = store_task_set(p->env.store, &c, on_authed_written, q);
+    rc = ST(p)->task_set(STX(p), &c, on_authed_written, q);
     free(jti);
     return rc ? start_failed(q, rc, eb) : 0;
 }
@@ -673,11 +741,11 @@ static void logs_reply(struct preq *q, const char *text)
     cJSON_Delete(d);
 }
 
-static void on_live_logs(void *arg, const struct docker_result *res)
+static void on_live_logs(void *arg, int err, const char *text, size_t len)
 {
     struct preq *q = arg;
-    if (res->err == 0 && res->text) {
-        char *s = gw_xstrndup(res->text, res->text_len);
+    if (err == 0 && text) {
+        char *s = gw_xstrndup(text, len);
         logs_reply(q, s);
         free(s);
         return;
@@ -714,7 +782,7 @@ static void on_log_rows(void *arg, const struct db_rows *r)
         if (strcmp(db_rows_get(r, i, 0), "RUNNING") == 0 && db_rows_get(r, i, 1))
             live = db_rows_get(r, i, 1);
     }
-    if (live && docker_container_logs(q->p->env.docker, live, 10000, on_live_logs, q) == 0)
+    if (live && q->p->env.tasks->logs(q->p->env.tasks_ctx, live, 10000, on_live_logs, q) == 0)
         return;
     char *t = gw_xstrdup(q->text);
     logs_reply(q, t);
@@ -728,7 +796,7 @@ int partner_task_log(struct partner *p, const char *task_id, bool count_only, lo
     q->count_only = count_only;
     q->start = start;
     q->length = length;
-    int rc = store_task_logs(p->env.store, task_id, on_log_rows, q);
+    int rc = ST(p)->task_logs(STX(p), task_id, on_log_rows, q);
     return rc ? start_failed(q, rc, eb) : 0;
 }
 
@@ -769,7 +837,7 @@ static void on_pushed(void *arg, const struct peer_resp *r)
                "status push to the scheduler failed; pushing again later", "node", r->node, "task",
                ps->task_id, "err", why, NULL);
     }
-    if (store_push_record(ps->p->env.store, ps->job_id, ps->task_id, acked ? ps->status : NULL,
+    if (ST(ps->p)->push_record(STX(ps->p), ps->job_id, ps->task_id, acked ? ps->status : NULL,
                           why, on_push_recorded, NULL) != 0)
         log_kv(LOG_LEVEL_WARN, NULL, "task.push", "cannot record the push outcome", NULL);
     push_free(ps);
@@ -821,12 +889,13 @@ void partner_task_changed(struct partner *p, const char *job_id, const char *tas
 {
     /* The NOTIFY of this commit is on its way too; forgetting now means our
      * own next poll answer already shows the change. */
-    pollcache_forget(p->env.pollcache, task_id);
+    if (p->env.pollcache)
+        pollcache_forget(p->env.pollcache, task_id);
     struct push *ps = gw_xcalloc(1, sizeof(*ps));
     ps->p = p;
     ps->job_id = gw_xstrdup(job_id);
     ps->task_id = gw_xstrdup(task_id);
-    if (store_push_state(p->env.store, job_id, task_id, on_agg, ps) != 0)
+    if (ST(p)->push_state(STX(p), job_id, task_id, on_agg, ps) != 0)
         push_free(ps);
 }
 
@@ -855,7 +924,8 @@ static void on_push_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct partner *p = arg;
-    if (store_push_pending(p->env.store, 200, on_push_rows, p) != 0)
+    if (ST(p)->push_pending(STX(p), cfg_of(p)->sched_sweep_window_s, cfg_of(p)->sched_sweep_limit,
+                            on_push_rows, p) != 0)
         push_sweep_arm(p);
 }
 
@@ -874,3 +944,67 @@ void partner_stop(struct partner *p)
         event_free(p->push_timer);
     p->push_timer = NULL;
 }
+
+/* ---- the production store table -------------------------------------------- */
+
+static int op_job_create(void *ctx, const struct job_new *n, db_rows_cb cb, void *arg)
+{
+    return store_job_create(ctx, n, cb, arg);
+}
+static int op_job_start(void *ctx, const char *job_id, const char *by, db_rows_cb cb, void *arg)
+{
+    return store_job_start(ctx, job_id, by, cb, arg);
+}
+static int op_task_context(void *ctx, const char *job_id, const char *task_name, db_rows_cb cb,
+                           void *arg)
+{
+    return store_task_context(ctx, job_id, task_name, cb, arg);
+}
+static int op_task_insert(void *ctx, const char *job_id, const char *task_id,
+                          const char *task_name, const char *component, const char *provider,
+                          const char *version, const char *rows_json, db_rows_cb cb, void *arg)
+{
+    return store_task_insert(ctx, job_id, task_id, task_name, component, provider, version,
+                             rows_json, cb, arg);
+}
+static int op_task_set(void *ctx, const struct task_change *c, db_rows_cb cb, void *arg)
+{
+    return store_task_set(ctx, c, cb, arg);
+}
+static int op_task_claim(void *ctx, const char *task_id, const char *role, int role_index,
+                         enum task_state status, db_rows_cb cb, void *arg)
+{
+    return store_task_claim(ctx, task_id, role, role_index, status, cb, arg);
+}
+static int op_task_logs(void *ctx, const char *task_id, db_rows_cb cb, void *arg)
+{
+    return store_task_logs(ctx, task_id, cb, arg);
+}
+static int op_push_state(void *ctx, const char *job_id, const char *task_id, db_rows_cb cb,
+                         void *arg)
+{
+    return store_push_state(ctx, job_id, task_id, cb, arg);
+}
+static int op_push_record(void *ctx, const char *job_id, const char *task_id,
+                          const char *acked_status, const char *error, store_change_cb cb,
+                          void *arg)
+{
+    return store_push_record(ctx, job_id, task_id, acked_status, error, cb, arg);
+}
+static int op_push_pending(void *ctx, int window_s, int limit, db_rows_cb cb, void *arg)
+{
+    return store_push_pending(ctx, window_s, limit, cb, arg);
+}
+
+const struct partner_store_ops store_partner_ops = {
+    .job_create = op_job_create,
+    .job_start = op_job_start,
+    .task_context = op_task_context,
+    .task_insert = op_task_insert,
+    .task_set = op_task_set,
+    .task_claim = op_task_claim,
+    .task_logs = op_task_logs,
+    .push_state = op_push_state,
+    .push_record = op_push_record,
+    .push_pending = op_push_pending,
+};

@@ -26,12 +26,13 @@
 
 #include "gateway/compat.h"
 #include "gateway/err.h"
+#include "gateway/db.h"
 #include "scheduler/sched.h"
+#include "scheduler/state.h"
 
 struct attest;
 struct chan;
 struct dag;
-struct docker;
 struct event_base;
 struct gw_cfg;
 struct partner;
@@ -39,14 +40,51 @@ struct pollcache;
 struct runner;
 struct store;
 
+/* The database, as the partner side uses it: scheduler/store.h functions
+ * (store_partner_ops) or a test's fake.  Same contracts as store.h. */
+struct partner_store_ops {
+    int (*job_create)(void *ctx, const struct job_new *n, db_rows_cb cb, void *arg);
+    int (*job_start)(void *ctx, const char *job_id, const char *by, db_rows_cb cb, void *arg);
+    int (*task_context)(void *ctx, const char *job_id, const char *task_name, db_rows_cb cb,
+                        void *arg);
+    int (*task_insert)(void *ctx, const char *job_id, const char *task_id, const char *task_name,
+                       const char *component, const char *provider, const char *version,
+                       const char *rows_json, db_rows_cb cb, void *arg);
+    int (*task_set)(void *ctx, const struct task_change *c, db_rows_cb cb, void *arg);
+    int (*task_claim)(void *ctx, const char *task_id, const char *role, int role_index,
+                      enum task_state status, db_rows_cb cb, void *arg);
+    int (*task_logs)(void *ctx, const char *task_id, db_rows_cb cb, void *arg);
+    int (*push_state)(void *ctx, const char *job_id, const char *task_id, db_rows_cb cb,
+                      void *arg);
+    int (*push_record)(void *ctx, const char *job_id, const char *task_id,
+                       const char *acked_status, const char *error, store_change_cb cb,
+                       void *arg);
+    int (*push_pending)(void *ctx, int window_s, int limit, db_rows_cb cb, void *arg);
+};
+
+/** The production table: ctx is a struct store *. */
+extern const struct partner_store_ops store_partner_ops;
+
+/* The task containers, as the partner side uses them (container/runner.h,
+ * or a test's fake). */
+struct runner_key;
+struct partner_task_ops {
+    void (*launch)(void *ctx, const struct runner_key *k);
+    void (*kill)(void *ctx, const struct runner_key *k, const char *container_id);
+    /* the container's log (text), or an error: docker_container_logs */
+    int (*logs)(void *ctx, const char *container_id, int tail,
+                void (*cb)(void *arg, int err, const char *text, size_t len), void *arg);
+};
+
 struct partner_env {
     struct event_base *base;
     struct gw_cfg *const *cfg;
-    struct store *store;
-    struct runner *runner;
-    struct docker *docker;       /* live logs of running containers */
+    const struct partner_store_ops *store;
+    void *store_ctx;
+    const struct partner_task_ops *tasks;
+    void *tasks_ctx;
     struct attest *attest;       /* container callbacks' launch tokens */
-    struct pollcache *pollcache; /* forgotten on every local change */
+    struct pollcache *pollcache; /* forgotten on every local change (may be NULL) */
     struct chan *chan;           /* the transport: each task's capability (config.token) */
     const struct sched_peer_ops *peer; /* pushes to schedulers */
     void *peer_ctx;
@@ -106,6 +144,17 @@ struct partner_callback_in {
 };
 int partner_container_callback(struct partner *p, const struct partner_callback_in *in,
                                struct gw_errbuf *eb, sched_reply_cb cb, void *arg) GW_MUSTCHECK;
+
+/**
+ * This node's resource policy for (role, idx) of a job's config (pure):
+ * job_params.<role>.<idx>.resources within the task.* bounds, -1 or absent
+ * for the default.  0 with the values to launch with, or GW_EINVAL with eb
+ * naming the field.
+ */
+struct cJSON;
+int partner_resources(const struct gw_cfg *cfg, const struct cJSON *config, const char *role,
+                      int idx, double *nano_cpus, double *mem_bytes,
+                      struct gw_errbuf *eb) GW_MUSTCHECK;
 
 /** get_log_line / get_log: data {num} or {data: lines start..start+length}. */
 int partner_task_log(struct partner *p, const char *task_id, bool count_only, long long start,

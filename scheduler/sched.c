@@ -409,7 +409,9 @@ static void on_stop_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct sched *s = arg;
-    if (s->sweeping || ST(s)->stops_pending(STX(s), 200, on_stop_rows, s) != 0) {
+    if (s->sweeping ||
+        ST(s)->stops_pending(STX(s), cfg_of(s)->sched_sweep_window_s, cfg_of(s)->sched_sweep_limit,
+                             on_stop_rows, s) != 0) {
         arm_stop_sweep(s);
         return;
     }
@@ -833,7 +835,8 @@ static void on_polled(void *arg, const struct peer_resp *r)
         /* The party does not know the task although we sent task/start
          * long ago (a crash between our claim and the call): send again. */
         rc = ST(s)->task_note(STX(s), j->job_id, c->task_id, c->node,
-                              "task/start not seen by the party; resending", true, 5,
+                              "task/start not seen by the party; resending", true,
+                              cfg_of(s)->sched_resend_after_s,
                               on_poll_written, c);
     }
     if (rc != 0)
@@ -1009,7 +1012,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     j->polls++;
-    if (ST(j->s)->poll_targets(STX(j->s), j->job_id, 5, on_poll_rows, sjob_hold(j)) != 0) {
+    if (ST(j->s)->poll_targets(STX(j->s), j->job_id, cfg_of(j->s)->sched_resend_after_s,
+                               on_poll_rows, sjob_hold(j)) != 0) {
         j->polls--;
         arm_timer(j, cfg_of(j->s)->sched_poll_ms);
         sjob_release(j);
@@ -1568,6 +1572,15 @@ int sched_submit(struct sched *s, struct dag *d, const char *flow_id, const char
         dag_free(d);
         return gw_errf(eb, GW_EINVAL, "%s", msg);
     }
+    if (strcmp(dag_initiator(d), self_id(s)) != 0) {
+        /* the scheduler takes create_all only from the initiator it names */
+        int rc = gw_errf(eb, GW_EINVAL,
+                         "config.initiator.node_id: %.64s is another node; this node (%s) "
+                         "initiates its own jobs only",
+                         dag_initiator(d), self_id(s));
+        dag_free(d);
+        return rc;
+    }
     const char *sched_node = dag_scheduler(d) ? dag_scheduler(d) : self_id(s);
     if (!s->env.peer->routable(s->env.peer_ctx, sched_node)) {
         int rc = gw_errf(eb, GW_EINVAL, "config.job_params.common.scheduler: no route to node %s",
@@ -1778,9 +1791,9 @@ static int op_live(void *ctx, db_rows_cb cb, void *arg)
 {
     return store_sjob_live(ctx, cb, arg);
 }
-static int op_stops_pending(void *ctx, int limit, db_rows_cb cb, void *arg)
+static int op_stops_pending(void *ctx, int window_s, int limit, db_rows_cb cb, void *arg)
 {
-    return store_sjob_stops_pending(ctx, limit, cb, arg);
+    return store_sjob_stops_pending(ctx, window_s, limit, cb, arg);
 }
 static int op_stop_acked(void *ctx, const char *job_id, const char *node, store_change_cb cb,
                          void *arg)

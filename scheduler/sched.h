@@ -54,7 +54,7 @@ struct sched_store_ops {
     int (*claim)(void *ctx, const char *job_id, const char *task_id, db_rows_cb cb, void *arg);
     int (*poll_targets)(void *ctx, const char *job_id, int stale_s, db_rows_cb cb, void *arg);
     int (*live)(void *ctx, db_rows_cb cb, void *arg);
-    int (*stops_pending)(void *ctx, int limit, db_rows_cb cb, void *arg);
+    int (*stops_pending)(void *ctx, int window_s, int limit, db_rows_cb cb, void *arg);
     int (*stop_acked)(void *ctx, const char *job_id, const char *node, store_change_cb cb,
                       void *arg);
     int (*component_roles)(void *ctx, const char *components_json, db_rows_cb cb, void *arg);

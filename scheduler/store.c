@@ -456,17 +456,20 @@ int store_sjob_live(struct store *st, db_rows_cb cb, void *arg)
     return run_rows(st, sql, 0, NULL, cb, arg);
 }
 
-int store_sjob_stops_pending(struct store *st, int limit, db_rows_cb cb, void *arg)
+int store_sjob_stops_pending(struct store *st, int window_s, int limit, db_rows_cb cb,
+                             void *arg)
 {
     static const char sql[] =
         "SELECT job_id, (SELECT coalesce(jsonb_agg(p), '[]') FROM"
         "  jsonb_array_elements_text(parties) p WHERE NOT stop_acked ? p)::text"
         " FROM t_schedule_job WHERE NOT stop_done AND status IN ('FINISHED','REJECTED')"
-        " AND updated_at > now() - interval '1 day' ORDER BY updated_at LIMIT $1::int";
-    char lim[16];
+        " AND updated_at > now() - make_interval(secs => $2::int) ORDER BY updated_at"
+        " LIMIT $1::int";
+    char lim[16], win[16];
     snprintf(lim, sizeof(lim), "%d", limit);
-    const char *p[1] = {lim};
-    return run_rows(st, sql, 1, p, cb, arg);
+    snprintf(win, sizeof(win), "%d", window_s);
+    const char *p[2] = {lim, win};
+    return run_rows(st, sql, 2, p, cb, arg);
 }
 
 int store_sjob_stop_acked(struct store *st, const char *job_id, const char *node,
@@ -609,7 +612,7 @@ int store_job_create(struct store *st, const struct job_new *n, db_rows_cb cb, v
         "  WHERE NOT EXISTS (SELECT 1 FROM t_component t WHERE t.component_name = c.cn"
         "  AND t.provider = c.pv AND t.version = c.ver))"
         ", old AS (SELECT md5(min(dag::text) || min(config::text) ||"
-        "  jsonb_agg(role ORDER BY role)::text) AS d FROM t_job WHERE job_id = $1"
+        "  jsonb_agg(role ORDER BY role)::text || min(scheduler)) AS d FROM t_job WHERE job_id = $1"
         "  HAVING count(*) > 0)"
         ", ins AS (INSERT INTO t_job (job_id, role, flow_id, dag, config, initiator, scheduler,"
         "  sync_type, status)"
@@ -621,7 +624,7 @@ int store_job_create(struct store *st, const struct job_new *n, db_rows_cb cb, v
         "  SELECT 'job', $1 || '/' || role, 'READY', 'api', 'job/create from ' || $9 FROM ins)"
         " SELECT (SELECT count(*) FROM ins), (SELECT m FROM missing), (SELECT d FROM old),"
         "  md5($3::jsonb::text || $4::jsonb::text || (SELECT jsonb_agg(r ORDER BY r)"
-        "  FROM jsonb_array_elements_text($8::jsonb) r)::text)";
+        "  FROM jsonb_array_elements_text($8::jsonb) r)::text || $6::text)";
     const char *p[9] = {n->job_id,    n->flow_id,   n->dag,       n->config, n->initiator,
                         n->scheduler, n->sync_type, n->roles,     n->by};
     return run_rows(st, sql, 9, p, cb, arg);
@@ -651,7 +654,9 @@ int store_task_context(struct store *st, const char *job_id, const char *task_na
 {
     static const char sql[] =
         "SELECT j.role, j.status, j.dag::text, j.config::text, c.description::text, p.image_digest,"
-        " c.provider, c.version, p.image, j.scheduler FROM t_job j"
+        " c.provider, c.version, p.image, j.scheduler,"
+        " (SELECT t.task_id FROM t_task t WHERE t.job_id = $1 AND t.task_name = $2 LIMIT 1)"
+        " FROM t_job j"
         " LEFT JOIN LATERAL (SELECT x FROM jsonb_array_elements(j.dag->'components') x"
         "   WHERE x->>'name' = $2 LIMIT 1) comp ON true"
         " LEFT JOIN t_component c ON c.component_name = comp.x->>'componentName'"
@@ -893,7 +898,7 @@ int store_push_record(struct store *st, const char *job_id, const char *task_id,
     return run_change(st, acked_status ? ack_sql : err_sql, 3, p, cb, arg);
 }
 
-int store_push_pending(struct store *st, int limit, db_rows_cb cb, void *arg)
+int store_push_pending(struct store *st, int window_s, int limit, db_rows_cb cb, void *arg)
 {
     /* Every task of a callback-mode job whose aggregate status (RUNNING,
      * SUCCESS or FAILED) the scheduler has not acknowledged, once its last
@@ -903,16 +908,17 @@ int store_push_pending(struct store *st, int limit, db_rows_cb cb, void *arg)
         "SELECT t.job_id, t.task_id FROM t_task t"
         " JOIN t_job j ON j.job_id = t.job_id AND j.role = t.role AND j.sync_type = 'callback'"
         " LEFT JOIN t_task_push p ON p.job_id = t.job_id AND p.task_id = t.task_id"
-        " WHERE t.status_updated_at > now() - interval '1 day'"
+        " WHERE t.status_updated_at > now() - make_interval(secs => $2::int)"
         " GROUP BY t.job_id, t.task_id, p.acked_status"
         " HAVING max(t.status_updated_at) < now() - interval '3 seconds'"
         "  AND bfia_task_agg(array_agg(t.status::text)) IN ('RUNNING', 'SUCCESS', 'FAILED')"
         "  AND bfia_task_agg(array_agg(t.status::text)) IS DISTINCT FROM p.acked_status"
         " LIMIT $1::int";
-    char lim[16];
+    char lim[16], win[16];
     snprintf(lim, sizeof(lim), "%d", limit);
-    const char *p[1] = {lim};
-    return run_rows(st, sql, 1, p, cb, arg);
+    snprintf(win, sizeof(win), "%d", window_s);
+    const char *p[2] = {lim, win};
+    return run_rows(st, sql, 2, p, cb, arg);
 }
 
 /* ---- the runner's rows ---------------------------------------------------------------- */
@@ -1049,3 +1055,27 @@ const struct runner_store_ops store_runner_ops = {
     .lost = rs_lost,
     .orphans = rs_orphans,
 };
+
+int store_job_parties(struct store *st, char side, bool by_task, const char *key,
+                      db_rows_cb cb, void *arg)
+{
+    static const char sched_job[] =
+        "SELECT job_id, scheduler, initiator, parties::text FROM t_schedule_job WHERE job_id = $1";
+    static const char sched_task[] =
+        "SELECT j.job_id, j.scheduler, j.initiator, j.parties::text FROM t_schedule_job j"
+        " WHERE j.job_id = (SELECT job_id FROM t_schedule_task WHERE task_id = $1 LIMIT 1)";
+    /* a partner's parties: every node of config.role */
+    static const char part_job[] =
+        "SELECT j.job_id, j.scheduler, j.initiator, (SELECT coalesce(jsonb_agg(DISTINCT n), '[]')"
+        "  FROM jsonb_each(j.config->'role') r, jsonb_array_elements_text(r.value) n)::text"
+        " FROM t_job j WHERE j.job_id = $1 LIMIT 1";
+    static const char part_task[] =
+        "SELECT j.job_id, j.scheduler, j.initiator, (SELECT coalesce(jsonb_agg(DISTINCT n), '[]')"
+        "  FROM jsonb_each(j.config->'role') r, jsonb_array_elements_text(r.value) n)::text"
+        " FROM t_job j WHERE j.job_id = (SELECT job_id FROM t_task WHERE task_id = $1 LIMIT 1)"
+        " LIMIT 1";
+    const char *sql = side == 's' ? (by_task ? sched_task : sched_job)
+                                  : (by_task ? part_task : part_job);
+    const char *p[1] = {key};
+    return run_rows(st, sql, 1, p, cb, arg);
+}

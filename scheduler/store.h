@@ -150,9 +150,9 @@ int store_stask_poll_targets(struct store *st, const char *job_id, int stale_s, 
 /** Jobs this node schedules that are READY or RUNNING: rows (job_id). */
 int store_sjob_live(struct store *st, db_rows_cb cb, void *arg) GW_MUSTCHECK;
 
-/** Ended jobs (last day, at most limit) with parties that have not
- *  acknowledged job/stop: rows (job_id, JSON array of those parties). */
-int store_sjob_stops_pending(struct store *st, int limit, db_rows_cb cb,
+/** Ended jobs (changed in the last window_s, at most limit) with parties that
+ *  have not acknowledged job/stop: rows (job_id, JSON array of those parties). */
+int store_sjob_stops_pending(struct store *st, int window_s, int limit, db_rows_cb cb,
                              void *arg) GW_MUSTCHECK;
 
 /** Record that node acknowledged job/stop of job_id.  cb may be NULL. */
@@ -201,7 +201,8 @@ int store_job_start(struct store *st, const char *job_id, const char *by, db_row
                     void *arg) GW_MUSTCHECK;
 
 /** task/start's context: rows (role, job status, dag, config, component description,
- *  image digest, provider, version, image, scheduler) per local role. */
+ *  image digest, provider, version, image, scheduler, the task id under which
+ *  task_name was started here already or NULL) per local role. */
 int store_task_context(struct store *st, const char *job_id, const char *task_name,
                        db_rows_cb cb, void *arg) GW_MUSTCHECK;
 
@@ -275,8 +276,10 @@ int store_push_state(struct store *st, const char *job_id, const char *task_id, 
 int store_push_record(struct store *st, const char *job_id, const char *task_id,
                       const char *acked_status, const char *error, store_change_cb cb,
                       void *arg) GW_MUSTCHECK;
-/** Pushes to send again: rows (job_id, task_id). */
-int store_push_pending(struct store *st, int limit, db_rows_cb cb, void *arg) GW_MUSTCHECK;
+/** Pushes to send again (tasks changed in the last window_s, at most limit):
+ *  rows (job_id, task_id). */
+int store_push_pending(struct store *st, int window_s, int limit, db_rows_cb cb,
+                       void *arg) GW_MUSTCHECK;
 
 /* ---- the runner's rows ----------------------------------------------------------- */
 
@@ -313,6 +316,13 @@ int store_job_detail(struct store *st, const char *job_id, db_rows_cb cb,
 /** query_job_list: rows (job_id, status), flow_id NULL for all. */
 int store_job_list(struct store *st, const char *flow_id, db_rows_cb cb,
                    void *arg) GW_MUSTCHECK;
+
+/* Who has business with a job (routes/authz.c).  side: 's' the job as
+ * this node schedules it (t_schedule_job), 'p' as this node is a party of
+ * it (t_job); key is a job id, or with by_task a task id of it.  Rows: one
+ * (job_id, scheduler, initiator, JSON array of every party) or none. */
+int store_job_parties(struct store *st, char side, bool by_task, const char *key,
+                      db_rows_cb cb, void *arg) GW_MUSTCHECK;
 
 /** The scheduler of job_id as this node knows it: rows (scheduler), none if unknown. */
 int store_scheduler_of(struct store *st, const char *job_id, db_rows_cb cb,

@@ -29,6 +29,17 @@ expect dataset_guest "$(code_of "$(upload "$PA" demo guest deploy/demo/data/gues
 expect dataset_host "$(code_of "$(upload "$PB" demo host deploy/demo/data/host.csv)")" 0
 
 submit() { api POST "$1" /v1/platform/schedule/job/create_all "$2"; }
+# iapi NODE METHOD PORT PATH [BODY]: an interconn call from NODE (every
+# interconn caller must be a node of the route table)
+iapi() {
+    _node=$1
+    shift
+    if [ $# -ge 4 ]; then
+        curl -s -X "$1" -H "x-node-id: $_node" -H 'Content-Type: application/json' --data-binary "$4" "http://127.0.0.1:$2$3"
+    else
+        curl -s -X "$1" -H "x-node-id: $_node" "http://127.0.0.1:$2$3"
+    fi
+}
 job_of() { printf '%s' "$1" | jq -r '.data.job_id // ""'; }
 containers_of() { docker -H "$DOCKER_URL" ps -aq --filter "label=org.bfia.job=$1" | wc -l; }
 
@@ -46,7 +57,7 @@ check poll_job_report_written sh -c "ls $T_ROOT/ja/data/storage/$J/ | grep -q co
 check poll_job_report_is_json jq -e '.columns // . | length > 0' "$T_ROOT/jb/data/storage/$J/col_stats_0.report.host.0/data"
 expect poll_job_containers_removed "$(containers_of "$J")" 0
 expect poll_job_channel_poll "$(psql_db ja -c "SELECT count(*) > 0 FROM t_schedule_task WHERE job_id='$J' AND status_channel='poll'")" t
-st=$(curl -s -X GET -H 'Content-Type: application/json' --data-binary "{\"job_id\":\"$J\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/job/status_all")
+st=$(curl -s -X GET -H "x-node-id: $B" -H 'Content-Type: application/json' --data-binary "{\"job_id\":\"$J\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/job/status_all")
 expect status_all_get_with_json_body_keyed_by_task_name "$(printf '%s' "$st" | jq -r '.data.status.col_stats_0')" SUCCESS
 logs=$(api GET "$PB" "/v1/platform/schedule/task/get_log_line?task_id=$(psql_db jb -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")&log_level=info")
 check get_log_line_counts_real_lines sh -c "[ $(printf '%s' "$logs" | jq '.data.num') -gt 0 ]"
@@ -93,11 +104,11 @@ i=0
 while [ "$(containers_of "$J5")" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 expect stop_all_containers_gone "$(containers_of "$J5")" 0
 expect stop_all_rows_failed "$(psql_db ja -c "SELECT status FROM t_task WHERE job_id='$J5'")$(psql_db jb -c "SELECT status FROM t_task WHERE job_id='$J5'")" FAILEDFAILED
-r=$(api POST "$PA" /v1/interconn/schedule/job/stop_all "{\"job_id\":\"$J5\"}")
+r=$(iapi $B POST "$PA" /v1/interconn/schedule/job/stop_all "{\"job_id\":\"$J5\"}")
 expect stop_all_repeated_is_success "$(code_of "$r")" 0
 
 # --- FATE-Flow's clean-up stop of a finished task cancels nothing -----------
-r=$(api POST "$PB" /v1/interconn/schedule/job/stop "{\"job_id\":\"$J\",\"task_name\":\"hash_ids_0\"}")
+r=$(iapi $A POST "$PB" /v1/interconn/schedule/job/stop "{\"job_id\":\"$J\",\"task_name\":\"hash_ids_0\"}")
 expect cleanup_stop_code "$(code_of "$r")" 0
 expect cleanup_stop_keeps_success "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J' AND status='SUCCESS'")" 2
 
@@ -119,16 +130,16 @@ r=$(submit "$PA" "$(job_json poll '.config.job_params.common.require_approval = 
 J6=$(job_of "$r")
 expect approval_job_pending "$(psql_db ja -c "SELECT status FROM t_schedule_job WHERE job_id='$J6'")" PENDING
 expect approval_wait_reason_shown "$(api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=$J6" | jq -r '.data.wait_reason' | cut -d: -f1)" "awaiting approval"
-r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J6\",\"status\":\"REJECTED\"}")
+r=$(iapi $B POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J6\",\"status\":\"REJECTED\"}")
 expect audit_reject_code "$(code_of "$r")" 0
 expect audit_rejected_status "$(psql_db ja -c "SELECT status FROM t_schedule_job WHERE job_id='$J6'")" REJECTED
 sleep 0.5
 expect audit_rejected_nothing_ran "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J6'")" 0
-r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J6\",\"status\":\"READY\"}")
+r=$(iapi $B POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J6\",\"status\":\"READY\"}")
 expect audit_after_reject_refused "$(code_of "$r")" 1
 r=$(submit "$PA" "$(job_json poll '.config.job_params.common.require_approval = true')")
 J7=$(job_of "$r")
-r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J7\",\"status\":\"READY\"}")
+r=$(iapi $B POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J7\",\"status\":\"READY\"}")
 expect audit_confirm_runs "$(job_wait "$PA" "$J7" 60)" success
 
 # --- an unreachable party: create fails cleanly, nothing startable ----------
@@ -213,16 +224,16 @@ expect partner_stop_all_job_ends_at_scheduler "$(job_wait "$PA" "$J12" 60)" fail
 # --- idempotent repeats ---------------------------------------------------------
 TID=$(psql_db jb -c "SELECT task_id FROM t_task WHERE job_id='$J' AND task_name='hash_ids_0'")
 before=$(docker -H "$DOCKER_URL" ps -aq | wc -l)
-r=$(api POST "$PB" /v1/interconn/schedule/task/start "{\"job_id\":\"$J\",\"task_id\":\"$TID\",\"task_name\":\"hash_ids_0\"}")
+r=$(iapi $A POST "$PB" /v1/interconn/schedule/task/start "{\"job_id\":\"$J\",\"task_id\":\"$TID\",\"task_name\":\"hash_ids_0\"}")
 expect repeated_task_start_on_finished_job "$(code_of "$r")" 5003
-r=$(api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"$TID\",\"role\":\"host.0\"}")
+r=$(iapi $A POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"$TID\",\"role\":\"host.0\"}")
 expect poll_role_with_index "$(printf '%s' "$r" | jq -r .data.status)" SUCCESS
-r=$(api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"no-such-task\",\"role\":\"\"}")
+r=$(iapi $A POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"no-such-task\",\"role\":\"\"}")
 expect poll_unknown_task_refused "$(code_of "$r")" 5002
 # The task/poll cache follows every writer of t_task, not only this gateway:
 # an operator's UPDATE shows at once (NOTIFY), and so does one made while the
 # listening connection was cut.
-poll_st() { api POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"$TID\",\"role\":\"host.0\"}" | jq -r '.data.status + "/" + .data.error_text'; }
+poll_st() { iapi $A POST "$PB" /v1/interconn/schedule/task/poll "{\"task_id\":\"$TID\",\"role\":\"host.0\"}" | jq -r '.data.status + "/" + .data.error_text'; }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
 poll_until() { # WANT TRIES(0.1 s)
     _i=0
@@ -249,21 +260,21 @@ expect repeated_calls_launch_nothing "$(docker -H "$DOCKER_URL" ps -aq | wc -l)"
 r=$(curl -s -H 'x-node-id: '$B -H 'Content-Type: application/json' --data-binary "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/task/callback")
 expect repeated_identical_callback_success "$(code_of "$r")" 0
 r=$(curl -s -H 'Content-Type: application/json' --data-binary "{\"task_id\":\"$TID\",\"status\":\"SUCCESS\",\"role\":\"host\"}" "http://127.0.0.1:$PA/v1/interconn/schedule/task/callback")
-expect callback_without_node_header_refused "$(code_of "$r")" 5001
+expect callback_without_node_header_refused "$(code_of "$r")" 5004
 # a repeat of the stored job/create (a retry after a lost reply) succeeds;
 # any other DAG, config or role set for the same job id is refused
 body=$(psql_db jb -c "SELECT json_build_object('job_id', job_id, 'dag', dag, 'config', config, 'flow_id', flow_id, 'scheduler', scheduler) FROM t_job WHERE job_id='$J' LIMIT 1")
-r=$(api POST "$PB" /v1/interconn/schedule/job/create "$body")
+r=$(iapi $A POST "$PB" /v1/interconn/schedule/job/create "$body")
 expect repeated_job_create_success "$(code_of "$r")" 0
 n0=$(psql_db jb -c "SELECT count(*), min(dag::text) = max(dag::text) FROM t_job WHERE job_id='$J'")
-r=$(api POST "$PB" /v1/interconn/schedule/job/create "$(printf '%s' "$body" | jq -c '.config.task_params.host["0"].hash_ids_0.dataset_id = "demo#other"')")
+r=$(iapi $A POST "$PB" /v1/interconn/schedule/job/create "$(printf '%s' "$body" | jq -c '.config.task_params.host["0"].hash_ids_0.dataset_id = "demo#other"')")
 expect changed_job_create_refused "$(code_of "$r") $(printf '%s' "$r" | jq -r .msg | cut -d: -f1)" "5003 job_id"
 expect changed_job_create_changes_nothing "$(psql_db jb -c "SELECT count(*), min(dag::text) = max(dag::text) FROM t_job WHERE job_id='$J'")" "$n0"
 
 # --- bad input changes nothing --------------------------------------------------
 jobs_before=$(psql_db ja -c "SELECT count(*) FROM t_schedule_job")
 bad() { # NAME BODY WANT_CODE
-    _r=$(api POST "$PA" /v1/interconn/schedule/job/create_all "$2")
+    _r=$(iapi $A POST "$PA" /v1/interconn/schedule/job/create_all "$2")
     expect "bad_create_all_$1" "$(code_of "$_r")" "$3"
 }
 bad malformed_json '{"job_id":' 5001
@@ -282,21 +293,21 @@ r=$(printf '{"job_id":"x8","pad":"%s"}' "$big" | curl -s -H 'Content-Type: appli
 expect bad_create_all_oversized "$(code_of "$r")" 5005
 expect bad_input_changes_nothing "$(psql_db ja -c "SELECT count(*) FROM t_schedule_job")" "$jobs_before"
 for ep in job/create job/start task/start job/stop task/poll task/stop; do
-    r=$(api POST "$PB" "/v1/interconn/schedule/$ep" '{"job_id":5,"task_id":[],"task_name":{}}')
+    r=$(iapi $A POST "$PB" "/v1/interconn/schedule/$ep" '{"job_id":5,"task_id":[],"task_name":{}}')
     expect "bad_types_$(echo $ep | tr / _)" "$(code_of "$r")" 5001
 done
 # scheduler-side and platform endpoints: unknown ids, bad values, wrong types
-r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J\",\"status\":\"MAYBE\"}")
+r=$(iapi $B POST "$PA" /v1/interconn/schedule/job/audit_confirm "{\"job_id\":\"$J\",\"status\":\"MAYBE\"}")
 expect audit_confirm_bad_status "$(code_of "$r")" 5001
-r=$(api POST "$PA" /v1/interconn/schedule/job/audit_confirm '{"job_id":"unknown-job","status":"READY"}')
+r=$(iapi $B POST "$PA" /v1/interconn/schedule/job/audit_confirm '{"job_id":"unknown-job","status":"READY"}')
 expect audit_confirm_unknown_job "$(code_of "$r")" 5002
-r=$(api GET "$PA" "/v1/interconn/schedule/job/status_all?job_id=unknown-job")
+r=$(iapi $B GET "$PA" "/v1/interconn/schedule/job/status_all?job_id=unknown-job")
 expect status_all_unknown_job "$(code_of "$r")" 5002
 r=$(api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=unknown-job")
 expect platform_status_all_unknown_job "$(code_of "$r")" 5002
 r=$(api POST "$PA" /v1/platform/schedule/job/query_job_list '{"flow_id":42}')
 expect query_job_list_wrong_type "$(code_of "$r")" 5001
-r=$(api POST "$PA" /v1/interconn/schedule/job/stop_all '{"job_id":"unknown-job"}')
+r=$(iapi $B POST "$PA" /v1/interconn/schedule/job/stop_all '{"job_id":"unknown-job"}')
 expect stop_all_unknown_job "$(code_of "$r")" 5002
 r=$(api POST "$PA" /v1/platform/schedule/job/stop_all '{"job_id":"unknown-job"}')
 expect platform_stop_all_unknown_job "$(code_of "$r")" 5002
@@ -307,7 +318,7 @@ expect get_log_line_missing_task_id "$(code_of "$r")" 5001
 r=$(api POST "$PA" /v1/platform/schedule/job/create_all '{"dag":{"components":[]},"config":{}}')
 expect platform_create_all_empty_dag "$(code_of "$r")" 5001
 expect scheduler_state_unchanged_by_bad_calls "$(psql_db ja -c "SELECT count(*) FROM t_schedule_job")" "$jobs_before"
-r=$(api POST "$PB" /v1/interconn/schedule/job/start '{"job_id":"unknown-job"}')
+r=$(iapi $A POST "$PB" /v1/interconn/schedule/job/start '{"job_id":"unknown-job"}')
 expect job_start_unknown_job "$(code_of "$r")" 5002
 r=$(api POST "$PB" /v1/platform/schedule/task/callback '{"task_id":"unknown","status":"SUCCESS","role":"host"}')
 expect container_callback_unknown_task "$(code_of "$r")" 5002

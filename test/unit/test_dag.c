@@ -141,7 +141,7 @@ static void assert_addr(const cJSON *a, const char *ns, const char *name)
 
 /* Shorthands for bodies. */
 #define CFG_ROLE "'role':{'guest':['A'],'host':['B']}"
-#define CFG "'config':{'initiator':{'role':'guest','node_id':'A'}," CFG_ROLE "}"
+#define CFG "'config':{'initiator':{'role':'guest','node_id':'A'}," CFG_ROLE ",'task_params':{}}"
 #define COMP(n) "{'name':'" n "','componentName':'C','provider':'p','version':'1'}"
 #define COMPIN(n, k)                                                                          \
     "{'name':'" n "','componentName':'C','provider':'p','version':'1',"                       \
@@ -290,13 +290,15 @@ static void test_config_options(void **state)
     assert_string_equal(dag_initiator(d), "A");
     dag_free(d);
     d = parse_ok(BODYCFG("{" INI "," CFG_ROLE ",'job_params':{'common':{'sync_type':'callback',"
-                         "'scheduler':'S1'}}}"));
+                         "'scheduler':'S1'}},'task_params':{}}"));
     assert_string_equal(dag_sync_type(d), "callback");
     assert_string_equal(dag_scheduler(d), "S1");
     dag_free(d);
-    /* nodeId spelling, a null role and null job_params/task_params are tolerated */
+    /* nodeId spelling, a null role and null job_params are tolerated; so are
+     * empty blocks of roles the job does not have (Kuscia sends all four) */
     d = parse_ok(BODYCFG("{'initiator':{'nodeId':'A'},'role':{'guest':['A'],'arbiter':null},"
-                         "'job_params':null,'task_params':null}"));
+                         "'job_params':null,'task_params':{'common':{},'host':{},'arbiter':{},"
+                         "'guest':{}}}"));
     assert_string_equal(dag_initiator(d), "A");
     cJSON *parties = dag_parties(d);
     assert_int_equal(cJSON_GetArraySize(parties), 1);
@@ -308,12 +310,13 @@ static void test_parties_and_indexes(void **state)
 {
     (void)state;
     struct dag *d = parse_ok(BODYCFG(
-        "{" INI ",'role':{'guest':['A'],'host':['B','A','B'],'arbiter':['C']}}"));
+        "{" INI ",'role':{'guest':['A'],'host':['B','A','D'],'arbiter':['C']},'task_params':{}}"));
     cJSON *parties = dag_parties(d);
-    assert_int_equal(cJSON_GetArraySize(parties), 3);
+    assert_int_equal(cJSON_GetArraySize(parties), 4);
     assert_string_equal(str_at(parties, 0), "A");
     assert_string_equal(str_at(parties, 1), "B");
-    assert_string_equal(str_at(parties, 2), "C");
+    assert_string_equal(str_at(parties, 2), "D");
+    assert_string_equal(str_at(parties, 3), "C");
     cJSON_Delete(parties);
     cJSON *roles = dag_local_roles(d, "A");
     assert_int_equal(cJSON_GetArraySize(roles), 2);
@@ -321,17 +324,17 @@ static void test_parties_and_indexes(void **state)
     assert_string_equal(str_at(roles, 1), "host");
     cJSON_Delete(roles);
     roles = dag_local_roles(d, "B");
-    assert_int_equal(cJSON_GetArraySize(roles), 1); /* host once, though B appears twice */
+    assert_int_equal(cJSON_GetArraySize(roles), 1);
     cJSON_Delete(roles);
     int idx[4] = {-1, -1, -1, -1};
-    assert_int_equal(dag_role_indexes(d, "host", "B", idx, 4), 2);
+    assert_int_equal(dag_role_indexes(d, "host", "B", idx, 4), 1);
     assert_int_equal(idx[0], 0);
-    assert_int_equal(idx[1], 2);
+    assert_int_equal(idx[1], -1);
     assert_int_equal(dag_role_indexes(d, "host", "A", idx, 4), 1);
     assert_int_equal(idx[0], 1);
-    idx[1] = -1;
-    assert_int_equal(dag_role_indexes(d, "host", "B", idx, 1), 1); /* capped */
-    assert_int_equal(idx[1], -1);
+    assert_int_equal(dag_role_indexes(d, "host", "D", idx, 4), 1);
+    assert_int_equal(idx[0], 2);
+    assert_int_equal(dag_role_indexes(d, "host", "D", idx, 0), 0); /* capped */
 
     cJSON *desc = pq("{'roleList':['host','arbiter','promoter']}");
     cJSON *nodes = dag_task_nodes(d, desc);
@@ -548,6 +551,71 @@ static void test_bad_config(void **state)
     bad(BODYCFG("{" INI "," CFG_ROLE ",'task_params':'x'}"), "config.task_params: expected an object");
 }
 
+/* Configs that used to reach the database and fail later (issue 12 item 7):
+ * each is refused at create, naming the field. */
+#define TP(x) BODYCFG("{" INI "," CFG_ROLE ",'task_params':" x "}")
+static void test_bad_params(void **state)
+{
+    (void)state;
+    bad(BODYCFG("{" INI "," CFG_ROLE "}"), "config.task_params: expected an object, got nothing");
+    bad(BODYCFG("{" INI "," CFG_ROLE ",'task_params':null}"),
+        "config.task_params: expected an object, got null");
+    bad(TP("{'guest':{'a':{'a':{'x':1}}}}"), "config.task_params.guest.a: expected a 0-based index");
+    bad(TP("{'guest':{'01':{'a':{'x':1}}}}"), "config.task_params.guest.01: expected a 0-based");
+    bad(TP("{'guest':{'-1':{'a':{'x':1}}}}"), "config.task_params.guest.-1: expected a 0-based");
+    bad(TP("{'guest':{'1':{'a':{'x':1}}}}"),
+        "config.task_params.guest.1: index 1, but config.role.guest lists 1 node(s)");
+    bad(TP("{'guest':{'0|3':{'a':{'x':1}}}}"), "config.task_params.guest.0|3: index 3");
+    bad(TP("{'guest':{'0|':{'a':{'x':1}}}}"), "config.task_params.guest.0|: expected a 0-based");
+    bad(TP("{'common':{'zz':{'x':1}}}"),
+        "config.task_params.common.zz: no component of that name in dag.components");
+    bad(TP("{'guest':{'0':{'zz':{'x':1}}}}"), "config.task_params.guest.0.zz: no component");
+    bad(TP("{'arbiter':{'0':{'a':{'x':1}}}}"), "config.task_params.arbiter: no such role");
+    bad(TP("{'common':{'a':{'k=v':1}}}"), "config.task_params.common.a: parameter name 'k=v'");
+    bad(TP("{'common':{'a':{'k\\nv':1}}}"), "config.task_params.common.a: parameter name");
+    bad(TP("{'common':{'a':{'':1}}}"), "config.task_params.common.a: parameter name ''");
+    bad(TP("{'common':{'a':[1]}}"), "config.task_params.common.a: expected an object of parameters");
+    bad(TP("{'common':'x'}"), "config.task_params.common: expected an object of components");
+    bad(BODYCFG("{" INI "," CFG_ROLE ",'job_params':{'host':{'x':{}}},'task_params':{}}"),
+        "config.job_params.host.x: expected a 0-based index");
+    bad(BODYCFG("{" INI "," CFG_ROLE ",'job_params':{'host':{'0':5}},'task_params':{}}"),
+        "config.job_params.host.0: expected an object");
+    bad(BODYCFG("{" INI ",'role':{'guest':['A'],'host':['B','C','B']},'task_params':{}}"),
+        "config.role.host[2]: node B is listed twice for role host");
+    bad(BODYCFG("{" INI ",'role':{'guest':['X'],'host':['B']},'task_params':{}}"),
+        "config.initiator.node_id: A plays no role in config.role");
+}
+
+/* Bounds: a body may name at most 64 parties and 256 parameters. */
+static void test_bad_bounds(void **state)
+{
+    (void)state;
+    char *roles = malloc(65 * 24 + 64);
+    assert_non_null(roles);
+    size_t n = (size_t)sprintf(roles, "{" "'initiator':{'role':'guest','node_id':'N0'},'role':{'guest':[");
+    for (int i = 0; i < 65; i++)
+        n += (size_t)sprintf(roles + n, "%s'N%d'", i ? "," : "", i);
+    sprintf(roles + n, "]},'task_params':{}}");
+    char *body = malloc(strlen(roles) + 256);
+    assert_non_null(body);
+    sprintf(body, "{'dag':{'components':[" COMP("a") "]},'config':%s}", roles);
+    bad(body, "config.role: more than 64 parties");
+    free(body);
+    free(roles);
+    char *prm = malloc(257 * 16 + 256);
+    assert_non_null(prm);
+    n = (size_t)sprintf(prm, "{'common':{'a':{");
+    for (int i = 0; i < 257; i++)
+        n += (size_t)sprintf(prm + n, "%s'p%d':%d", i ? "," : "", i, i);
+    sprintf(prm + n, "}}}");
+    body = malloc(strlen(prm) + 512);
+    assert_non_null(body);
+    sprintf(body, TP("%s"), prm);
+    bad(body, "config.task_params.common.a: more than 256 parameters");
+    free(body);
+    free(prm);
+}
+
 static void test_bad_hostile(void **state)
 {
     (void)state;
@@ -653,7 +721,7 @@ static void test_index_entry(void **state)
 
 #define PARAMS_BODY                                                                             \
     "{'dag':{'components':[" COMP("t0") "," COMPIN("t1", "t0.out") "]},"                       \
-    "'config':{" INI ",'role':{'guest':['A','A'],'host':['B']},'task_params':{"                 \
+    "'config':{" INI ",'role':{'guest':['A','C'],'host':['B']},'task_params':{"                 \
     "'common':{'t0':{'a':1,'b':2,'nested':{'k':'common'}},'t1':{'only':'t1'}},"                \
     "'guest':{'0|1':{'t0':{'b':3,'c':4,'nested':{'k':'guest'},"                                 \
     "                    'dataset_id':'ns#tbl','name':'n','namespace':'s'}}},"                  \
@@ -891,7 +959,9 @@ int main(void)
         cmocka_unit_test(test_edges),            cmocka_unit_test(test_kuscia_shape),
         cmocka_unit_test(test_bad_top_level),    cmocka_unit_test(test_bad_components),
         cmocka_unit_test(test_bad_edges),        cmocka_unit_test(test_bad_config),
-        cmocka_unit_test(test_bad_hostile),      cmocka_unit_test(test_index_entry),
+        cmocka_unit_test(test_bad_hostile),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_bad_bounds),      cmocka_unit_test(test_index_entry),
         cmocka_unit_test(test_task_params),      cmocka_unit_test(test_task_io_dataset),
         cmocka_unit_test(test_task_io_chain),    cmocka_unit_test(test_role_runs),
     };

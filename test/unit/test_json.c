@@ -179,6 +179,36 @@ static void test_utf8_clean(void **state)
     }
 }
 
+/* cJSON would cut "a\u0000b" to "a": a NUL escape is refused, naming the
+ * member that holds it. */
+static void test_nul_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"{\"job_id\":\"a\\u0000b\"}", "job_id: a string holds"},
+        {"{\"config\":{\"role\":{\"guest\":[\"A\",\"B\\u0000\"]}}}",
+         "config.role.guest[1]: a string holds"},
+        {"{\"a\":1,\"b\":{\"c\\u0000d\":2}}", "b.c: a string holds"},
+        {"[1,{\"k\":\"\\u0000\"}]", "[1].k: a string holds"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gw_errbuf eb;
+        gw_errbuf_clear(&eb);
+        cJSON *j = json_parse(cases[i].in, strlen(cases[i].in), &eb);
+        assert_null(j);
+        if (!strstr(eb.msg, cases[i].want))
+            fail_msg("%s: got '%s', want '%s'", cases[i].in, eb.msg, cases[i].want);
+    }
+    /* an escaped backslash followed by u0000 is text, not NUL */
+    const char *ok = "{\"path\":\"C:\\\\u0000\"}";
+    struct gw_errbuf eb;
+    cJSON *j = json_parse(ok, strlen(ok), &eb);
+    assert_non_null(j);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     json_init();
@@ -187,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_get_int_bool),   cmocka_unit_test(test_get_obj_arr),
         cmocka_unit_test(test_add_str_never_null), cmocka_unit_test(test_ids),
         cmocka_unit_test(test_utf8_clean),
+        cmocka_unit_test(test_nul_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,11 +12,11 @@
 static void h(struct gw_req *req) { (void)req; }
 
 static const struct route t[] = {
-    {GW_GET, "/healthz", h, 0, ROUTE_AUTH_NONE},
-    {GW_POST, "/v1/interconn/schedule/job/create", h, 0, ROUTE_AUTH_PEER},
-    {GW_GET | GW_POST, "/v1/interconn/schedule/job/status_all", h, 0, ROUTE_AUTH_PEER},
-    {GW_GET, "/v2/provider/{name}/info", h, 0, ROUTE_AUTH_LOCAL},
-    {GW_DELETE, "/v2/provider/{name}/info", h, 0, ROUTE_AUTH_LOCAL},
+    {GW_GET, "/healthz", h, 0, ROUTE_AUTH_NONE, WHO_ROUTE},
+    {GW_POST, "/v1/interconn/schedule/job/create", h, 0, ROUTE_AUTH_PEER, WHO_ROUTE},
+    {GW_GET | GW_POST, "/v1/interconn/schedule/job/status_all", h, 0, ROUTE_AUTH_PEER, WHO_ROUTE},
+    {GW_GET, "/v2/provider/{name}/info", h, 0, ROUTE_AUTH_LOCAL, WHO_ROUTE},
+    {GW_DELETE, "/v2/provider/{name}/info", h, 0, ROUTE_AUTH_LOCAL, WHO_ROUTE},
 };
 #define N (sizeof(t) / sizeof(t[0]))
 

@@ -302,9 +302,10 @@ static int f_live(void *ctx, db_rows_cb cb, void *arg)
     return 0;
 }
 
-static int f_stops(void *ctx, int limit, db_rows_cb cb, void *arg)
+static int f_stops(void *ctx, int window_s, int limit, db_rows_cb cb, void *arg)
 {
     (void)ctx;
+    (void)window_s;
     (void)limit;
     enqueue(run_no_rows, (void *)cb, arg);
     return 0;

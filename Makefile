@@ -9,14 +9,23 @@
 #   make providers  build and import the demo provider image (no registry)
 #   make run/stop   embedded default: private PostgreSQL under var/ + one gateway
 #   make bench      wrk benchmarks, prints figures
-#   make check      test plus static checks (banned calls on the loop, cppcheck)
+#   make check      test plus static checks (banned calls on the loop)
+#   make fuzz       every libFuzzer harness for FUZZ_TIME seconds (default 60)
 
 PKGS     := libevent libcurl libcjson libpq openssl yaml-0.1
 CC       ?= cc
 VERSION  := 0.1.0
 GIT_REV  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+  # libFuzzer build (clang): the library is instrumented for coverage, the
+  # harnesses link libFuzzer's main (test/fuzz/README).
+  CC       := clang
+  OUT      := build/fuzz
+  SANFLAGS := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all \
+              -fno-omit-frame-pointer
+  OPT      := -O1 -g
+else ifeq ($(SAN),1)
   OUT      := build/san
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   OPT      := -O1 -g
@@ -53,10 +62,13 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(OUT)/test/%)
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=$(OUT)/test/replay_%)
 
+FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
+FUZZ_TIME ?= 60
+
 TOOL_SRC := $(wildcard test/support/*.c)
 TOOL_BIN := $(TOOL_SRC:test/support/%.c=$(OUT)/tools/%)
 
-.PHONY: all build deps test check bench run stop demo clean fuzz unit providers
+.PHONY: all build deps test check bench run stop demo clean fuzz fuzz-bins unit providers
 .DEFAULT_GOAL := all
 
 all build: $(OUT)/gateway $(OUT)/bfiactl
@@ -85,6 +97,12 @@ $(OUT)/test/replay_%: $(OUT)/obj/test/fuzz/%.o $(OUT)/obj/test/fuzz/replay_main.
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# A libFuzzer binary per harness (make FUZZ=1 fuzz-bins).
+build/fuzz/fuzz_%: build/fuzz/obj/test/fuzz/fuzz_%.o build/fuzz/libgw.a
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
 $(OUT)/tools/%: $(OUT)/obj/test/support/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -97,6 +115,7 @@ deps:
 
 test: deps
 	$(MAKE) SAN=1 all unit
+	$(MAKE) FUZZ=1 fuzz-bins
 	sh test/run.sh
 
 check: test
@@ -120,8 +139,11 @@ providers: deps
 stop:
 	sh deploy/run.sh stop
 
-fuzz:
-	@echo "fuzzing needs clang with libFuzzer: see test/fuzz/README"
+# Every harness for FUZZ_TIME seconds (one after the other), each on a
+# scratch copy of its committed corpus; findings land in build/fuzz/findings.
+fuzz: deps
+	$(MAKE) FUZZ=1 fuzz-bins
+	sh test/fuzz/run.sh $(FUZZ_TIME)
 
 clean:
 	rm -rf build

@@ -161,6 +161,28 @@ def main():
     put("httphead", b"\x07GET /v1/interconn/schedule/job/status_all?job_id=j HTTP/1.1\r\nHost: a\r\n"
         b"x-auth-sign: ES256;kid=a;sig=b\r\nx-nonce: abcdefgh\r\n\r\nGET / HTTP/1.1\r\n\r\n")
 
+    # spool: split byte, boundary length byte, boundary, multipart body.
+    def mp(bnd, parts, close=True):
+        out = b""
+        for hdr, val in parts:
+            out += b"--" + bnd + b"\r\n" + hdr + b"\r\n\r\n" + val + b"\r\n"
+        if close:
+            out += b"--" + bnd + b"--\r\n"
+        return out
+    for split, bnd, body in (
+            (7, b"------x", mp(b"------x", [(b'Content-Disposition: form-data; name="namespace"', b"demo"),
+                                            (b'Content-Disposition: form-data; name="name"', b"guest"),
+                                            (b'Content-Disposition: form-data; name="file"; filename="g.csv"\r\n'
+                                             b"Content-Type: text/csv", b"id,x\n1,2\n" * 20)])),
+            (1, b"B1", mp(b"B1", [(b'Content-Disposition: form-data; name="meta"', b'{"a":1}'),
+                                  (b'Content-Disposition: form-data; name="file"', b"\r\n--B\r\n--B1x")])),
+            (3, b"zz", b"garbage"),
+            (5, b"B", mp(b"B", [(b'Content-Disposition: form-data; filename="a"', b"x")], close=False)),
+            (9, b"q", mp(b"q", [(b'Content-Disposition: form-data; name="file"', b"1"),
+                                (b'Content-Disposition: form-data; name="file"', b"2")])),
+            (2, b"k", b"preamble\r\n--k\r\nno-header-end")):
+        put("spool", bytes([split, (len(bnd) - 1) % 70]) + bnd + body)
+
     # logesc: capacity byte, then hostile strings.
     for s in (b"\x10plain text", b"\x01\"quoted\\ and \n newline", b"\x40\xff\xfe\xc3\x28 bad utf8",
               b"\x08\xe2\x82\xac\xf0\x9f\x98\x80 multi-byte", b"\x20\x00\x01\x1f\x7f controls"):

@@ -33,7 +33,11 @@ struct gw_cfg {
     int http_port;         /* http.port */
     long long http_body_max;  /* http.body_max: request body cap in bytes */
     int http_header_max;   /* http.header_max: request header block cap in bytes */
-    int http_timeout_s;    /* http.timeout_s: header/body/idle timeout per connection */
+    int http_timeout_s;    /* http.timeout_s: longest silence between two reads (idle keep-alive) */
+    int http_header_timeout_s; /* http.header_timeout_s: a whole request head, from its first byte */
+    int http_body_timeout_s;   /* http.body_timeout_s: a whole body, plus 1 s per body_min_rate bytes */
+    int http_body_min_rate;    /* http.body_min_rate: bytes/s that earn a body more time (0 = none) */
+    int http_max_conns_per_addr; /* http.max_conns_per_addr: connections per client address (0 = no cap) */
     int http_max_conns;    /* http.max_conns: in-flight request cap (503 beyond it) */
     char *http_platform_allow; /* http.platform_allow: who may call the platform API */
     struct gw_cidr platform_allow[GW_CIDR_MAX]; /* ...parsed; n < 0 means anyone */

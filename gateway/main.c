@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,6 +148,63 @@ static void on_routes_reloaded(void *arg, int err, const char *msg)
 static void on_task_notify(void *arg, const char *task_id)
 {
     pollcache_forget(arg, task_id);
+}
+
+/*
+ * libevent's own warnings (a failed accept(), an illegal state) go to our
+ * JSON log instead of bare stderr lines, at most LIBEVENT_LOG_BURST per
+ * 10 s with a count of the rest: a condition that repeats on every loop
+ * turn must not write gigabytes.  libevent's log callback takes no
+ * argument, hence the static state (loop thread only).
+ */
+#define LIBEVENT_LOG_BURST 10
+
+static void on_libevent_log(int severity, const char *msg)
+{
+    static long long window_ms;
+    static unsigned long lines, suppressed;
+    long long now = gw_now_mono_ms();
+    if (now - window_ms >= 10000) {
+        if (suppressed) {
+            char n[24];
+            snprintf(n, sizeof(n), "%lu", suppressed);
+            log_kv(LOG_LEVEL_WARN, NULL, "libevent", "libevent messages suppressed", "count", n,
+                   NULL);
+        }
+        window_ms = now;
+        lines = suppressed = 0;
+    }
+    if (++lines > LIBEVENT_LOG_BURST) {
+        suppressed++;
+        return;
+    }
+    enum log_level lv = severity >= EVENT_LOG_ERR ? LOG_LEVEL_ERROR
+                        : severity == EVENT_LOG_WARN ? LOG_LEVEL_WARN
+                                                      : LOG_LEVEL_DEBUG;
+    log_kv(lv, NULL, "libevent", msg, NULL);
+}
+
+/*
+ * The soft descriptor limit up to the hard one: every connection, query,
+ * peer call and file is a descriptor, and the shell default (1024) is
+ * low for a node.  The connection guard keeps a reserve below it.
+ */
+static void raise_nofile(const struct log_ctx *lctx)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    char cur[24], old[24];
+    snprintf(cur, sizeof(cur), "%llu", (unsigned long long)rl.rlim_cur);
+    snprintf(old, sizeof(old), "%llu", (unsigned long long)was);
+    log_kv(LOG_LEVEL_INFO, lctx, "process.limits", "file descriptor limit", "nofile", cur,
+           "was", old, NULL);
 }
 
 static void usage(FILE *out)
@@ -346,6 +404,7 @@ int main(int argc, char **argv)
     (void)log_level_parse(cfg->log_level, &lv); /* validated by cfg_load */
     log_set_level(lv);
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(on_libevent_log);
 
     struct main_state ms;
     memset(&ms, 0, sizeof(ms));
@@ -356,6 +415,7 @@ int main(int argc, char **argv)
     struct log_ctx lctx = {.node_id = cfg->node_id};
     int exit_code = 0;
     bool curl_inited = false;
+    raise_nofile(&lctx);
 
     if (mkdir_p(cfg->data_dir) != 0) {
         log_msg(LOG_LEVEL_ERROR, &lctx, "process.start", "cannot create data_dir %s: %s",

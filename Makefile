@@ -45,8 +45,8 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl
 
 CPPFLAGS += -D_GNU_SOURCE -I. -DGW_VERSION='"$(VERSION)"' -DGW_GIT_REV='"$(GIT_REV)"'
-CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP $(PKG_CFLAGS)
-LDFLAGS  += $(SANFLAGS)
+CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread -MMD -MP $(PKG_CFLAGS)
+LDFLAGS  += $(SANFLAGS) -pthread
 LDLIBS   += $(PKG_LIBS) -lm
 
 # Everything except the two mains goes into one static library that the

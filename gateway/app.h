@@ -22,6 +22,7 @@ struct ratelimit;
 struct attest;
 struct reqsig;
 struct keys;
+struct fileio;
 
 struct gw_app {
     struct event_base *base;
@@ -38,6 +39,7 @@ struct gw_app {
     struct sched *sched;      /* scheduler side of jobs (scheduler/sched.h) */
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
     struct keys *keys;        /* node key rotation (gateway/keys.h) */
+    struct fileio *fileio;    /* fsync and big file copies, off the loop (gateway/fileio.h) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */
     struct jws_replay *present_replay; /* (iss, jti) of presentation tokens verified here */
     struct event *push_timer;  /* partner: unacknowledged callback pushes (routes/partner.c) */

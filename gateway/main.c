@@ -22,6 +22,7 @@
 #include "gateway/app.h"
 #include "gateway/cfg.h"
 #include "gateway/db.h"
+#include "gateway/fileio.h"
 #include "gateway/httpc.h"
 #include "gateway/json.h"
 #include "gateway/log.h"
@@ -462,6 +463,7 @@ int main(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
+    app->fileio = fileio_new(app->base);
     size_t nroutes;
     const struct route *rt = route_table(&nroutes);
     ms.route_names = gw_xcalloc(nroutes, sizeof(char *));
@@ -524,6 +526,7 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto out;
         }
+        attest_set_fileio(app->attest, app->fileio);
         app->attest_dir = gw_xasprintf("%s/attest", dd0);
         free(dd0);
         if (mkdir_p(app->attest_dir) != 0) {
@@ -592,6 +595,7 @@ out:
         event_free(ms.sig_hup);
     if (ms.drain_timer)
         event_free(ms.drain_timer);
+    fileio_free(app->fileio); /* after every owner of a job cancelled it */
     if (app->base)
         event_base_free(app->base);
     free(ms.route_names);

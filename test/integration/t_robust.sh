@@ -136,6 +136,47 @@ check smuggled_requests_never_served sh -c "! grep -q 'smuggled' '$T_ROOT/gw.log
 check head_refusals_logged grep -q '"event":"http.bad_head"' "$T_ROOT/gw.log"
 expect alive_after_bad_heads "$(http_status "http://127.0.0.1:$P/healthz")" 200
 
+# --- 3. path uploads: FIFOs, links and devices never reach the loop ------------------
+IMP="$T_ROOT/gw/data/import"
+mkdir -p "$IMP"
+printf 'a,b\n1,2\n' >"$IMP/ok.csv"
+r=$(api POST "$P" /v2/component/upload '{"file":"ok.csv","namespace":"imp","name":"ok"}')
+expect path_upload_regular_file "$(code_of "$r")" 0
+mkfifo "$IMP/pipe"
+t0=$(date +%s%N)
+r=$(curl -s -m 10 -X POST -H 'Content-Type: application/json' --data '{"file":"pipe","namespace":"imp","name":"p"}' "http://127.0.0.1:$P/v2/component/upload")
+t1=$(date +%s%N)
+expect path_upload_fifo_refused "$(code_of "$r")" 5001
+case "$(printf '%s' "$r" | jq -r .msg)" in file:*"not a regular file"*) pass path_upload_fifo_names_field ;; *) fail path_upload_fifo_names_field "$r" ;; esac
+if [ $(((t1 - t0) / 1000000)) -lt 2000 ]; then pass path_upload_fifo_answers_at_once; else fail path_upload_fifo_answers_at_once "$(((t1 - t0) / 1000000)) ms"; fi
+expect fifo_node_still_responsive "$(http_status -m 2 "http://127.0.0.1:$P/healthz")" 200
+# a FIFO someone is writing to is refused all the same
+( exec 7>"$IMP/pipe"; sleep 3 ) &
+wpid=$!
+sleep 0.2
+r=$(api POST "$P" /v2/component/upload '{"file":"pipe","namespace":"imp","name":"p2"}')
+expect path_upload_open_fifo_refused "$(code_of "$r")" 5001
+kill $wpid 2>/dev/null
+wait $wpid 2>/dev/null
+ln -s ok.csv "$IMP/link.csv"
+r=$(api POST "$P" /v2/component/upload '{"file":"link.csv","namespace":"imp","name":"l"}')
+expect path_upload_symlink_refused "$(code_of "$r")" 5001
+case "$(printf '%s' "$r" | jq -r .msg)" in file:*"symbolic link"*) pass path_upload_symlink_names_field ;; *) fail path_upload_symlink_names_field "$r" ;; esac
+ln "$T_ROOT/gw/data/keys/node-es256.pem" "$IMP/key.pem"
+r=$(api POST "$P" /v2/component/upload '{"file":"key.pem","namespace":"imp","name":"k"}')
+expect path_upload_hard_link_to_key_refused "$(code_of "$r")" 5001
+case "$(printf '%s' "$r" | jq -r .msg)" in file:*"hard link"*) pass path_upload_hard_link_names_field ;; *) fail path_upload_hard_link_names_field "$r" ;; esac
+if mknod "$IMP/null" c 1 3 2>/dev/null; then
+    r=$(api POST "$P" /v2/component/upload '{"file":"null","namespace":"imp","name":"d"}')
+    expect path_upload_device_refused "$(code_of "$r")" 5001
+else
+    echo "(mknod not permitted here: device case skipped)"
+fi
+mkdir -p "$IMP/sub"
+r=$(api POST "$P" /v2/component/upload '{"file":"sub","namespace":"imp","name":"s"}')
+expect path_upload_directory_refused "$(code_of "$r")" 5001
+expect path_uploads_stored_only_the_file "$(psql_db $DB -c "SELECT string_agg(name, ',' ORDER BY name) FROM t_dataset WHERE namespace='imp'")" ok
+
 gw_stop gw
 expect gw_sigterm_exit_0 "$GW_RC" 0
 check gw_sanitizer_clean sanitizer_clean gw

@@ -285,27 +285,30 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 }
 
 struct reload_ctx {
-    int changed;
+    int applied, restart;
 };
 
-static void on_diff(void *arg, const char *key, bool reloadable)
+static void on_reload_key(void *arg, const char *key, bool applied)
 {
     struct reload_ctx *rc = arg;
-    rc->changed++;
-    if (reloadable)
-        log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "applied", "key", key, NULL);
-    else
-        log_kv(LOG_LEVEL_WARN, NULL, "config.reload", "changed key needs a restart; keeping old value",
-               "key", key, NULL);
+    if (applied) {
+        rc->applied++;
+        log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "applied", "setting", key, NULL);
+    } else {
+        rc->restart++;
+        log_kv(LOG_LEVEL_WARN, NULL, "config.reload",
+               "changed key needs a restart; keeping the running value", "setting", key,
+               NULL);
+    }
 }
 
-#define SWAP_STR(a, b)                                                                             \
-    do {                                                                                           \
-        char *t_ = (a);                                                                            \
-        (a) = (b);                                                                                 \
-        (b) = t_;                                                                                  \
-    } while (0)
-
+/*
+ * SIGHUP: parse the file again into a new config; if it is valid, every
+ * reloadable key (the key table, gateway/cfg.c) is copied into the running
+ * config and the components that keep their own copy are told; any other
+ * changed key is reported as needing a restart.  An invalid file changes
+ * nothing.
+ */
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -320,40 +323,25 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
                "err", eb.msg, NULL);
         return;
     }
-    struct reload_ctx rc = {0};
-    cfg_diff(app->cfg, nc, on_diff, &rc);
-    /* Copy the reloadable keys into the running config; everything else keeps
-     * its start-up value until a restart. */
-    struct gw_cfg *c = app->cfg;
-    c->http_body_max = nc->http_body_max;
-    c->http_timeout_s = nc->http_timeout_s;
-    c->http_max_conns = nc->http_max_conns;
-    c->db_queue_max = nc->db_queue_max;
-    c->shutdown_timeout_s = nc->shutdown_timeout_s;
-    c->peer_timeout_ms = nc->peer_timeout_ms;
-    c->peer_retries = nc->peer_retries;
-    c->peer_body_max = nc->peer_body_max;
-    c->docker_timeout_s = nc->docker_timeout_s;
-    c->docker_retain_s = nc->docker_retain_s;
-    c->docker_log_tail = nc->docker_log_tail;
-    c->sched_poll_ms = nc->sched_poll_ms;
-    c->sched_backstop_ms = nc->sched_backstop_ms;
-    c->sched_party_deadline_s = nc->sched_party_deadline_s;
-    c->sched_push_retry_s = nc->sched_push_retry_s;
-    c->sched_job_timeout_s = nc->sched_job_timeout_s;
-    c->upload_max = nc->upload_max;
-    SWAP_STR(c->log_level, nc->log_level);
-    SWAP_STR(c->routes_file, nc->routes_file);
+    struct reload_ctx rc = {0, 0};
+    (void)cfg_reload(app->cfg, nc, on_reload_key, &rc); /* counted by the callback */
     cfg_free(nc);
+    struct gw_cfg *c = app->cfg;
+    /* The values other components copied at start: */
     enum log_level lv;
     if (log_level_parse(c->log_level, &lv))
         log_set_level(lv);
-    server_apply_cfg(app->server);
+    server_apply_cfg(app->server);       /* evhttp: body, header caps, timeout */
     server_apply_cfg(app->agent_server);
+    db_pool_set_queue_max(app->db, c->db_queue_max);
+    docker_set_timeout(app->docker, c->docker_timeout_s * 1000L);
     peers_sync_file(app->peers, c->routes_file, on_routes_reloaded, NULL);
-    char n[16];
-    snprintf(n, sizeof(n), "%d", rc.changed);
-    log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "changed", n, NULL);
+    /* Everything else reads app->cfg when it needs a value. */
+    char n[16], r[16];
+    snprintf(n, sizeof(n), "%d", rc.applied);
+    snprintf(r, sizeof(r), "%d", rc.restart);
+    log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "applied", n,
+           "needs_restart", r, NULL);
 }
 
 int main(int argc, char **argv)

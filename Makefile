@@ -115,6 +115,7 @@ deps:
 
 test: deps
 	$(MAKE) SAN=1 all unit
+	$(MAKE) all
 	$(MAKE) FUZZ=1 fuzz-bins
 	sh test/run.sh
 

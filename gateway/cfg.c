@@ -402,7 +402,7 @@ static int validate(struct gw_cfg *c, struct gw_errbuf *eb)
 {
     if (!c->node_id[0])
         return gw_errf(eb, GW_EINVAL,
-                       "node_id is required (set node_id: in the file or GW_NODE_ID)");
+                       "node_id: required (set node_id: in the file or GW_NODE_ID)");
     size_t n = strlen(c->node_id);
     if (n > 64)
         return gw_errf(eb, GW_EINVAL, "node_id: longer than 64 characters");
@@ -424,8 +424,12 @@ static int validate(struct gw_cfg *c, struct gw_errbuf *eb)
                        "docker.host: expected unix:///path, tcp://host:port or https://host:port, "
                        "got '%.128s'",
                        c->docker_host);
-    if (!c->http_host[0] || !c->data_dir[0] || !c->migrations_dir[0])
-        return gw_errf(eb, GW_EINVAL, "http.host, data_dir and migrations_dir must not be empty");
+    if (!c->http_host[0])
+        return gw_errf(eb, GW_EINVAL, "http.host: must not be empty");
+    if (!c->data_dir[0])
+        return gw_errf(eb, GW_EINVAL, "data_dir: must not be empty");
+    if (!c->migrations_dir[0])
+        return gw_errf(eb, GW_EINVAL, "migrations_dir: must not be empty");
     return parse_allow(c, eb);
 }
 

@@ -48,7 +48,7 @@ static void test_defaults(void **state)
     assert_string_equal(c->log_level, "info");
     cfg_free(c);
     /* node_id has no default */
-    fails_with("", no_env, "node_id is required");
+    fails_with("", no_env, "node_id: required");
 }
 
 static void test_example_file_loads(void **state)

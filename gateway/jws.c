@@ -587,7 +587,7 @@ static int key_write(const struct jws_key *key, const char *path, bool durable,
         }
         off += w;
     }
-    if (durable && fsync(fd) < 0)
+    if (durable && fsync(fd) < 0) /* banned-ok: start-up and bfiactl only (see jws.h) */
         rc = gw_errf(eb, GW_EINTERNAL, "fsync %s: %s", path, strerror(errno));
 out:
     if (fd >= 0 && close(fd) < 0 && rc == 0)

@@ -643,7 +643,10 @@ static void timeout(struct conn *c, const char *what)
         snprintf(s, sizeof(s), "%lu", sup);
         log_kv(LOG_LEVEL_INFO, NULL, "http.timeout", what, "peer", a, "suppressed", s, NULL);
     }
-    if (c->rx > 0 || c->phase == PH_BODY)
+    /* A client that sent nothing yet is closed silently; one whose request
+     * was answered already (a refused upload still sending) gets no
+     * second answer. */
+    if ((c->rx > 0 || c->phase == PH_BODY) && !c->replied)
         answer(c, 408, "Request Timeout", 6003, what, NULL);
     close_now(c);
 }

@@ -279,13 +279,14 @@ enum hh_verdict hh_feed(struct hh *h, const char *p, size_t n, size_t max, size_
     *used = 0;
     for (size_t i = 0; i < n; i++) {
         if (++h->len > max) {
+            *used = i; /* the bytes taken before the one over the cap */
             h->why = "request head larger than http.header_max";
             h->status = 431;
             return HH_BAD;
         }
         enum hh_verdict v = step(h, (unsigned char)p[i]);
         if (v != HH_MORE) {
-            *used = i + 1;
+            *used = v == HH_DONE ? i + 1 : i;
             return v;
         }
     }

@@ -71,7 +71,8 @@ void hh_init(struct hh *h);
  * Scan n more bytes of the head.  Returns HH_MORE when all n bytes were
  * taken and the head goes on; HH_DONE with *used = the bytes of p up to and
  * including the LF of the empty line (the rest of p is the body or the next
- * request); HH_BAD with h->why and h->status.  After HH_DONE or HH_BAD the
+ * request); HH_BAD with h->why, h->status and *used = the bytes of p taken
+ * before the one refused.  After HH_DONE or HH_BAD the
  * struct must be re-initialised before it is fed again.  max is the largest
  * head accepted (http.header_max); a longer one is HH_BAD with status 431.
  */

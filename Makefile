@@ -13,14 +13,23 @@
 #   make testbed-bench  cold and warm start-to-job-finished timings, 2 and 3 parties
 #   make run/stop   embedded default: private PostgreSQL under var/ + one gateway
 #   make bench      wrk benchmarks, prints figures
-#   make check      test plus static checks (banned calls on the loop, cppcheck)
+#   make check      test plus static checks (banned calls on the loop)
+#   make fuzz       every libFuzzer harness for FUZZ_TIME seconds (default 60)
 
 PKGS     := libevent libcurl libcjson libpq openssl yaml-0.1 libprotobuf-c
 CC       ?= cc
 VERSION  := 0.1.0
 GIT_REV  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+  # libFuzzer build (clang): the library is instrumented for coverage, the
+  # harnesses link libFuzzer's main (test/fuzz/README).
+  CC       := clang
+  OUT      := build/fuzz
+  SANFLAGS := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all \
+              -fno-omit-frame-pointer
+  OPT      := -O1 -g
+else ifeq ($(SAN),1)
   OUT      := build/san
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   OPT      := -O1 -g
@@ -40,8 +49,8 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl
 
 CPPFLAGS += -D_GNU_SOURCE -I. -DGW_VERSION='"$(VERSION)"' -DGW_GIT_REV='"$(GIT_REV)"'
-CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP $(PKG_CFLAGS)
-LDFLAGS  += $(SANFLAGS)
+CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread -MMD -MP $(PKG_CFLAGS)
+LDFLAGS  += $(SANFLAGS) -pthread
 LDLIBS   += $(PKG_LIBS) -lm
 
 # Everything except the two mains goes into one static library that the
@@ -65,6 +74,9 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(OUT)/test/%)
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:test/fuzz/%.c=$(OUT)/test/replay_%)
 
+FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
+FUZZ_TIME ?= 60
+
 TOOL_SRC := $(wildcard test/support/*.c)
 TOOL_BIN := $(TOOL_SRC:test/support/%.c=$(OUT)/tools/%)
 
@@ -82,7 +94,8 @@ PSI_LDLIBS  := -lcrypto -lprotobuf-c -lpthread
 PSI_INC     := -I$(PSI_DIR) -I$(PSI_GEN)
 PSI_BENCH   := $(OUT)/tools/psi_bench
 
-.PHONY: all build deps test check bench run stop demo clean fuzz unit providers images testbed \
+.PHONY: all build deps test check bench run stop demo clean fuzz fuzz-bins unit providers images \
+        testbed \
         testbed-down testbed-bench
 .DEFAULT_GOAL := all
 
@@ -120,6 +133,12 @@ $(OUT)/test/test_%: $(OUT)/obj/test/unit/test_%.o $(LIB)
 $(OUT)/test/replay_%: $(OUT)/obj/test/fuzz/%.o $(OUT)/obj/test/fuzz/replay_main.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# A libFuzzer binary per harness (make FUZZ=1 fuzz-bins).
+build/fuzz/fuzz_%: build/fuzz/obj/test/fuzz/fuzz_%.o build/fuzz/libgw.a
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BIN)
 
 $(OUT)/tools/%: $(OUT)/obj/test/support/%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -165,6 +184,8 @@ deps:
 
 test: deps
 	$(MAKE) SAN=1 all unit
+	$(MAKE) all
+	$(MAKE) FUZZ=1 fuzz-bins
 	sh test/run.sh
 
 check: test
@@ -206,8 +227,11 @@ testbed-bench: deps all
 stop:
 	sh deploy/run.sh stop
 
-fuzz:
-	@echo "fuzzing needs clang with libFuzzer: see test/fuzz/README"
+# Every harness for FUZZ_TIME seconds (one after the other), each on a
+# scratch copy of its committed corpus; findings land in build/fuzz/findings.
+fuzz: deps
+	$(MAKE) FUZZ=1 fuzz-bins
+	sh test/fuzz/run.sh $(FUZZ_TIME)
 
 clean:
 	rm -rf build

@@ -12,6 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <stdint.h>
+#include <unistd.h>
+
+#include "gateway/fileio.h"
 #include "gateway/json.h"
 #include "gateway/jws.h"
 #include "gateway/log.h"
@@ -30,7 +34,71 @@ struct attest {
     struct retired *ret;       /* retired keys still published for verification */
     size_t nret;
     struct jws_keyset *verify; /* keys tokens may be verified with */
+    struct fileio *fio;        /* key files' fsync and rename, off the loop; or NULL */
+    struct keyop *ops;         /* those queued there */
 };
+
+/* A disk step of a rotation on the file I/O thread: make a key file durable,
+ * or rename it into place.  Queued in order on the one worker. */
+struct keyop {
+    struct attest *a;
+    bool rename;
+    char *from, *to;
+    int err;
+    struct fileio_job *job;
+    struct keyop *next;
+};
+
+static void keyop_free(void *p)
+{
+    struct keyop *op = p;
+    free(op->from);
+    free(op->to);
+    free(op);
+}
+
+static long long keyop_work(void *ctx)
+{
+    struct keyop *op = ctx;
+    if (op->rename && rename(op->from, op->to) != 0)
+        return -errno;
+    /* the file (or, after a rename, the one now at op->to) and its directory */
+    return fileio_sync_path(op->rename ? op->to : op->from);
+}
+
+static void keyop_done(void *arg, long long r)
+{
+    struct keyop *op = arg;
+    struct attest *a = op->a;
+    for (struct keyop **pp = &a->ops; *pp; pp = &(*pp)->next)
+        if (*pp == op) {
+            *pp = op->next;
+            break;
+        }
+    if (r != 0)
+        log_kv(LOG_LEVEL_ERROR, NULL, "attest.key",
+               op->rename ? "cannot move the new node key into place"
+                          : "cannot make the new node key durable",
+               "file", op->rename ? op->to : op->from, "err", strerror((int)-r), NULL);
+    keyop_free(op);
+}
+
+static void keyop_queue(struct attest *a, bool ren, const char *from, const char *to)
+{
+    struct keyop *op = gw_xcalloc(1, sizeof(*op));
+    op->a = a;
+    op->rename = ren;
+    op->from = gw_xstrdup(from);
+    op->to = to ? gw_xstrdup(to) : NULL;
+    op->next = a->ops;
+    a->ops = op;
+    op->job = fileio_submit(a->fio, keyop_work, op, keyop_done, op);
+}
+
+void attest_set_fileio(struct attest *a, struct fileio *fio)
+{
+    a->fio = fio;
+}
 
 static int mkdirs_for(const char *path)
 {
@@ -128,6 +196,11 @@ void attest_free(struct attest *a)
 {
     if (!a)
         return;
+    while (a->ops) {
+        struct keyop *op = a->ops;
+        a->ops = op->next;
+        fileio_cancel(op->job, keyop_free);
+    }
     jws_key_free(a->key);
     jws_key_free(a->next);
     for (size_t i = 0; i < a->nret; i++)
@@ -162,7 +235,9 @@ int attest_rotate_begin(struct attest *a, struct gw_errbuf *eb)
     if (!k)
         return gw_errf(eb, GW_EINTERNAL, "cannot generate a key");
     char *np = gw_xasprintf("%s.next", a->key_path);
-    int rc = jws_key_save_pem(k, np, eb);
+    int rc = a->fio ? jws_key_write_pem(k, np, eb) : jws_key_save_pem(k, np, eb);
+    if (rc == 0 && a->fio)
+        keyop_queue(a, false, np, NULL); /* the fsync, off the loop */
     free(np);
     if (rc != 0) {
         jws_key_free(k);
@@ -190,8 +265,14 @@ int attest_rotate_activate(struct attest *a, bool drop_old, long long now_s, str
     if (!a->next)
         return gw_errf(eb, GW_ECONFLICT, "no key is waiting to be activated");
     char *np = gw_xasprintf("%s.next", a->key_path);
-    /* The rename replaces the old private key: it is gone from disk. */
-    int rc = rename(np, a->key_path);
+    /* The rename replaces the old private key: it is gone from disk.  On
+     * the I/O thread it runs after the new file's fsync (one FIFO), so the
+     * key file is never replaced by one not yet on the disk. */
+    int rc = 0;
+    if (a->fio)
+        keyop_queue(a, true, np, a->key_path);
+    else
+        rc = rename(np, a->key_path);
     free(np);
     if (rc != 0)
         return gw_errf(eb, GW_EINTERNAL, "cannot activate the new key: %s", strerror(errno));

@@ -23,6 +23,7 @@
 
 struct cJSON;
 struct attest;
+struct fileio;
 struct jws_key;
 struct jws_keyset;
 
@@ -34,6 +35,14 @@ struct jws_keyset;
 struct attest *attest_open(const char *node_id, const char *key_path, struct gw_errbuf *eb);
 void attest_free(struct attest *a);
 
+/**
+ * From now on (the loop runs), key files are made durable and renamed on
+ * the file I/O thread (fileio.h), in order, instead of on the caller's
+ * thread: a rotation never waits for the disk on the loop.  Without it
+ * (start-up, bfiactl, tests) they are synchronous.
+ */
+void attest_set_fileio(struct attest *a, struct fileio *fio);
+
 const char *attest_kid(const struct attest *a);
 /** The active key's PEM file. */
 const char *attest_key_path(const struct attest *a);
@@ -43,13 +52,16 @@ const char *attest_next_kid(const struct attest *a);
 /**
  * Rotation, step 1: generate the next key, store it at <key_path>.next
  * (0600) and publish its public half (it verifies, it does not sign yet).
- * A pending next key is kept (0).  Blocking file I/O of a few hundred bytes.
+ * A pending next key is kept (0).  Writes a few hundred bytes; the fsync
+ * runs on the file I/O thread when one is set.
  */
 int attest_rotate_begin(struct attest *a, struct gw_errbuf *eb) GW_MUSTCHECK;
 
 /**
  * Rotation, step 2: the next key becomes the signing key (its file renamed
- * over the old one, so the old private key is gone).  The old public key
+ * over the old one, so the old private key is gone; with a file I/O
+ * thread the rename is queued there after the new file's fsync, and a
+ * failure is logged).  The old public key
  * stays published as retired (until attest_expire drops it), or is dropped
  * at once with drop_old (a compromised key).
  */

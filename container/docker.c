@@ -311,6 +311,12 @@ static void call_free(struct docker_call *c)
     free(c);
 }
 
+void docker_set_timeout(struct docker *d, long timeout_ms)
+{
+    if (d)
+        d->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+}
+
 void docker_free(struct docker *d)
 {
     if (!d)

@@ -71,6 +71,9 @@ struct docker *docker_new(struct httpc *hc, struct metrics *m, const struct dock
                           struct gw_errbuf *eb);
 void docker_free(struct docker *d);
 
+/** A new timeout for short calls (docker.timeout_s on SIGHUP); calls under way keep theirs. */
+void docker_set_timeout(struct docker *d, long timeout_ms);
+
 /** Negotiated API version ("1.41"), or "" before the first successful ping. */
 const char *docker_api_version(const struct docker *d);
 

@@ -13,7 +13,8 @@ set -eu
 PKGS="build-essential pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev libpq-dev
 libssl-dev libyaml-dev libcmocka-dev postgresql postgresql-client curl jq wrk
 ca-certificates util-linux iproute2 busybox-static tar docker-registry apache2-utils
-docker-compose openssl binutils libprotobuf-c-dev protobuf-c-compiler"
+docker-compose openssl binutils libprotobuf-c-dev protobuf-c-compiler
+clang libclang-rt-14-dev"
 
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

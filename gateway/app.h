@@ -26,6 +26,7 @@ struct attest;
 struct reqsig;
 struct keys;
 struct chan;
+struct fileio;
 
 struct gw_app {
     struct event_base *base;
@@ -47,6 +48,7 @@ struct gw_app {
     struct keys *keys;        /* node key rotation (container/keys.h) */
     struct chan *chan;        /* transport layer: channel queues and relay (container/chan.h) */
     struct server *chan_server; /* container-facing channel API listener, or NULL (http.port) */
+    struct fileio *fileio;    /* fsync and big file copies, off the loop (gateway/fileio.h) */
     struct reqsig *reqsig;    /* signed node-to-node requests (gateway/reqsig.h) */
     struct jws_replay *present_replay; /* (iss, jti) of presentation tokens verified here */
     struct pollcache *pollcache; /* task/poll answers (scheduler/pollcache.h) */

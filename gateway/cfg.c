@@ -38,8 +38,12 @@ static const struct cfg_key keys[] = {
     {"http.host", S(http_host), "127.0.0.1", 0, 0, false, false},
     {"http.port", I(http_port), "8080", 1, 65535, false, false},
     {"http.body_max", L(http_body_max), "16777216", 1024, 1LL << 30, true, false},
-    {"http.header_max", I(http_header_max), "65536", 1024, 1 << 20, false, false},
+    {"http.header_max", I(http_header_max), "65536", 1024, 1 << 20, true, false},
     {"http.timeout_s", I(http_timeout_s), "30", 1, 3600, true, false},
+    {"http.header_timeout_s", I(http_header_timeout_s), "10", 1, 3600, true, false},
+    {"http.body_timeout_s", I(http_body_timeout_s), "30", 1, 86400, true, false},
+    {"http.body_min_rate", I(http_body_min_rate), "16384", 0, 1 << 30, true, false},
+    {"http.max_conns_per_addr", I(http_max_conns_per_addr), "1024", 0, 1000000, true, false},
     {"http.max_conns", I(http_max_conns), "4096", 1, 1000000, true, false},
     {"http.platform_allow", S(http_platform_allow), "127.0.0.0/8,::1", 0, 0, true, false},
     {"db.dsn", S(db_dsn), "host=/var/run/postgresql dbname=bfia", 0, 0, false, true},
@@ -426,7 +430,7 @@ static int validate(struct gw_cfg *c, struct gw_errbuf *eb)
 {
     if (!c->node_id[0])
         return gw_errf(eb, GW_EINVAL,
-                       "node_id is required (set node_id: in the file or GW_NODE_ID)");
+                       "node_id: required (set node_id: in the file or GW_NODE_ID)");
     size_t n = strlen(c->node_id);
     if (n > 64)
         return gw_errf(eb, GW_EINVAL, "node_id: longer than 64 characters");
@@ -448,8 +452,12 @@ static int validate(struct gw_cfg *c, struct gw_errbuf *eb)
                        "docker.host: expected unix:///path, tcp://host:port or https://host:port, "
                        "got '%.128s'",
                        c->docker_host);
-    if (!c->http_host[0] || !c->data_dir[0] || !c->migrations_dir[0])
-        return gw_errf(eb, GW_EINVAL, "http.host, data_dir and migrations_dir must not be empty");
+    if (!c->http_host[0])
+        return gw_errf(eb, GW_EINVAL, "http.host: must not be empty");
+    if (!c->data_dir[0])
+        return gw_errf(eb, GW_EINVAL, "data_dir: must not be empty");
+    if (!c->migrations_dir[0])
+        return gw_errf(eb, GW_EINVAL, "migrations_dir: must not be empty");
     if (c->transport_session_bytes < c->transport_body_max ||
         c->transport_total_bytes < c->transport_session_bytes)
         return gw_errf(eb, GW_EINVAL, "transport: body_max <= session_bytes <= total_bytes is "
@@ -518,6 +526,63 @@ void cfg_diff(const struct gw_cfg *a, const struct gw_cfg *b,
         if (changed)
             cb(arg, k->name, k->reloadable);
     }
+}
+
+int cfg_reload(struct gw_cfg *cur, struct gw_cfg *next,
+               void (*cb)(void *arg, const char *key, bool applied), void *arg)
+{
+    int applied = 0;
+    bool allow = false;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct cfg_key *k = &keys[i];
+        bool changed;
+        if (k->type == CFG_STR)
+            changed = strcmp(*str_at(cur, k), *str_at(next, k)) != 0;
+        else if (k->type == CFG_INT)
+            changed = *int_at(cur, k) != *int_at(next, k);
+        else
+            changed = *i64_at(cur, k) != *i64_at(next, k);
+        if (!changed)
+            continue;
+        if (k->reloadable) {
+            if (k->type == CFG_STR) {
+                char *t = *str_at(cur, k);
+                *str_at(cur, k) = *str_at(next, k);
+                *str_at(next, k) = t; /* freed with next */
+            } else if (k->type == CFG_INT) {
+                *int_at(cur, k) = *int_at(next, k);
+            } else {
+                *i64_at(cur, k) = *i64_at(next, k);
+            }
+            applied++;
+            if (k->off == offsetof(struct gw_cfg, http_platform_allow))
+                allow = true;
+        }
+        if (cb)
+            cb(arg, k->name, k->reloadable);
+    }
+    /* Values derived from a key move with it. */
+    if (allow) {
+        memcpy(cur->platform_allow, next->platform_allow, sizeof(cur->platform_allow));
+        cur->platform_allow_n = next->platform_allow_n;
+    }
+    return applied;
+}
+
+bool cfg_key_reloadable(const char *name)
+{
+    const struct cfg_key *k = find_key(name);
+    return k && k->reloadable;
+}
+
+size_t cfg_key_count(void)
+{
+    return NKEYS;
+}
+
+const char *cfg_key_name(size_t i)
+{
+    return i < NKEYS ? keys[i].name : NULL;
 }
 
 void cfg_print(const struct gw_cfg *cfg, FILE *out)

@@ -33,7 +33,11 @@ struct gw_cfg {
     int http_port;         /* http.port */
     long long http_body_max;  /* http.body_max: request body cap in bytes */
     int http_header_max;   /* http.header_max: request header block cap in bytes */
-    int http_timeout_s;    /* http.timeout_s: header/body/idle timeout per connection */
+    int http_timeout_s;    /* http.timeout_s: longest silence between two reads (idle keep-alive) */
+    int http_header_timeout_s; /* http.header_timeout_s: a whole request head, from its first byte */
+    int http_body_timeout_s;   /* http.body_timeout_s: a whole body, plus 1 s per body_min_rate bytes */
+    int http_body_min_rate;    /* http.body_min_rate: bytes/s that earn a body more time (0 = none) */
+    int http_max_conns_per_addr; /* http.max_conns_per_addr: connections per client address (0 = no cap) */
     int http_max_conns;    /* http.max_conns: in-flight request cap (503 beyond it) */
     char *http_platform_allow; /* http.platform_allow: who may call the platform API */
     struct gw_cidr platform_allow[GW_CIDR_MAX]; /* ...parsed; n < 0 means anyone */
@@ -128,6 +132,24 @@ struct gw_cfg *cfg_load_string(const char *yaml, size_t len, const char *name, c
  */
 void cfg_diff(const struct gw_cfg *oldc, const struct gw_cfg *newc,
               void (*cb)(void *arg, const char *key, bool reloadable), void *arg);
+
+/**
+ * SIGHUP, driven by the key table: for every key whose value differs in
+ * next, a reloadable key's value moves into cur (with what is derived from
+ * it, such as the parsed platform_allow networks) and cb says applied; any
+ * other changed key keeps its running value and cb says it needs a restart.
+ * Returns how many keys were applied.  next keeps the old values of the
+ * moved strings; free it with cfg_free.  Components that keep a copy of a
+ * value (the db pool, the Docker client, evhttp) are told by the caller.
+ */
+int cfg_reload(struct gw_cfg *cur, struct gw_cfg *next,
+               void (*cb)(void *arg, const char *key, bool applied), void *arg);
+
+/** Whether the key of that dotted name is reloadable (false if unknown). */
+bool cfg_key_reloadable(const char *name);
+/** The number of keys, and the dotted name of key i (NULL past the end). */
+size_t cfg_key_count(void);
+const char *cfg_key_name(size_t i);
 
 /** Print the effective config as YAML with secrets as "***". */
 void cfg_print(const struct gw_cfg *cfg, FILE *out);

@@ -574,6 +574,11 @@ static void pool_janitor(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+void db_pool_set_queue_max(struct db_pool *p, int queue_max)
+{
+    p->queue_max = queue_max > 0 ? queue_max : 1;
+}
+
 struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *o)
 {
     struct db_pool *p = gw_xcalloc(1, sizeof(*p));

@@ -74,6 +74,9 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *
  */
 void db_pool_free(struct db_pool *p);
 
+/** A new db.queue_max (SIGHUP): queries already waiting stay queued. */
+void db_pool_set_queue_max(struct db_pool *p, int queue_max);
+
 /**
  * Run one statement with text parameters ($1..$n; NULL pointer = SQL NULL).
  * sql and params are copied.  Returns 0 and calls cb exactly once later (never

@@ -551,7 +551,8 @@ bool jws_key_has_private(const struct jws_key *key)
     return key->priv;
 }
 
-int jws_key_save_pem(const struct jws_key *key, const char *path, struct gw_errbuf *eb)
+static int key_write(const struct jws_key *key, const char *path, bool durable,
+                     struct gw_errbuf *eb)
 {
     if (!key || !key->priv)
         return gw_errf(eb, GW_EINVAL, "key has no private part to save");
@@ -586,7 +587,7 @@ int jws_key_save_pem(const struct jws_key *key, const char *path, struct gw_errb
         }
         off += w;
     }
-    if (fsync(fd) < 0)
+    if (durable && fsync(fd) < 0) /* banned-ok: start-up and bfiactl only (see jws.h) */
         rc = gw_errf(eb, GW_EINTERNAL, "fsync %s: %s", path, strerror(errno));
 out:
     if (fd >= 0 && close(fd) < 0 && rc == 0)
@@ -594,6 +595,16 @@ out:
     OPENSSL_cleanse(data, (size_t)len);
     BIO_free(mem);
     return rc;
+}
+
+int jws_key_save_pem(const struct jws_key *key, const char *path, struct gw_errbuf *eb)
+{
+    return key_write(key, path, true, eb);
+}
+
+int jws_key_write_pem(const struct jws_key *key, const char *path, struct gw_errbuf *eb)
+{
+    return key_write(key, path, false, eb);
 }
 
 int jws_key_load_pem(const char *path, struct jws_key **out, struct gw_errbuf *eb)

@@ -125,6 +125,14 @@ int jws_key_save_pem(const struct jws_key *key, const char *path,
                      struct gw_errbuf *eb) GW_MUSTCHECK;
 
 /**
+ * The same without the fsync: a few hundred bytes into the page cache, fit
+ * for the loop; the caller makes the file durable off the loop
+ * (fileio_sync_path on the file I/O thread).
+ */
+int jws_key_write_pem(const struct jws_key *key, const char *path,
+                      struct gw_errbuf *eb) GW_MUSTCHECK;
+
+/**
  * Load a PEM private key (PKCS#8 or traditional EC) from path; only P-256
  * and Ed25519 keys are accepted.  *out is owned by the caller.  Blocking file
  * I/O.  Errors: GW_ENOTFOUND (no file), GW_EINVAL (not a usable key).

@@ -11,16 +11,19 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "gateway/app.h"
 #include "gateway/cfg.h"
 #include "gateway/db.h"
+#include "gateway/fileio.h"
 #include "gateway/httpc.h"
 #include "gateway/json.h"
 #include "gateway/log.h"
@@ -56,6 +59,7 @@ struct main_state {
      * engine, then resuming the scheduler's live jobs. */
     enum { START_ROUTES, START_RECONCILE, START_RESUME, START_DONE } phase;
     int reconcile_failures;
+    struct event *mem_timer;
 };
 
 /* ---- start-up: routes file -> reconcile with the engine -> resume jobs ---- */
@@ -167,6 +171,95 @@ static void on_task_notify(void *arg, const char *task_id)
     chan_task_changed(app->chan, task_id); /* tokens and sessions of ended tasks */
 }
 
+/*
+ * libevent's own warnings (a failed accept(), an illegal state) go to our
+ * JSON log instead of bare stderr lines, at most LIBEVENT_LOG_BURST per
+ * 10 s with a count of the rest: a condition that repeats on every loop
+ * turn must not write gigabytes.  libevent's log callback takes no
+ * argument, hence the static state (loop thread only).
+ */
+#define LIBEVENT_LOG_BURST 10
+
+static void on_libevent_log(int severity, const char *msg)
+{
+    static long long window_ms;
+    static unsigned long lines, suppressed;
+    long long now = gw_now_mono_ms();
+    if (now - window_ms >= 10000) {
+        if (suppressed) {
+            char n[24];
+            snprintf(n, sizeof(n), "%lu", suppressed);
+            log_kv(LOG_LEVEL_WARN, NULL, "libevent", "libevent messages suppressed", "count", n,
+                   NULL);
+        }
+        window_ms = now;
+        lines = suppressed = 0;
+    }
+    if (++lines > LIBEVENT_LOG_BURST) {
+        suppressed++;
+        return;
+    }
+    enum log_level lv = severity >= EVENT_LOG_ERR ? LOG_LEVEL_ERROR
+                        : severity == EVENT_LOG_WARN ? LOG_LEVEL_WARN
+                                                      : LOG_LEVEL_DEBUG;
+    log_kv(lv, NULL, "libevent", msg, NULL);
+}
+
+/*
+ * Memory after a burst: glibc keeps what a burst of requests with bodies
+ * or of connections freed in its heap, so without help the process stays
+ * at its peak for ever (freed memory inside the heap is not given back by
+ * itself; only the top is).  Every 5 s, when more than MEM_TRIM_FREE bytes
+ * sit free in the heap, malloc_trim hands back every whole free page (it
+ * walks the free chunks only: well under a millisecond).  What stays is pinned by
+ * small live allocations made during the burst (libevent's per-descriptor
+ * entries): bounded by the peak number of connections.  Under ASan the
+ * heap is ASan's (mallinfo2 reports nothing) and this does nothing.
+ */
+#define MEM_TRIM_FREE (4 << 20)
+
+static void on_mem_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+#ifdef __GLIBC__
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.fordblks > MEM_TRIM_FREE) {
+        malloc_trim(128 * 1024);
+        if (log_enabled(LOG_LEVEL_DEBUG)) {
+            char f[24];
+            snprintf(f, sizeof(f), "%zu", mi.fordblks);
+            log_kv(LOG_LEVEL_DEBUG, NULL, "process.memory", "returned free heap memory", "free",
+                   f, NULL);
+        }
+    }
+#endif
+}
+
+/*
+ * The soft descriptor limit up to the hard one: every connection, query,
+ * peer call and file is a descriptor, and the shell default (1024) is
+ * low for a node.  The connection guard keeps a reserve below it.
+ */
+static void raise_nofile(const struct log_ctx *lctx)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    char cur[24], old[24];
+    snprintf(cur, sizeof(cur), "%llu", (unsigned long long)rl.rlim_cur);
+    snprintf(old, sizeof(old), "%llu", (unsigned long long)was);
+    log_kv(LOG_LEVEL_INFO, lctx, "process.limits", "file descriptor limit", "nofile", cur,
+           "was", old, NULL);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: gateway -c FILE [--check-config | --print-config | --migrate-only]\n"
@@ -248,27 +341,30 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 }
 
 struct reload_ctx {
-    int changed;
+    int applied, restart;
 };
 
-static void on_diff(void *arg, const char *key, bool reloadable)
+static void on_reload_key(void *arg, const char *key, bool applied)
 {
     struct reload_ctx *rc = arg;
-    rc->changed++;
-    if (reloadable)
-        log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "applied", "key", key, NULL);
-    else
-        log_kv(LOG_LEVEL_WARN, NULL, "config.reload", "changed key needs a restart; keeping old value",
-               "key", key, NULL);
+    if (applied) {
+        rc->applied++;
+        log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "applied", "setting", key, NULL);
+    } else {
+        rc->restart++;
+        log_kv(LOG_LEVEL_WARN, NULL, "config.reload",
+               "changed key needs a restart; keeping the running value", "setting", key,
+               NULL);
+    }
 }
 
-#define SWAP_STR(a, b)                                                                             \
-    do {                                                                                           \
-        char *t_ = (a);                                                                            \
-        (a) = (b);                                                                                 \
-        (b) = t_;                                                                                  \
-    } while (0)
-
+/*
+ * SIGHUP: parse the file again into a new config; if it is valid, every
+ * reloadable key (the key table, gateway/cfg.c) is copied into the running
+ * config and the components that keep their own copy are told; any other
+ * changed key is reported as needing a restart.  An invalid file changes
+ * nothing.
+ */
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -283,67 +379,28 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
                "err", eb.msg, NULL);
         return;
     }
-    struct reload_ctx rc = {0};
-    cfg_diff(app->cfg, nc, on_diff, &rc);
-    /* Copy the reloadable keys into the running config; everything else keeps
-     * its start-up value until a restart. */
-    struct gw_cfg *c = app->cfg;
-    c->http_body_max = nc->http_body_max;
-    c->http_timeout_s = nc->http_timeout_s;
-    c->http_max_conns = nc->http_max_conns;
-    c->db_queue_max = nc->db_queue_max;
-    c->shutdown_timeout_s = nc->shutdown_timeout_s;
-    c->peer_timeout_ms = nc->peer_timeout_ms;
-    c->peer_retries = nc->peer_retries;
-    c->peer_body_max = nc->peer_body_max;
-    c->docker_timeout_s = nc->docker_timeout_s;
-    c->docker_retain_s = nc->docker_retain_s;
-    c->docker_log_tail = nc->docker_log_tail;
-    c->docker_log_tail_bytes = nc->docker_log_tail_bytes;
-    c->docker_launch_slots = nc->docker_launch_slots;
-    c->auth_source_check = nc->auth_source_check;
-    c->task_cpu_milli_default = nc->task_cpu_milli_default;
-    c->task_cpu_milli_min = nc->task_cpu_milli_min;
-    c->task_cpu_milli_max = nc->task_cpu_milli_max;
-    c->task_memory_mb_default = nc->task_memory_mb_default;
-    c->task_memory_mb_min = nc->task_memory_mb_min;
-    c->task_memory_mb_max = nc->task_memory_mb_max;
-    c->sched_poll_ms = nc->sched_poll_ms;
-    c->sched_backstop_ms = nc->sched_backstop_ms;
-    c->sched_party_deadline_s = nc->sched_party_deadline_s;
-    c->sched_push_retry_s = nc->sched_push_retry_s;
-    c->sched_job_timeout_s = nc->sched_job_timeout_s;
-    c->sched_stop_retry_s = nc->sched_stop_retry_s;
-    c->sched_resend_after_s = nc->sched_resend_after_s;
-    c->sched_sweep_window_s = nc->sched_sweep_window_s;
-    c->sched_sweep_limit = nc->sched_sweep_limit;
-    c->upload_max = nc->upload_max;
-    c->transport_body_max = nc->transport_body_max;
-    c->transport_session_bytes = nc->transport_session_bytes;
-    c->transport_session_msgs = nc->transport_session_msgs;
-    c->transport_total_bytes = nc->transport_total_bytes;
-    c->transport_total_msgs = nc->transport_total_msgs;
-    c->transport_max_sessions = nc->transport_max_sessions;
-    c->transport_max_waiters = nc->transport_max_waiters;
-    c->transport_push_wait_s = nc->transport_push_wait_s;
-    c->transport_idle_s = nc->transport_idle_s;
-    c->transport_released_s = nc->transport_released_s;
-    c->transport_relay_retries = nc->transport_relay_retries;
-    SWAP_STR(c->log_level, nc->log_level);
-    SWAP_STR(c->routes_file, nc->routes_file);
+    struct reload_ctx rc = {0, 0};
+    (void)cfg_reload(app->cfg, nc, on_reload_key, &rc); /* counted by the callback */
     cfg_free(nc);
+    struct gw_cfg *c = app->cfg;
+    /* The values other components copied at start: */
     enum log_level lv;
     if (log_level_parse(c->log_level, &lv))
         log_set_level(lv);
-    server_apply_cfg(app->server);
+    server_apply_cfg(app->server);       /* evhttp: body, header caps, timeout */
     server_apply_cfg(app->agent_server);
     if (app->chan_server)
         server_set_body_max(app->chan_server, (size_t)c->transport_body_max + (1 << 20));
     chan_apply_cfg(app->chan);
+    db_pool_set_queue_max(app->db, c->db_queue_max);
+    docker_set_timeout(app->docker, c->docker_timeout_s * 1000L);
     route_table_sync_file(app, c->routes_file, on_routes_reloaded, NULL);
-    char n[16];
-    snprintf(n, sizeof(n), "%d", rc.changed);
-    log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "changed", n, NULL);
+    /* Everything else reads app->cfg when it needs a value. */
+    char n[16], r[16];
+    snprintf(n, sizeof(n), "%d", rc.applied);
+    snprintf(r, sizeof(r), "%d", rc.restart);
+    log_kv(LOG_LEVEL_INFO, NULL, "config.reload", "configuration reloaded", "applied", n,
+           "needs_restart", r, NULL);
 }
 
 /* Request signing's view of the node key (container/attest.h). */
@@ -495,6 +552,7 @@ int main(int argc, char **argv)
     (void)log_level_parse(cfg->log_level, &lv); /* validated by cfg_load */
     log_set_level(lv);
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(on_libevent_log);
 
     struct main_state ms;
     memset(&ms, 0, sizeof(ms));
@@ -505,6 +563,7 @@ int main(int argc, char **argv)
     struct log_ctx lctx = {.node_id = cfg->node_id};
     int exit_code = 0;
     bool curl_inited = false;
+    raise_nofile(&lctx);
 
     if (mkdir_p(cfg->data_dir) != 0) {
         log_msg(LOG_LEVEL_ERROR, &lctx, "process.start", "cannot create data_dir %s: %s",
@@ -551,6 +610,7 @@ int main(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
+    app->fileio = fileio_new(app->base);
     size_t nroutes;
     const struct route *rt = route_table(&nroutes);
     ms.route_names = gw_xcalloc(nroutes, sizeof(char *));
@@ -616,6 +676,7 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto out;
         }
+        attest_set_fileio(app->attest, app->fileio);
         app->attest_dir = gw_xasprintf("%s/attest", dd0);
         free(dd0);
         if (mkdir_p(app->attest_dir) != 0) {
@@ -690,6 +751,11 @@ int main(int argc, char **argv)
         event_add(ms.startup_timer, &now0);
     }
 
+    ms.mem_timer = event_new(app->base, -1, EV_PERSIST, on_mem_timer, &ms);
+    {
+        struct timeval five = {5, 0};
+        event_add(ms.mem_timer, &five);
+    }
     ms.sig_term = evsignal_new(app->base, SIGTERM, on_sigterm, &ms);
     ms.sig_int = evsignal_new(app->base, SIGINT, on_sigterm, &ms);
     ms.sig_hup = evsignal_new(app->base, SIGHUP, on_sighup, &ms);
@@ -742,6 +808,9 @@ out:
         event_free(ms.sig_hup);
     if (ms.drain_timer)
         event_free(ms.drain_timer);
+    if (ms.mem_timer)
+        event_free(ms.mem_timer);
+    fileio_free(app->fileio); /* after every owner of a job cancelled it */
     if (app->base)
         event_base_free(app->base);
     free(ms.route_names);

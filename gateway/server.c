@@ -28,9 +28,11 @@
 
 #include "app.h"
 #include "cfg.h"
+#include "conn.h"
 #include "json.h"
 #include "metrics.h"
 #include "spool.h"
+#include <event2/listener.h>
 
 struct bound {
     struct evhttp_bound_socket *sock;
@@ -48,6 +50,7 @@ struct server {
     unsigned long long seq;
     unsigned int boot_tag;
     struct spool *spool; /* multipart uploads streamed to disk, or NULL */
+    struct conn_guard *guard; /* deadlines, head checks, caps (conn.h) */
     bool agent;          /* serves the per-container task sockets */
     size_t body_max;     /* server_set_body_max(): its own cap, 0 = from the config */
 };
@@ -65,6 +68,7 @@ static void req_unlink(struct server *srv, struct gw_req *req)
 
 static void req_free(struct gw_req *req)
 {
+    conn_request_detach(req->conn);
     if (req->ctx_free)
         req->ctx_free(req->ctx);
     if (req->query) {
@@ -80,17 +84,11 @@ static void req_free(struct gw_req *req)
     free(req);
 }
 
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
-{
-    struct gw_req *req = arg;
-    req->client_gone = true;
-    spool_conn_closed(req->srv->spool, evcon);
-}
-
+/* evhttp wrote a reply of ours: the connection may take its next request. */
 static void on_reply_sent(struct evhttp_request *ev, void *arg)
 {
     struct server *srv = arg;
-    spool_request_done(srv->spool, ev);
+    conn_request_done(conn_find(srv->guard, evhttp_request_get_connection(ev)));
 }
 
 static enum gw_method map_method(enum evhttp_cmd_type t, const char **name)
@@ -161,8 +159,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
     req->log.peer = req->caller;
 
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-    if (evcon)
-        evhttp_connection_set_closecb(evcon, on_conn_close, req);
+    conn_request_start(conn_find(srv->guard, evcon), req);
     if (srv->agent && evcon) {
         /* Which task socket: an accepted AF_UNIX connection reports the
          * listening socket's path as its own address. */
@@ -177,8 +174,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
         else
             req->agent_sock = gw_xstrdup(""); /* never matches a task */
     }
-    if (srv->spool)
-        evhttp_request_set_on_complete_cb(ev, on_reply_sent, srv);
+    evhttp_request_set_on_complete_cb(ev, on_reply_sent, srv);
 
     req->next = srv->inflight;
     if (srv->inflight)
@@ -201,6 +197,7 @@ struct server *server_new(struct gw_app *app, server_dispatch_cb dispatch)
                                               EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
                                               EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(srv->http, on_request, srv);
+    srv->guard = conn_guard_new(app, srv->http, true);
     server_apply_cfg(srv);
     return srv;
 }
@@ -229,10 +226,18 @@ int server_listen(struct server *srv, const char *host, int port, struct gw_errb
     b->sock = s;
     b->next = srv->bound;
     srv->bound = b;
+    conn_guard_watch(srv->guard, evhttp_bound_socket_get_listener(s));
     return 0;
 }
 
-void server_set_agent(struct server *srv) { srv->agent = true; }
+void server_set_agent(struct server *srv)
+{
+    srv->agent = true;
+    /* Task sockets are Unix sockets, one per container: no client address
+     * to count and no share of the descriptor budget. */
+    conn_guard_free(srv->guard);
+    srv->guard = conn_guard_new(srv->app, srv->http, false);
+}
 
 void server_set_body_max(struct server *srv, size_t max)
 {
@@ -271,14 +276,18 @@ struct evhttp_bound_socket *server_listen_unix(struct server *srv, const char *p
         gw_errf(eb, GW_EINTERNAL, "cannot serve %s", path);
         close(fd);
         unlink(path);
+        return NULL;
     }
+    conn_guard_watch(srv->guard, evhttp_bound_socket_get_listener(s));
     return s;
 }
 
 void server_unlisten(struct server *srv, struct evhttp_bound_socket *s)
 {
-    if (s)
-        evhttp_del_accept_socket(srv->http, s);
+    if (!s)
+        return;
+    conn_guard_unwatch(srv->guard, evhttp_bound_socket_get_listener(s));
+    evhttp_del_accept_socket(srv->http, s);
 }
 
 void server_stop_accepting(struct server *srv)
@@ -286,6 +295,7 @@ void server_stop_accepting(struct server *srv)
     while (srv->bound) {
         struct bound *b = srv->bound;
         srv->bound = b->next;
+        conn_guard_unwatch(srv->guard, evhttp_bound_socket_get_listener(b->sock));
         evhttp_del_accept_socket(srv->http, b->sock);
         free(b);
     }
@@ -310,9 +320,7 @@ void server_abort_inflight(struct server *srv)
         evhttp_add_header(oh, "Retry-After", "1");
         struct evbuffer *b = evbuffer_new();
         evbuffer_add(b, body, strlen(body));
-        struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-        if (evcon)
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
+        conn_request_detach(r->conn);
         evhttp_send_reply(r->ev, 503, "Service Unavailable", b);
         evbuffer_free(b);
         r->replied = true; /* stays listed until its handler lets go */
@@ -328,29 +336,27 @@ void server_free(struct server *srv)
     while (srv->inflight) {
         struct gw_req *r = srv->inflight;
         req_unlink(srv, r);
-        if (!r->replied && r->ev) {
-            struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-            if (evcon)
-                evhttp_connection_set_closecb(evcon, NULL, NULL);
-        }
-        req_free(r);
+        req_free(r); /* detaches it from its connection first */
     }
     evhttp_free(srv->http);
-    spool_free(srv->spool); /* after the connections that use it */
+    conn_guard_free(srv->guard); /* after the connections it watched */
+    spool_free(srv->spool);      /* after the uploads that use it */
     free(srv->abort_body);
     free(srv);
 }
 
 void server_enable_spool(struct server *srv)
 {
-    if (!srv->spool)
-        srv->spool = spool_new(srv->app, srv->http);
+    if (!srv->spool) {
+        srv->spool = spool_new(srv->app);
+        conn_guard_set_spool(srv->guard, srv->spool);
+    }
 }
 
 int server_spool_take(struct gw_req *req, spool_ready_cb cb, void *arg, struct spool_upload **out)
 {
     *out = NULL;
-    return req->ev ? spool_take(req->srv->spool, req, cb, arg, out) : 0;
+    return req->ev ? spool_take(conn_spool(req->conn), req, cb, arg, out) : 0;
 }
 
 void server_reply(struct gw_req *req, int http_status, const char *content_type, const char *body,
@@ -366,9 +372,7 @@ void server_reply(struct gw_req *req, int http_status, const char *content_type,
     }
     req->replied = true;
     struct evhttp_request *ev = req->ev;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-    if (evcon)
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    conn_request_detach(req->conn);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(ev);
     if (content_type)
         evhttp_add_header(oh, "Content-Type", content_type);

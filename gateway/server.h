@@ -27,6 +27,7 @@ struct evhttp_request;
 struct evkeyvalq;
 struct evhttp_bound_socket;
 struct cJSON;
+struct conn;
 
 enum gw_method {
     GW_GET = 1 << 0,
@@ -57,6 +58,7 @@ struct gw_req {
     int route_idx;             /* set by the dispatcher, for metrics */
     const char *route_name;
     bool client_gone;          /* the connection closed before the reply */
+    struct conn *conn;         /* its connection's guard state until the reply (conn.h) */
     bool replied;
     struct gw_req *prev, *next; /* in-flight list */
     void *ctx;                 /* handler state, freed with ctx_free at req free */

@@ -9,7 +9,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -33,138 +32,112 @@
 #define FIELD_MAX (64 * 1024)    /* a form field other than the file */
 #define PART_HDR_MAX (16 * 1024) /* the headers of one part */
 #define SYNC_EVERY (8LL << 20)   /* start writeback as the file grows */
-#define NBUCKETS 256
+
+/* ---- the multipart body, as it streams (pure) --------------------------------- */
 
 enum mp_state { MP_PREAMBLE, MP_AFTER_DELIM, MP_HEADERS, MP_DATA, MP_END, MP_ERROR };
 
-/* One upload being streamed, keyed by its connection's input buffer. */
-struct spconn {
-    struct spool *sp;
-    struct evbuffer *in;        /* the connection's input (the key) */
-    struct bufferevent *bev;    /* known once the handler took it */
-    char *head;                 /* request line and headers for evhttp */
-    size_t head_len;
-    bool expect;                /* the client waits for 100 Continue */
-    long long left;             /* body bytes still to come */
+struct spool_body {
     enum mp_state mp;
-    char delim[80];             /* CRLF "--" boundary */
+    char delim[80]; /* CRLF "--" boundary */
     size_t dlen;
-    char *w;                    /* parse buffer */
+    char *w;        /* parse buffer: what may still start a delimiter, plus new bytes */
     size_t wl;
     bool in_file, had_file;
     char *field_name;
     char *field;
     size_t field_len;
-    int fd;
-    long long synced;
-    EVP_MD_CTX *md;
-    struct spool_upload *cur;   /* the upload; handed over when done */
-    bool done;                  /* every body byte has arrived */
-    bool discard;               /* the request was answered first: drop the body */
-    struct evbuffer *stash;     /* bytes after the body, held until the reply */
-    spool_ready_cb cb;          /* the handler waiting for the body */
-    void *cbarg;
-    struct spconn *hnext;
+    cJSON *fields;
+    long long size;
+    char *error;
+    spool_sink_cb sink;
+    void *sink_arg;
 };
 
-struct spool {
-    struct gw_app *app;
-    char *dir;  /* <storage>/.spool */
-    bool busy;  /* inside the input callback (it modifies its own buffer) */
-    struct spconn *buckets[NBUCKETS];
-};
+#define W_CAP (WORK + PART_HDR_MAX + 80 + 2)
 
-static size_t bucket_of(const struct evbuffer *b)
+struct spool_body *spool_body_new(const char *boundary, size_t blen, spool_sink_cb sink, void *arg)
 {
-    uintptr_t v = (uintptr_t)b;
-    return (size_t)((v >> 4) ^ (v >> 12)) % NBUCKETS;
+    if (blen == 0 || blen > 70)
+        return NULL;
+    struct spool_body *b = gw_xcalloc(1, sizeof(*b));
+    b->dlen = (size_t)snprintf(b->delim, sizeof(b->delim), "\r\n--%.*s", (int)blen, boundary);
+    b->w = gw_xmalloc(W_CAP);
+    memcpy(b->w, "\r\n", 2); /* so a delimiter at the very start matches */
+    b->wl = 2;
+    b->mp = MP_PREAMBLE;
+    b->fields = cJSON_CreateObject();
+    b->sink = sink;
+    b->sink_arg = arg;
+    return b;
 }
 
-static struct spconn *find(struct spool *sp, const struct evbuffer *b)
+void spool_body_free(struct spool_body *b)
 {
-    for (struct spconn *c = sp->buckets[bucket_of(b)]; c; c = c->hnext)
-        if (c->in == b)
-            return c;
-    return NULL;
-}
-
-void spool_upload_free(struct spool_upload *u)
-{
-    if (!u)
+    if (!b)
         return;
-    if (u->path) {
-        unlink(u->path); /* nothing once the handler renamed it */
-        free(u->path);
-    }
-    cJSON_Delete(u->fields);
-    free(u->error);
-    free(u);
+    free(b->w);
+    free(b->field_name);
+    free(b->field);
+    cJSON_Delete(b->fields);
+    free(b->error);
+    free(b);
 }
 
-/* ---- the multipart body, as it streams --------------------------------------- */
-
-static void body_error(struct spconn *c, const char *msg)
+void spool_body_fail(struct spool_body *b, const char *msg)
 {
-    if (!c->cur->error)
-        c->cur->error = gw_xstrdup(msg);
-    c->mp = MP_ERROR;
+    if (!b->error)
+        b->error = gw_xstrdup(msg);
+    b->mp = MP_ERROR;
 }
 
-static void part_end(struct spconn *c)
+const char *spool_body_error(const struct spool_body *b) { return b->error; }
+long long spool_body_size(const struct spool_body *b) { return b->size; }
+
+struct cJSON *spool_body_fields_take(struct spool_body *b)
 {
-    if (c->in_file) {
-        c->in_file = false;
-    } else if (c->field_name) {
-        char *v = gw_xstrndup(c->field ? c->field : "", c->field_len);
-        cJSON_DeleteItemFromObjectCaseSensitive(c->cur->fields, c->field_name);
-        cJSON_AddStringToObject(c->cur->fields, c->field_name, v);
+    cJSON *f = b->fields;
+    b->fields = NULL;
+    return f;
+}
+
+static void part_end(struct spool_body *b)
+{
+    if (b->in_file) {
+        b->in_file = false;
+    } else if (b->field_name) {
+        char *v = gw_xstrndup(b->field ? b->field : "", b->field_len);
+        cJSON_DeleteItemFromObjectCaseSensitive(b->fields, b->field_name);
+        cJSON_AddStringToObject(b->fields, b->field_name, v);
         free(v);
     }
-    free(c->field_name);
-    c->field_name = NULL;
-    free(c->field);
-    c->field = NULL;
-    c->field_len = 0;
+    free(b->field_name);
+    b->field_name = NULL;
+    free(b->field);
+    b->field = NULL;
+    b->field_len = 0;
 }
 
-static void part_data(struct spconn *c, const char *p, size_t n)
+static void part_data(struct spool_body *b, const char *p, size_t n)
 {
     if (n == 0)
         return;
-    if (c->in_file) {
-        EVP_DigestUpdate(c->md, p, n);
-        for (size_t off = 0; off < n;) {
-            ssize_t k = write(c->fd, p + off, n - off);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0) {
-                body_error(c, "file: cannot write the upload to disk");
-                return;
-            }
-            off += (size_t)k;
+    if (b->in_file) {
+        const char *err = b->sink(b->sink_arg, p, n);
+        if (err) {
+            spool_body_fail(b, err);
+            return;
         }
-        c->cur->size += (long long)n;
-        if (c->cur->size - c->synced >= SYNC_EVERY) {
-            /* Start writeback without waiting for it (never stall the
-             * loop); the fdatasync at the end then has little left to do. */
-            if (sync_file_range(c->fd, c->synced, c->cur->size - c->synced,
-                                SYNC_FILE_RANGE_WRITE) != 0) {
-                body_error(c, "file: cannot write the upload to disk");
-                return;
-            }
-            c->synced = c->cur->size;
-        }
+        b->size += (long long)n;
         return;
     }
-    if (c->field_len + n > FIELD_MAX) {
-        body_error(c, "body: a form field is larger than 64 KiB");
+    if (b->field_len + n > FIELD_MAX) {
+        spool_body_fail(b, "body: a form field is larger than 64 KiB");
         return;
     }
-    c->field = realloc(c->field, c->field_len + n + 1);
-    if (!c->field)
-        abort();
-    memcpy(c->field + c->field_len, p, n);
-    c->field_len += n;
+    b->field = gw_xrealloc(b->field, b->field_len + n + 1);
+    memcpy(b->field + b->field_len, p, n);
+    b->field_len += n;
 }
 
 /* name="value" of a part's Content-Disposition, or NULL. */
@@ -182,149 +155,234 @@ static char *disp_param(const char *hdr, size_t len, const char *key)
     return e ? gw_xstrndup(p, (size_t)(e - p)) : NULL;
 }
 
-static void part_begin(struct spconn *c, const char *hdr, size_t len)
+static void part_begin(struct spool_body *b, const char *hdr, size_t len)
 {
     char *name = disp_param(hdr, len, "name"), *fn = disp_param(hdr, len, "filename");
     if (!name) {
-        body_error(c, "body: multipart part without a name");
+        spool_body_fail(b, "body: multipart part without a name");
     } else if (fn || strcmp(name, "file") == 0) {
-        if (c->had_file) {
-            body_error(c, "file: more than one file part");
+        if (b->had_file) {
+            spool_body_fail(b, "file: more than one file part");
         } else {
-            c->had_file = c->in_file = true;
+            b->had_file = b->in_file = true;
         }
     } else {
-        c->field_name = name;
+        b->field_name = name;
         name = NULL;
     }
     free(name);
     free(fn);
 }
 
-static void drop(struct spconn *c, size_t n)
+static void drop(struct spool_body *b, size_t n)
 {
-    memmove(c->w, c->w + n, c->wl - n);
-    c->wl -= n;
+    memmove(b->w, b->w + n, b->wl - n);
+    b->wl -= n;
 }
 
-/* Parse what is in c->w; keep the bytes that may start a delimiter. */
-static void parse(struct spconn *c)
+/* Parse what is in b->w; keep the bytes that may start a delimiter. */
+static void parse(struct spool_body *b)
 {
     for (;;) {
-        switch (c->mp) {
+        switch (b->mp) {
         case MP_PREAMBLE: {
-            const char *p = memmem(c->w, c->wl, c->delim, c->dlen);
+            const char *p = memmem(b->w, b->wl, b->delim, b->dlen);
             if (!p) {
-                if (c->wl >= c->dlen)
-                    drop(c, c->wl - (c->dlen - 1));
+                if (b->wl >= b->dlen)
+                    drop(b, b->wl - (b->dlen - 1));
                 return;
             }
-            drop(c, (size_t)(p - c->w) + c->dlen);
-            c->mp = MP_AFTER_DELIM;
+            drop(b, (size_t)(p - b->w) + b->dlen);
+            b->mp = MP_AFTER_DELIM;
             break;
         }
         case MP_AFTER_DELIM:
-            if (c->wl < 2)
+            if (b->wl < 2)
                 return;
-            if (c->w[0] == '-' && c->w[1] == '-') {
-                c->mp = MP_END;
-            } else if (c->w[0] == '\r' && c->w[1] == '\n') {
-                drop(c, 2);
-                c->mp = MP_HEADERS;
+            if (b->w[0] == '-' && b->w[1] == '-') {
+                b->mp = MP_END;
+            } else if (b->w[0] == '\r' && b->w[1] == '\n') {
+                drop(b, 2);
+                b->mp = MP_HEADERS;
             } else {
-                body_error(c, "body: malformed multipart delimiter");
+                spool_body_fail(b, "body: malformed multipart delimiter");
             }
             break;
         case MP_HEADERS: {
-            const char *p = memmem(c->w, c->wl, "\r\n\r\n", 4);
-            if (!p) {
-                if (c->wl > PART_HDR_MAX)
-                    body_error(c, "body: multipart part without a header end");
-                return;
+            /* Headers of more than PART_HDR_MAX bytes are refused whether
+             * their end arrived in the same read or not. */
+            const char *p = memmem(b->w, b->wl, "\r\n\r\n", 4);
+            if (p ? (size_t)(p - b->w) > PART_HDR_MAX : b->wl > PART_HDR_MAX + 3) {
+                spool_body_fail(b, "body: multipart part headers larger than 16 KiB or without an end");
+                break;
             }
-            part_begin(c, c->w, (size_t)(p - c->w));
-            drop(c, (size_t)(p - c->w) + 4);
-            if (c->mp != MP_ERROR)
-                c->mp = MP_DATA;
+            if (!p)
+                return;
+            part_begin(b, b->w, (size_t)(p - b->w));
+            drop(b, (size_t)(p - b->w) + 4);
+            if (b->mp != MP_ERROR)
+                b->mp = MP_DATA;
             break;
         }
         case MP_DATA: {
-            const char *p = memmem(c->w, c->wl, c->delim, c->dlen);
+            const char *p = memmem(b->w, b->wl, b->delim, b->dlen);
             if (!p) {
-                if (c->wl >= c->dlen) {
-                    size_t n = c->wl - (c->dlen - 1);
-                    part_data(c, c->w, n);
-                    drop(c, n);
+                if (b->wl >= b->dlen) {
+                    size_t n = b->wl - (b->dlen - 1);
+                    part_data(b, b->w, n);
+                    if (b->mp == MP_ERROR)
+                        break;
+                    drop(b, n);
                 }
                 return;
             }
-            part_data(c, c->w, (size_t)(p - c->w));
-            if (c->mp == MP_ERROR)
+            part_data(b, b->w, (size_t)(p - b->w));
+            if (b->mp == MP_ERROR)
                 break;
-            part_end(c);
-            drop(c, (size_t)(p - c->w) + c->dlen);
-            c->mp = MP_AFTER_DELIM;
+            part_end(b);
+            drop(b, (size_t)(p - b->w) + b->dlen);
+            b->mp = MP_AFTER_DELIM;
             break;
         }
         case MP_END:
         case MP_ERROR:
-            c->wl = 0;
+            b->wl = 0;
             return;
         }
     }
 }
 
-/* ---- one request to spool ---------------------------------------------------- */
-
-static void body_reset(struct spconn *c)
+void spool_body_feed(struct spool_body *b, const char *p, size_t n)
 {
-    free(c->head);
-    c->head = NULL;
-    free(c->w);
-    c->w = NULL;
-    c->wl = 0;
-    free(c->field_name);
-    c->field_name = NULL;
-    free(c->field);
-    c->field = NULL;
-    c->field_len = 0;
-    c->in_file = c->had_file = false;
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    EVP_MD_CTX_free(c->md);
-    c->md = NULL;
-    spool_upload_free(c->cur);
-    c->cur = NULL;
+    while (n > 0) {
+        size_t room = W_CAP - b->wl, k = n < WORK ? n : WORK;
+        if (k > room)
+            k = room; /* parse() always leaves less than PART_HDR_MAX + delim */
+        memcpy(b->w + b->wl, p, k);
+        b->wl += k;
+        p += k;
+        n -= k;
+        parse(b);
+    }
 }
 
-/* The body is complete: close the file and hand the upload over. */
-static void body_done(struct spconn *c)
+void spool_body_end(struct spool_body *b)
 {
-    if (c->mp != MP_END && c->mp != MP_ERROR)
-        body_error(c, c->mp == MP_PREAMBLE ? "body: no multipart boundary found"
-                                           : "body: multipart part not terminated");
-    if (!c->cur->error && !c->had_file)
-        body_error(c, "file: no file part in the form");
-    if (!c->cur->error && (fdatasync(c->fd) != 0 || close(c->fd) != 0))
-        body_error(c, "file: cannot write the upload to disk");
-    else if (c->fd >= 0)
+    if (b->mp != MP_END && b->mp != MP_ERROR)
+        spool_body_fail(b, b->mp == MP_PREAMBLE ? "body: no multipart boundary found"
+                                                : "body: multipart part not terminated");
+    if (!b->error && !b->had_file)
+        spool_body_fail(b, "file: no file part in the form");
+}
+
+/* ---- one request to spool ----------------------------------------------------- */
+
+struct spool {
+    struct gw_app *app;
+    char *dir; /* <storage>/.spool */
+};
+
+struct spool_conn {
+    struct spool *sp;
+    struct bufferevent *bev;
+    struct evbuffer *in;
+    struct spool_body *body;
+    bool expect;                /* the client waits for 100 Continue */
+    long long left;             /* body bytes still to come */
+    int fd;                     /* the spool file */
+    long long synced;
+    EVP_MD_CTX *md;
+    struct spool_upload *cur;   /* the upload; handed over when done */
+    bool done;                  /* every body byte has arrived */
+    bool discard;               /* the request was answered first: drop the body */
+    struct evbuffer *stash;     /* bytes after the body, held until the reply */
+    spool_ready_cb cb;          /* the handler waiting for the body */
+    void *cbarg;
+};
+
+void spool_upload_free(struct spool_upload *u)
+{
+    if (!u)
+        return;
+    if (u->path) {
+        unlink(u->path); /* nothing once the handler renamed it */
+        free(u->path);
+    }
+    cJSON_Delete(u->fields);
+    free(u->error);
+    free(u);
+}
+
+/* The file part, on its way to the spool file. */
+static const char *to_file(void *arg, const char *p, size_t n)
+{
+    struct spool_conn *c = arg;
+    if (c->discard)
+        return NULL; /* nobody will read it */
+    EVP_DigestUpdate(c->md, p, n);
+    for (size_t off = 0; off < n;) {
+        ssize_t k = write(c->fd, p + off, n - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return "file: cannot write the upload to disk";
+        off += (size_t)k;
+    }
+    long long size = spool_body_size(c->body) + (long long)n;
+    if (size - c->synced >= SYNC_EVERY) {
+        /* Start writeback without waiting for it (never stall the loop);
+         * the handler's fdatasync, off the loop, then has little left. */
+        if (sync_file_range(c->fd, c->synced, size - c->synced, SYNC_FILE_RANGE_WRITE) != 0)
+            return "file: cannot write the upload to disk";
+        c->synced = size;
+    }
+    return NULL;
+}
+
+void spool_conn_free(struct spool_conn *c)
+{
+    if (!c)
+        return;
+    spool_body_free(c->body);
+    if (c->fd >= 0)
         close(c->fd);
+    EVP_MD_CTX_free(c->md);
+    spool_upload_free(c->cur);
+    if (c->stash)
+        evbuffer_free(c->stash);
+    free(c);
+}
+
+/* The body is complete: close the file and finish the upload. */
+static void body_done(struct spool_conn *c)
+{
+    spool_body_end(c->body);
+    /* No fdatasync here: it would wait for the disk on the loop.  The
+     * handler makes the file durable on the file I/O thread before it
+     * records the dataset (routes/dataset.c). */
+    if (close(c->fd) != 0)
+        spool_body_fail(c->body, "file: cannot write the upload to disk");
     c->fd = -1;
     unsigned char dg[32];
     unsigned int dl = 0;
     EVP_DigestFinal_ex(c->md, dg, &dl);
     for (int i = 0; i < 32; i++)
         snprintf(c->cur->sha256 + 2 * i, 3, "%02x", dg[i]);
-    if (c->cur->error && c->cur->path) {
-        unlink(c->cur->path);
-        free(c->cur->path);
-        c->cur->path = NULL;
+    c->cur->size = spool_body_size(c->body);
+    c->cur->fields = spool_body_fields_take(c->body);
+    const char *err = spool_body_error(c->body);
+    if (err) {
+        c->cur->error = gw_xstrdup(err);
+        if (c->cur->path) {
+            unlink(c->cur->path);
+            free(c->cur->path);
+            c->cur->path = NULL;
+        }
     }
     c->done = true;
 }
 
-/* Header value of name in the block [h, h+len), or NULL; *dup counts repeats. */
+/* Header value of name in the block [h, h+len), or NULL; *count counts repeats. */
 static const char *hdr_find(const char *h, size_t len, const char *name, size_t *vlen, int *count)
 {
     size_t nl = strlen(name);
@@ -351,45 +409,24 @@ static const char *hdr_find(const char *h, size_t len, const char *name, size_t 
 }
 
 /*
- * src starts with a complete request head of hlen bytes (through the empty
- * line).  If it is an upload to stream, take it: returns true and the state
- * is C_BODY.  Otherwise false (it passes through).
+ * h is a complete request head of hlen bytes (through the empty line) that
+ * the guard checked (httphead.h).  If it is an upload to stream, set c up:
+ * returns true.  Otherwise false (it passes through).
  */
-static bool try_take(struct spconn *c, const char *h, size_t hlen)
+static bool try_take(struct spool_conn *c, const char *h, size_t hlen, char **newhead,
+                     size_t *newlen)
 {
     const struct gw_cfg *cfg = c->sp->app->cfg;
     const char *le = memmem(h, hlen, "\r\n", 2);
     size_t pl = sizeof(UPLOAD_PATH) - 1;
-    if (!le || (size_t)(le - h) < 5 + pl || memcmp(h + 5, UPLOAD_PATH, pl) != 0 ||
-        (h[5 + pl] != ' ' && h[5 + pl] != '?'))
+    if (!le || (size_t)(le - h) < 5 + pl || memcmp(h, "POST ", 5) != 0 ||
+        memcmp(h + 5, UPLOAD_PATH, pl) != 0 || (h[5 + pl] != ' ' && h[5 + pl] != '?'))
         return false;
-    /* Only a head evhttp will surely accept is taken over (otherwise it
-     * would drop the connection with the upload half-read): HTTP/1.x, a
-     * target of visible characters, "Name: value" lines of text. */
-    size_t rl = (size_t)(le - h);
-    if (rl < 9 || (memcmp(le - 9, " HTTP/1.1", 9) != 0 && memcmp(le - 9, " HTTP/1.0", 9) != 0))
-        return false;
-    for (const char *p = h + 5; p < le - 9; p++)
-        if (*p <= ' ' || *p > '~')
-            return false;
     const char *hs = le + 2;
     size_t hl = hlen - (size_t)(hs - h) - 2; /* without the final CRLF */
-    for (const char *l = hs; l < hs + hl;) {
-        const char *e = memmem(l, (size_t)(hs + hl - l), "\r\n", 2);
-        if (!e)
-            e = hs + hl;
-        const char *colon = memchr(l, ':', (size_t)(e - l));
-        if (!colon || colon == l)
-            return false;
-        for (const char *p = l; p < e; p++)
-            if ((p < colon && (*p <= ' ' || *p > '~')) || (*p != '\t' && (unsigned char)*p < ' '))
-                return false;
-        l = e + 2;
-    }
     size_t vl = 0;
     int n = 0;
-    const char *te = hdr_find(hs, hl, "Transfer-Encoding", &vl, &n);
-    if (te)
+    if (hdr_find(hs, hl, "Transfer-Encoding", &vl, &n))
         return false;
     const char *cl = hdr_find(hs, hl, "Content-Length", &vl, &n);
     if (!cl || n != 1 || vl == 0 || vl > 15)
@@ -419,7 +456,8 @@ static bool try_take(struct spconn *c, const char *h, size_t hlen)
         b++;
         bl = strcspn(b, "\"");
     }
-    if (bl == 0 || bl > 70)
+    c->body = spool_body_new(b, bl, to_file, c);
+    if (!c->body)
         return false; /* the handler names the fault */
 
     /* Take it: a spool file, and the head evhttp will see afterwards. */
@@ -430,7 +468,7 @@ static bool try_take(struct spconn *c, const char *h, size_t hlen)
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(id + 2 * i, 3, "%02x", rnd[i]);
     char *path = gw_xasprintf("%s/%s", c->sp->dir, id);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         log_kv(LOG_LEVEL_WARN, NULL, "dataset.spool", "cannot create a spool file; upload "
                                                      "buffered in memory", "dir", c->sp->dir, NULL);
@@ -439,23 +477,16 @@ static bool try_take(struct spconn *c, const char *h, size_t hlen)
     }
     c->cur = gw_xcalloc(1, sizeof(*c->cur));
     c->cur->path = path;
-    c->cur->fields = cJSON_CreateObject();
     c->fd = fd;
-    c->synced = 0;
     c->md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
-    c->dlen = (size_t)snprintf(c->delim, sizeof(c->delim), "\r\n--%.*s", (int)bl, b);
-    c->w = gw_xmalloc(WORK + PART_HDR_MAX + sizeof(c->delim) + 2);
-    memcpy(c->w, "\r\n", 2); /* so a delimiter at the very start matches */
-    c->wl = 2;
-    c->mp = MP_PREAMBLE;
     c->left = len;
 
     /* The head again, without the framing of the body it no longer has. */
     size_t cap = hlen + 64;
-    c->head = gw_xmalloc(cap);
+    char *nh = gw_xmalloc(cap);
     size_t o = (size_t)(hs - h);
-    memcpy(c->head, h, o);
+    memcpy(nh, h, o);
     bool expect = false;
     for (const char *l = hs; l < hs + hl;) {
         const char *e = memmem(l, (size_t)(hs + hl - l), "\r\n", 2);
@@ -467,72 +498,70 @@ static bool try_take(struct spconn *c, const char *h, size_t hlen)
         } else if (ll >= 7 && strncasecmp(l, "Expect:", 7) == 0) {
             expect = true;
         } else if (ll > 0) {
-            memcpy(c->head + o, l, ll);
+            memcpy(nh + o, l, ll);
             o += ll;
-            memcpy(c->head + o, "\r\n", 2);
+            memcpy(nh + o, "\r\n", 2);
             o += 2;
         }
         l = e + 2;
     }
-    o += (size_t)snprintf(c->head + o, cap - o, "Content-Length: 0\r\n\r\n");
-    c->head_len = o;
-    c->expect = expect; /* answered in spool_take, when the socket is known */
+    o += (size_t)snprintf(nh + o, cap - o, "Content-Length: 0\r\n\r\n");
+    *newhead = nh;
+    *newlen = o;
+    c->expect = expect; /* answered in spool_take, when the handler is there */
     return true;
 }
 
-/* ---- the connection's input ---------------------------------------------------- */
-
-static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
-
-static void conn_free(struct spconn *c)
+/* Take body bytes from the front of the input. */
+static void take_body(struct spool_conn *c)
 {
-    struct spconn **pp = &c->sp->buckets[bucket_of(c->in)];
-    while (*pp && *pp != c)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = c->hnext;
-    body_reset(c);
-    if (c->stash)
-        evbuffer_free(c->stash);
-    free(c);
-}
-
-/* Take body bytes from the front of buf; when the body is complete, keep
- * what follows (pipelined requests) aside until the reply is sent. */
-static void feed(struct spconn *c, struct evbuffer *buf)
-{
+    struct evbuffer *buf = c->in;
     while (c->left > 0 && evbuffer_get_length(buf) > 0) {
         size_t m = evbuffer_get_length(buf);
         if (m > WORK)
             m = WORK;
         if ((long long)m > c->left)
             m = (size_t)c->left;
-        int got = evbuffer_remove(buf, c->w + c->wl, m);
-        if (got <= 0)
-            break;
-        c->wl += (size_t)got;
-        c->left -= got;
-        parse(c);
-    }
-    if (c->left > 0 || c->done)
-        return;
-    body_done(c);
-    if (c->discard) { /* answered already: the body only had to be read */
-        struct evbuffer *rest = c->stash;
-        c->stash = NULL;
-        conn_free(c);
-        if (rest) {
-            evbuffer_prepend_buffer(buf, rest);
-            evbuffer_free(rest);
+        /* Parse straight from the buffer's chains: the parser copies what
+         * it must keep, nothing is linearised first. */
+        struct evbuffer_iovec v[16];
+        int nv = evbuffer_peek(buf, (ev_ssize_t)m, NULL, v, 16);
+        size_t took = 0;
+        for (int i = 0; i < nv && i < 16 && took < m; i++) {
+            size_t k = v[i].iov_len < m - took ? v[i].iov_len : m - took;
+            spool_body_feed(c->body, v[i].iov_base, k);
+            took += k;
         }
-        return;
+        evbuffer_drain(buf, took);
+        c->left -= (long long)took;
+        if (took == 0)
+            break;
     }
-    if (evbuffer_get_length(buf) > 0) {
+}
+
+bool spool_feed(struct spool_conn *c)
+{
+    if (c->done) {
+        /* more pipelined bytes before the reply: keep them with the rest */
+        if (!c->discard && evbuffer_get_length(c->in) > 0) {
+            if (!c->stash)
+                c->stash = evbuffer_new();
+            evbuffer_add_buffer(c->stash, c->in);
+        }
+        return true;
+    }
+    take_body(c);
+    if (c->left > 0)
+        return false;
+    body_done(c);
+    if (c->discard)
+        return true; /* answered already: what follows is the next request */
+    if (evbuffer_get_length(c->in) > 0) {
         c->stash = evbuffer_new();
-        evbuffer_add_buffer(c->stash, buf);
+        evbuffer_add_buffer(c->stash, c->in);
     }
-    if (c->bev) /* evhttp must not read on while its request is answered */
-        bufferevent_disable(c->bev, EV_READ);
+    /* evhttp must not read on while its request is answered */
+    bufferevent_disable(c->bev, EV_READ);
     if (c->cb) {
         spool_ready_cb cb = c->cb;
         c->cb = NULL;
@@ -540,96 +569,102 @@ static void feed(struct spconn *c, struct evbuffer *buf)
         c->cur = NULL;
         cb(c->cbarg, u, NULL);
     }
+    return true;
 }
 
-/* A new request starts at the front of buf: stream it if it is an upload. */
-static void at_start(struct spool *sp, struct evbuffer *buf)
+bool spool_done(const struct spool_conn *c) { return c->done; }
+
+struct spool_conn *spool_begin(struct spool *sp, struct bufferevent *bev, size_t hlen)
 {
+    if (!sp)
+        return NULL;
+    struct evbuffer *in = bufferevent_get_input(bev);
     static const char pre[] = "POST " UPLOAD_PATH;
-    size_t n = evbuffer_get_length(buf);
+    if (hlen < sizeof(pre) - 1 || evbuffer_get_length(in) < hlen)
+        return NULL;
     char peek[sizeof(pre)];
-    size_t k = n < sizeof(pre) - 1 ? n : sizeof(pre) - 1;
-    evbuffer_copyout(buf, peek, k);
-    if (memcmp(peek, pre, k) != 0) {
-        evbuffer_remove_cb(buf, in_cb, sp); /* not ours: look again after the reply */
-        return;
-    }
-    struct evbuffer_ptr at = evbuffer_search(buf, "\r\n\r\n", 4, NULL);
-    if (at.pos < 0) {
-        if (n > (size_t)sp->app->cfg->http_header_max)
-            evbuffer_remove_cb(buf, in_cb, sp);
-        return; /* the rest of the head is coming (evhttp may take it: then it is not streamed) */
-    }
-    size_t hlen = (size_t)at.pos + 4;
+    evbuffer_copyout(in, peek, sizeof(pre) - 1);
+    if (memcmp(peek, pre, sizeof(pre) - 1) != 0)
+        return NULL; /* the usual case: not an upload */
     char *h = gw_xmalloc(hlen);
-    evbuffer_copyout(buf, h, hlen);
-    struct spconn *c = gw_xcalloc(1, sizeof(*c));
+    evbuffer_copyout(in, h, hlen);
+    struct spool_conn *c = gw_xcalloc(1, sizeof(*c));
     c->sp = sp;
-    c->in = buf;
+    c->bev = bev;
+    c->in = in;
     c->fd = -1;
-    bool taken = try_take(c, h, hlen);
+    char *nh = NULL;
+    size_t nl = 0;
+    bool taken = try_take(c, h, hlen, &nh, &nl);
     free(h);
     if (!taken) {
-        body_reset(c);
-        free(c);
-        evbuffer_remove_cb(buf, in_cb, sp);
-        return;
-    }
-    size_t b = bucket_of(buf);
-    c->hnext = sp->buckets[b];
-    sp->buckets[b] = c;
-    evbuffer_drain(buf, hlen);
-    feed(c, buf);
-    /* evhttp sees the head with an empty body and dispatches it now (the
-     * body bytes that came with it are taken; what follows the body is in
-     * the stash until the reply). */
-    evbuffer_prepend(buf, c->head, c->head_len);
-    free(c->head);
-    c->head = NULL;
-}
-
-static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct spool *sp = arg;
-    if (sp->busy || info->n_added == 0)
-        return;
-    sp->busy = true;
-    struct spconn *c = find(sp, buf);
-    if (!c)
-        at_start(sp, buf);
-    else if (!c->done)
-        feed(c, buf);
-    else if (evbuffer_get_length(buf) > 0) {
-        /* more pipelined bytes before the reply: keep them with the rest */
-        if (!c->stash)
-            c->stash = evbuffer_new();
-        evbuffer_add_buffer(c->stash, buf);
-    }
-    sp->busy = false;
-}
-
-static struct bufferevent *bevcb(struct event_base *base, void *arg)
-{
-    struct spool *sp = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev)
+        spool_conn_free(c);
         return NULL;
-    /* evhttp's read callback only when there is something for it: while an
-     * upload streams, its bytes are taken before evhttp looks. */
-    bufferevent_setwatermark(bev, EV_READ, 1, 0);
-    /* An upload whose connection vanished unseen (no close callback ever
-     * ran) must not be taken for this new connection's: its buffer may sit
-     * at the same address. */
-    struct spconn *stale = find(sp, bufferevent_get_input(bev));
-    if (stale)
-        conn_free(stale);
-    evbuffer_add_cb(bufferevent_get_input(bev), in_cb, sp);
-    return bev;
+    }
+    evbuffer_drain(in, hlen);
+    (void)spool_feed(c); /* the body bytes that came with the head */
+    /* evhttp sees the head with an empty body and dispatches it now (what
+     * follows the body, if it is all in, is in the stash until the reply). */
+    evbuffer_prepend(in, nh, nl);
+    free(nh);
+    return c;
+}
+
+bool spool_reply_sent(struct spool_conn *c)
+{
+    if (!c->done) {
+        /* Answered (refused) before its body was in: read the rest of the
+         * body and drop it, then go on with the next request. */
+        c->discard = true;
+        c->cb = NULL;
+        spool_body_fail(c->body, "body: dropped (the request was answered before it arrived)");
+        return false;
+    }
+    if (c->stash && evbuffer_get_length(c->stash) > 0)
+        evbuffer_prepend_buffer(c->in, c->stash);
+    return true;
+}
+
+void spool_conn_closed(struct spool_conn *c)
+{
+    if (c && c->cb) {
+        spool_ready_cb cb = c->cb;
+        c->cb = NULL;
+        cb(c->cbarg, NULL, "body: the client went away before the upload was complete");
+    }
+}
+
+int spool_take(struct spool_conn *c, struct gw_req *req, spool_ready_cb cb, void *arg,
+               struct spool_upload **out)
+{
+    *out = NULL;
+    if (!c || c->cb || c->discard)
+        return 0;
+    if (c->done) {
+        *out = c->cur;
+        c->cur = NULL;
+        return *out ? 1 : 0;
+    }
+    c->cb = cb;
+    c->cbarg = arg;
+    if (c->expect) {
+        /* The client waits for this before it sends the body; evhttp has
+         * nothing queued on this connection, so write it straight out. */
+        c->expect = false;
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        if (fd >= 0 &&
+            send(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25, MSG_NOSIGNAL | MSG_DONTWAIT) != 25)
+            log_kv(LOG_LEVEL_DEBUG, &req->log, "dataset.spool", "could not send 100 Continue",
+                   NULL);
+    }
+    /* evhttp stopped reading when it dispatched; the body is still coming. */
+    bufferevent_enable(c->bev, EV_READ);
+    return 2;
 }
 
 /* ---- the server's side ------------------------------------------------------------ */
 
-struct spool *spool_new(struct gw_app *app, struct evhttp *http)
+struct spool *spool_new(struct gw_app *app)
 {
     struct spool *sp = gw_xcalloc(1, sizeof(*sp));
     sp->app = app;
@@ -654,7 +689,6 @@ struct spool *spool_new(struct gw_app *app, struct evhttp *http)
     }
     if (d)
         closedir(d);
-    evhttp_set_bevcb(http, bevcb, sp);
     return sp;
 }
 
@@ -662,92 +696,6 @@ void spool_free(struct spool *sp)
 {
     if (!sp)
         return;
-    for (size_t i = 0; i < NBUCKETS; i++)
-        while (sp->buckets[i])
-            conn_free(sp->buckets[i]);
     free(sp->dir);
     free(sp);
-}
-
-static struct evbuffer *input_of(struct evhttp_request *ev, struct bufferevent **bev)
-{
-    struct evhttp_connection *evcon = ev ? evhttp_request_get_connection(ev) : NULL;
-    *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    return *bev ? bufferevent_get_input(*bev) : NULL;
-}
-
-void spool_request_done(struct spool *sp, struct evhttp_request *ev)
-{
-    struct bufferevent *bev;
-    struct evbuffer *in = sp ? input_of(ev, &bev) : NULL;
-    if (!in)
-        return;
-    struct spconn *c = find(sp, in);
-    if (c && !c->done) {
-        /* Answered (refused) before its body was in: read the rest of the
-         * body and drop it, then go on with the next request. */
-        c->discard = true;
-        c->cb = NULL;
-        body_error(c, "body: dropped (the request was answered before it arrived)");
-        return;
-    }
-    bool pipelined = evbuffer_get_length(in) > 0;
-    if (c) {
-        if (c->stash && evbuffer_get_length(c->stash) > 0) {
-            pipelined = true;
-            sp->busy = true; /* not a new arrival: no callback work */
-            evbuffer_prepend_buffer(in, c->stash);
-            sp->busy = false;
-        }
-        conn_free(c);
-    }
-    /* Look at the next request only if its first byte is still to come. */
-    evbuffer_remove_cb(in, in_cb, sp);
-    if (!pipelined)
-        evbuffer_add_cb(in, in_cb, sp);
-}
-
-void spool_conn_closed(struct spool *sp, struct evhttp_connection *evcon)
-{
-    struct bufferevent *bev = sp && evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    struct spconn *c = bev ? find(sp, bufferevent_get_input(bev)) : NULL;
-    if (!c)
-        return;
-    if (c->cb) {
-        spool_ready_cb cb = c->cb;
-        c->cb = NULL;
-        cb(c->cbarg, NULL, "body: the client went away before the upload was complete");
-    }
-    conn_free(c);
-}
-
-int spool_take(struct spool *sp, struct gw_req *req, spool_ready_cb cb, void *arg,
-               struct spool_upload **out)
-{
-    *out = NULL;
-    struct bufferevent *bev;
-    struct evbuffer *in = sp ? input_of(req->ev, &bev) : NULL;
-    struct spconn *c = in ? find(sp, in) : NULL;
-    if (!c || c->cb)
-        return 0;
-    c->bev = bev;
-    if (c->done) {
-        *out = c->cur;
-        c->cur = NULL;
-        return *out ? 1 : 0;
-    }
-    c->cb = cb;
-    c->cbarg = arg;
-    if (c->expect) {
-        /* The client waits for this before it sends the body; evhttp has
-         * nothing queued on this connection, so write it straight out. */
-        c->expect = false;
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        if (fd >= 0 && send(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25, MSG_NOSIGNAL | MSG_DONTWAIT) != 25)
-            log_kv(LOG_LEVEL_DEBUG, &req->log, "dataset.spool", "could not send 100 Continue",
-                   NULL);
-    }
-    /* evhttp stopped reading when it dispatched; the body is still coming. */
-    bufferevent_enable(bev, EV_READ);
-    return 2;
 }

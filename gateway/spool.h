@@ -3,9 +3,9 @@
  *
  * libevent 2.1's evhttp reads a whole request body into memory before the
  * handler runs and offers no per-request hook before the body (that came
- * with 2.2).  So every connection's input buffer gets a callback (the
- * bufferevent comes from evhttp_set_bevcb) that looks at the first bytes of
- * each request.  One request shape is taken over: a POST to
+ * with 2.2).  So the connection guard (gateway/conn.h), which sees every
+ * connection's input first, hands each complete and checked request head to
+ * spool_begin().  One request shape is taken over: a POST to
  * /v2/component/upload/file with a Content-Length within upload.max and a
  * multipart/form-data boundary.  Its head goes on to evhttp with
  * "Content-Length: 0", so the handler runs at once, while the body is taken
@@ -13,26 +13,28 @@
  * are kept (64 KiB each at most), the file part is written to
  * <storage>/.spool/<random> with its SHA-256 computed on the way, and memory
  * stays flat whatever the size.  The handler gets the upload when the last
- * byte is in (spool_take).
+ * byte is in (spool_take).  Anything else passes through untouched, and
+ * evhttp buffers it as usual.
  *
- * Only a request whose first byte arrives when nothing else is pending on
- * the connection is looked at (a fresh connection, or after a reply with no
- * pipelined bytes behind it): then that byte starts a request line and is
- * never body bytes.  A head split across reads, chunked bodies and anything
- * else pass through untouched, and evhttp buffers them as usual.
+ * The multipart parser itself (struct spool_body) is pure: it takes bytes in
+ * any split and hands the file part to a sink; the fuzzer and the unit tests
+ * drive it directly.
+ *
+ * Loop-thread only.
  */
 #ifndef GW_GATEWAY_SPOOL_H
 #define GW_GATEWAY_SPOOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct gw_app;
 struct gw_req;
 struct cJSON;
-struct evhttp;
-struct evhttp_connection;
-struct evhttp_request;
+struct bufferevent;
 struct spool;
+struct spool_conn;
+struct spool_body;
 
 /** An upload spooled to disk, handed to the handler of its request. */
 struct spool_upload {
@@ -46,23 +48,86 @@ struct spool_upload {
 /** The body is in (u, owned by the callee), or the client left (u NULL, why). */
 typedef void (*spool_ready_cb)(void *arg, struct spool_upload *u, const char *why);
 
-/** Per-server state; installs itself on http (evhttp_set_bevcb).  NULL if
- * the spool directory cannot be made (uploads are then buffered). */
-struct spool *spool_new(struct gw_app *app, struct evhttp *http);
-/** Free, after evhttp_free (the connections use it). */
-void spool_free(struct spool *sp);
-
-/** The reply to ev was sent: its connection may start a new request. */
-void spool_request_done(struct spool *sp, struct evhttp_request *ev);
-/** evcon is closing: an upload on it ends (its waiter hears so). */
-void spool_conn_closed(struct spool *sp, struct evhttp_connection *evcon);
+/* ---- the multipart parser (pure) ------------------------------------------- */
 
 /**
- * The spooled upload of req: 0 = none (the body came the usual way), 1 =
- * complete (*out, owned by the caller), 2 = still arriving (cb runs once,
- * later, with it or with the reason there is none).
+ * Where the file part's bytes go: NULL when they were taken, or a message
+ * (static text) that becomes the upload's error.
  */
-int spool_take(struct spool *sp, struct gw_req *req, spool_ready_cb cb, void *arg,
+typedef const char *(*spool_sink_cb)(void *arg, const char *p, size_t n);
+
+/**
+ * A parser for one multipart/form-data body with the given boundary (1..70
+ * bytes, without the leading "--"); NULL for a boundary out of range.  The
+ * form fields other than the file (a part named "file" or with a filename)
+ * are collected as strings, 64 KiB at most each; the one file part goes to
+ * sink as it is parsed.
+ */
+struct spool_body *spool_body_new(const char *boundary, size_t blen, spool_sink_cb sink,
+                                  void *arg);
+void spool_body_free(struct spool_body *b);
+/** Parse n more bytes of the body (any split; copied as needed). */
+void spool_body_feed(struct spool_body *b, const char *p, size_t n);
+/** The body ended: checks the closing delimiter and that a file part came. */
+void spool_body_end(struct spool_body *b);
+/** The first fault found ("body: ...", "file: ..."), or NULL. Borrowed. */
+const char *spool_body_error(const struct spool_body *b);
+/** Record a fault found outside the parser (disk errors); the first one stays. */
+void spool_body_fail(struct spool_body *b, const char *msg);
+/** Bytes of the file part so far. */
+long long spool_body_size(const struct spool_body *b);
+/** The form fields (an object of strings); ownership moves to the caller. */
+struct cJSON *spool_body_fields_take(struct spool_body *b);
+
+/* ---- streaming uploads of one server ---------------------------------------- */
+
+/** Per-server state: a spool directory under app->storage_dir (emptied).
+ *  NULL if it cannot be made (uploads are then buffered by evhttp). */
+struct spool *spool_new(struct gw_app *app);
+/** Free, after every spool_conn of it. NULL-safe. */
+void spool_free(struct spool *sp);
+
+/**
+ * The input of bev starts with a complete request head of hlen bytes that
+ * the connection guard has checked.  If it is an upload to stream, take it
+ * over: the head evhttp sees is replaced by one without a body, the body
+ * bytes already there are taken, and the new per-request state is returned
+ * (owned by the caller, freed with spool_conn_free).  Otherwise NULL and
+ * nothing changes.
+ */
+struct spool_conn *spool_begin(struct spool *sp, struct bufferevent *bev, size_t hlen);
+
+/**
+ * More bytes arrived on the connection: take the body's.  Returns true once
+ * the whole body is in.  Bytes after the body (a pipelined request) are kept
+ * aside until the reply is sent, or, when the request was answered already,
+ * left in the input buffer for the next request.
+ */
+bool spool_feed(struct spool_conn *c);
+
+/** True when the body's last byte came (then spool_feed has nothing to do). */
+bool spool_done(const struct spool_conn *c);
+
+/**
+ * The reply to the request was sent.  Returns true when c is finished (the
+ * bytes kept aside are back in the input buffer; free c), false when the
+ * body is still arriving: it is read and dropped from now on, and
+ * spool_feed says when it ended.
+ */
+bool spool_reply_sent(struct spool_conn *c);
+
+/** The connection closes: a handler waiting for the body hears so. */
+void spool_conn_closed(struct spool_conn *c);
+
+/** Free the state of one streamed request (NULL-safe). */
+void spool_conn_free(struct spool_conn *c);
+
+/**
+ * The spooled upload of req's connection (c may be NULL): 0 = none (the body
+ * came the usual way), 1 = complete (*out, owned by the caller), 2 = still
+ * arriving (cb runs once, later, with it or with the reason there is none).
+ */
+int spool_take(struct spool_conn *c, struct gw_req *req, spool_ready_cb cb, void *arg,
                struct spool_upload **out);
 
 /** Free an upload (and delete its file unless it was moved away). */

@@ -2,7 +2,7 @@
  * dataset.c - datasets under the node's storage root (file:// storage).
  *
  *   POST /v2/component/upload       {file, namespace, name, head?, meta?}: a file on
- *                                   this machine, under upload.source_dir
+ *                                   this machine, under <data_dir>/import/
  *   POST /v2/component/upload/file  multipart/form-data: fields namespace, name
  *                                   (and meta, a JSON object), one file part
  *   GET|POST /v2/component/dataset/query   {namespace, name}
@@ -12,10 +12,20 @@
  * A dataset lives at <storage>/<namespace>/<name>/data, the layout the
  * components read through system.storage; jobs reference it as
  * dataset_id "<namespace>#<name>".  Names are identifiers without '/' and
- * not starting with '.', so nothing can escape the storage root.  Bytes are
- * written to a temporary file in 1 MiB steps (one per loop turn, so the loop
- * keeps serving), hashed with SHA-256, then renamed into place; the
- * t_dataset row is written last.
+ * not starting with '.', so nothing can escape the storage root.
+ *
+ * No file I/O of size runs on the loop: the bytes are copied to a temporary
+ * file in 1 MiB steps on the file I/O thread (gateway/fileio.h), hashed
+ * with SHA-256 on the way; the last step makes the file durable (fdatasync)
+ * and renames it into place; the t_dataset row is written last, back on the
+ * loop.  A multipart body streamed to a spool file (gateway/spool.h) only
+ * needs that last step.
+ *
+ * A path upload opens the named file with O_NONBLOCK | O_NOFOLLOW and looks
+ * at what it opened: only a regular file with a single link is accepted,
+ * so a FIFO cannot hang the node, a symbolic link cannot point elsewhere
+ * and a hard link cannot smuggle in a file from outside import/ (such as
+ * the node's private key).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -31,6 +41,7 @@
 #include "gateway/app.h"
 #include "gateway/cfg.h"
 #include "gateway/db.h"
+#include "gateway/fileio.h"
 #include "gateway/json.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
@@ -44,42 +55,66 @@ static bool part_ok(const char *s)
     return json_is_id(s, 128) && !strchr(s, '#') && !strchr(s, ':');
 }
 
+/*
+ * What the file I/O thread works on: everything a step touches lives here,
+ * never in the request, so the request may go (shutdown) while a step runs;
+ * then the cancelled step's iost is freed when the step ends.
+ */
+struct iost {
+    int src_fd;          /* source: a file... */
+    char *mem_owned;     /* ...or a request body taken from the request */
+    const char *mem;
+    size_t mem_len, mem_off;
+    int dst_fd;          /* the temporary file; -1 once closed */
+    char *tmp, *final, *final_dir;
+    char *buf;
+    EVP_MD_CTX *md;
+    long long step_bytes; /* what the last step copied */
+    const char *stage;    /* what the last failing call was doing */
+};
+
 struct upload {
     struct gw_req *req;
     char *ns, *name, *meta;
-    /* source: an fd, or a memory range of the request body */
-    int src_fd;
-    const char *mem;
-    size_t mem_len, mem_off;
-    int dst_fd;
-    char *tmp, *final_dir, *final;
+    struct iost *io;
+    struct fileio_job *job; /* a step on the I/O thread */
     long long size;
-    EVP_MD_CTX *md;
-    struct event *ev;
-    char *buf;
     struct spool_upload *spooled; /* a multipart body already on disk */
+    char *sha256;
 };
+
+static void iost_free(void *p)
+{
+    struct iost *io = p;
+    if (!io)
+        return;
+    if (io->src_fd >= 0)
+        close(io->src_fd);
+    if (io->dst_fd >= 0)
+        close(io->dst_fd);
+    if (io->tmp) {
+        unlink(io->tmp); /* no-op once renamed */
+        free(io->tmp);
+    }
+    free(io->mem_owned);
+    free(io->final);
+    free(io->final_dir);
+    free(io->buf);
+    EVP_MD_CTX_free(io->md);
+    free(io);
+}
 
 static void upload_free(void *p)
 {
     struct upload *u = p;
-    if (u->ev)
-        event_free(u->ev);
-    if (u->src_fd >= 0)
-        close(u->src_fd);
-    if (u->dst_fd >= 0)
-        close(u->dst_fd);
-    if (u->tmp) {
-        unlink(u->tmp); /* no-op once renamed */
-        free(u->tmp);
-    }
-    EVP_MD_CTX_free(u->md);
+    if (u->job)
+        fileio_cancel(u->job, iost_free); /* the step may still use u->io */
+    else
+        iost_free(u->io);
     free(u->ns);
     free(u->name);
     free(u->meta);
-    free(u->final_dir);
-    free(u->final);
-    free(u->buf);
+    free(u->sha256);
     spool_upload_free(u->spooled);
     free(u);
 }
@@ -100,7 +135,7 @@ static void on_row_written(void *arg, int err, const struct db_res *res, const c
     char *id = gw_xasprintf("%s#%s", u->ns, u->name);
     json_add_str(d, "dataset_id", id);
     free(id);
-    char *uri = gw_xasprintf("file://%s", u->final);
+    char *uri = gw_xasprintf("file://%s", u->io->final);
     json_add_str(d, "uri", uri);
     free(uri);
     json_add_int(d, "size", u->size);
@@ -110,38 +145,15 @@ static void on_row_written(void *arg, int err, const struct db_res *res, const c
     route_reply_ok(u->req, d);
 }
 
-static void fail(struct upload *u, int err, const char *what)
+static void fail_errno(struct upload *u, int err, const char *what, int e)
 {
-    char *m = gw_xasprintf("%s: %s", what, strerror(errno));
+    char *m = gw_xasprintf("%s: %s", what, strerror(e));
     route_reply_err(u->req, err, m);
     free(m);
 }
 
-static void record(struct upload *u, const char *hex);
-
-static void finish_upload(struct upload *u)
-{
-    unsigned char dg[32];
-    unsigned int dl = 0;
-    EVP_DigestFinal_ex(u->md, dg, &dl);
-    char hex[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", dg[i]);
-    if (fsync(u->dst_fd) != 0 || close(u->dst_fd) != 0) {
-        u->dst_fd = -1;
-        fail(u, GW_EINTERNAL, "cannot write the dataset");
-        return;
-    }
-    u->dst_fd = -1;
-    if (rename(u->tmp, u->final) != 0) {
-        fail(u, GW_EINTERNAL, "cannot move the dataset into place");
-        return;
-    }
-    record(u, hex);
-}
-
 /* The dataset is in place: its row (and event) last. */
-static void record(struct upload *u, const char *hex)
+static void record(struct upload *u)
 {
     static const char sql[] =
         "WITH d AS (INSERT INTO t_dataset (namespace, name, uri, size_bytes, sha256, meta)"
@@ -151,41 +163,134 @@ static void record(struct upload *u, const char *hex)
         ", e AS (INSERT INTO t_event (entity, entity_id, to_status, channel, reason)"
         "  SELECT 'dataset', $1 || '#' || $2, 'stored', 'api', $4 || ' bytes' FROM d)"
         " SELECT sha256 FROM d";
-    char *uri = gw_xasprintf("file://%s", u->final);
+    char *uri = gw_xasprintf("file://%s", u->io->final);
     char size[24];
     snprintf(size, sizeof(size), "%lld", u->size);
-    const char *p[6] = {u->ns, u->name, uri, size, hex, u->meta ? u->meta : "{}"};
+    const char *p[6] = {u->ns, u->name, uri, size, u->sha256, u->meta ? u->meta : "{}"};
     int rc = db_query(u->req->app->db, sql, 6, p, on_row_written, u, NULL);
     free(uri);
     if (rc)
         route_reply_err(u->req, rc, "database unavailable");
 }
 
-static void on_step(evutil_socket_t fd, short what, void *arg)
+/* ---- on the file I/O thread --------------------------------------------------- */
+
+/* One step: up to 1 MiB from the source to the temporary file. */
+static long long work_step(void *ctx)
 {
-    (void)fd;
-    (void)what;
-    struct upload *u = arg;
+    struct iost *io = ctx;
     const char *chunk;
     ssize_t n;
-    if (u->src_fd >= 0) {
-        n = read(u->src_fd, u->buf, STEP);
+    if (io->src_fd >= 0) {
+        do
+            n = read(io->src_fd, io->buf, STEP);
+        while (n < 0 && errno == EINTR);
         if (n < 0) {
-            fail(u, GW_EINTERNAL, "file: cannot read");
-            return;
+            io->stage = "file: cannot read";
+            return -errno;
         }
-        chunk = u->buf;
+        chunk = io->buf;
     } else {
-        size_t left = u->mem_len - u->mem_off;
+        size_t left = io->mem_len - io->mem_off;
         n = (ssize_t)(left < STEP ? left : STEP);
-        chunk = u->mem + u->mem_off;
-        u->mem_off += (size_t)n;
+        chunk = io->mem + io->mem_off;
+        io->mem_off += (size_t)n;
     }
-    if (n == 0) {
-        finish_upload(u);
+    io->step_bytes = n;
+    if (n == 0)
+        return 0;
+    EVP_DigestUpdate(io->md, chunk, (size_t)n);
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(io->dst_fd, chunk + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            io->stage = "cannot write the dataset";
+            return -errno;
+        }
+        off += w;
+    }
+    return n;
+}
+
+/* The last step: make the bytes durable, then move them into place. */
+static long long work_finish(void *ctx)
+{
+    struct iost *io = ctx;
+    int fd = io->dst_fd;
+    if (fd < 0) {
+        /* a spooled upload: the spool closed its file */
+        fd = open(io->tmp, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            io->stage = "cannot open the uploaded file";
+            return -errno;
+        }
+    }
+    int rc = fdatasync(fd); /* banned-ok: work_finish runs on the file I/O thread */
+    int e = errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    io->dst_fd = -1;
+    if (rc != 0) {
+        io->stage = "cannot write the dataset";
+        return -e;
+    }
+    if (rename(io->tmp, io->final) != 0) {
+        io->stage = "cannot move the dataset into place";
+        return -errno;
+    }
+    free(io->tmp);
+    io->tmp = NULL;
+    /* The new directory entry survives a crash too. */
+    int dfd = open(io->final_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)!fsync(dfd); /* banned-ok: file I/O thread */
+        close(dfd);
+    }
+    return 0;
+}
+
+/* ---- back on the loop ---------------------------------------------------------- */
+
+static void on_step(void *arg, long long r);
+
+static void on_finished(void *arg, long long r)
+{
+    struct upload *u = arg;
+    u->job = NULL;
+    if (r < 0) {
+        fail_errno(u, GW_EINTERNAL, u->io->stage, (int)-r);
         return;
     }
-    u->size += n;
+    record(u);
+}
+
+static void finish(struct upload *u)
+{
+    u->job = fileio_submit(u->req->app->fileio, work_finish, u->io, on_finished, u);
+}
+
+static void on_step(void *arg, long long r)
+{
+    struct upload *u = arg;
+    u->job = NULL;
+    if (r < 0) {
+        fail_errno(u, GW_EINTERNAL, u->io->stage, (int)-r);
+        return;
+    }
+    if (r == 0) {
+        unsigned char dg[32];
+        unsigned int dl = 0;
+        EVP_DigestFinal_ex(u->io->md, dg, &dl);
+        u->sha256 = gw_xmalloc(65);
+        for (int i = 0; i < 32; i++)
+            snprintf(u->sha256 + 2 * i, 3, "%02x", dg[i]);
+        finish(u);
+        return;
+    }
+    u->size += r;
     if (u->size > u->req->app->cfg->upload_max) {
         char *m = gw_xasprintf("file: larger than upload.max (%lld bytes)",
                                u->req->app->cfg->upload_max);
@@ -193,24 +298,7 @@ static void on_step(evutil_socket_t fd, short what, void *arg)
         free(m);
         return;
     }
-    EVP_DigestUpdate(u->md, chunk, (size_t)n);
-    for (ssize_t off = 0; off < n;) {
-        ssize_t w = write(u->dst_fd, chunk + off, (size_t)(n - off));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            fail(u, GW_EINTERNAL, "cannot write the dataset");
-            return;
-        }
-        off += w;
-    }
-    /* Flush each step as it goes, so the final fsync (on the loop) never
-     * has a whole upload to write back at once. */
-    if (fdatasync(u->dst_fd) != 0) {
-        fail(u, GW_EINTERNAL, "cannot write the dataset");
-        return;
-    }
-    event_active(u->ev, EV_TIMEOUT, 0); /* next step on the next loop turn */
+    u->job = fileio_submit(u->req->app->fileio, work_step, u->io, on_step, u);
 }
 
 static int mkdir1(const char *p)
@@ -218,37 +306,37 @@ static int mkdir1(const char *p)
     return mkdir(p, 0755) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-/* Create directories and the temporary file, then start stepping. */
+/* Create the directories (small metadata calls, fine on the loop). */
 static int make_dirs(struct upload *u)
 {
     struct gw_app *app = u->req->app;
     char *nsdir = gw_xasprintf("%s/%s", app->storage_dir, u->ns);
-    u->final_dir = gw_xasprintf("%s/%s", nsdir, u->name);
-    u->final = gw_xasprintf("%s/data", u->final_dir);
-    int rc = mkdir1(app->storage_dir) || mkdir1(nsdir) || mkdir1(u->final_dir);
+    u->io->final_dir = gw_xasprintf("%s/%s", nsdir, u->name);
+    u->io->final = gw_xasprintf("%s/data", u->io->final_dir);
+    int rc = mkdir1(app->storage_dir) || mkdir1(nsdir) || mkdir1(u->io->final_dir);
+    int e = errno;
     free(nsdir);
     if (rc)
-        fail(u, GW_EINTERNAL, "cannot create the dataset directory");
+        fail_errno(u, GW_EINTERNAL, "cannot create the dataset directory", e);
     return rc;
 }
 
 static void begin(struct upload *u)
 {
-    struct gw_app *app = u->req->app;
     if (make_dirs(u) != 0)
         return;
-    u->tmp = gw_xasprintf("%s/.upload-%s", u->final_dir, u->req->req_id);
-    u->dst_fd = open(u->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (u->dst_fd < 0) {
-        fail(u, GW_EINTERNAL, "cannot create the dataset file");
+    struct iost *io = u->io;
+    io->tmp = gw_xasprintf("%s/.upload-%s", io->final_dir, u->req->req_id);
+    io->dst_fd = open(io->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (io->dst_fd < 0) {
+        fail_errno(u, GW_EINTERNAL, "cannot create the dataset file", errno);
         return;
     }
-    u->md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(u->md, EVP_sha256(), NULL);
-    if (u->src_fd >= 0)
-        u->buf = gw_xmalloc(STEP);
-    u->ev = event_new(app->base, -1, 0, on_step, u);
-    event_active(u->ev, EV_TIMEOUT, 0);
+    io->md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(io->md, EVP_sha256(), NULL);
+    if (io->src_fd >= 0)
+        io->buf = gw_xmalloc(STEP);
+    u->job = fileio_submit(u->req->app->fileio, work_step, io, on_step, u);
 }
 
 static struct upload *upload_new(struct gw_req *req, const char *ns, const char *name,
@@ -256,8 +344,9 @@ static struct upload *upload_new(struct gw_req *req, const char *ns, const char 
 {
     struct upload *u = gw_xcalloc(1, sizeof(*u));
     u->req = req;
-    u->src_fd = -1;
-    u->dst_fd = -1;
+    u->io = gw_xcalloc(1, sizeof(*u->io));
+    u->io->src_fd = -1;
+    u->io->dst_fd = -1;
     u->ns = gw_xstrdup(ns);
     u->name = gw_xstrdup(name);
     u->meta = meta ? json_print(meta) : NULL;
@@ -292,6 +381,92 @@ static bool names(struct gw_req *req, const cJSON *o, const char **ns, const cha
     return true;
 }
 
+/* What a non-regular file is, for the refusal. */
+static const char *kind_of(mode_t m)
+{
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m) || S_ISBLK(m))
+        return "a device";
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+/*
+ * Open the file named by a path upload for reading, or reply with the
+ * reason and return -1.  It must be under <data_dir>/import/ (its directory
+ * resolved), not a symbolic link, a regular file, and have no other link.
+ */
+static int open_import(struct gw_req *req, const char *file)
+{
+    if (strstr(file, "..") || file[0] == '\0') {
+        route_reply_err(req, GW_EINVAL, "file: must not contain '..'");
+        return -1;
+    }
+    char *src = file[0] == '/' ? gw_xstrdup(file)
+                               : gw_xasprintf("%s/import/%s", req->app->cfg->data_dir, file);
+    /* The directory part resolved must lie inside import/ (a symlinked
+     * directory cannot lead out); the last part is opened without
+     * following a link. */
+    char *dir = gw_xstrdup(src);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    char *root = realpath(req->app->cfg->data_dir, NULL);
+    char *rdir = realpath(slash ? dir : ".", NULL);
+    char *imp = root ? gw_xasprintf("%s/import", root) : NULL;
+    bool inside = rdir && imp && (strcmp(rdir, imp) == 0 ||
+                                  (strncmp(rdir, imp, strlen(imp)) == 0 && rdir[strlen(imp)] == '/'));
+    free(root);
+    free(rdir);
+    free(imp);
+    free(dir);
+    if (!inside) {
+        route_reply_err(req, GW_EINVAL,
+                        "file: only files under <data_dir>/import/ can be uploaded by path");
+        free(src);
+        return -1;
+    }
+    /* O_NONBLOCK: opening a FIFO with no writer must not wait (and a FIFO
+     * with one is refused below all the same); O_NOCTTY: a terminal device
+     * never becomes ours. */
+    int fd = open(src, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    int e = errno;
+    struct stat st;
+    char *m = NULL;
+    if (fd < 0 && e == ELOOP)
+        m = gw_xasprintf("file: %s is a symbolic link; copy the file into import/", file);
+    else if (fd < 0 && e == ENOENT)
+        m = gw_xasprintf("file: %s does not exist on this node", src);
+    else if (fd < 0)
+        m = gw_xasprintf("file: cannot open %s: %s", file, strerror(e));
+    else if (fstat(fd, &st) != 0)
+        m = gw_xasprintf("file: cannot stat %s: %s", file, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        m = gw_xasprintf("file: %s is %s, not a regular file", file, kind_of(st.st_mode));
+    else if (st.st_nlink != 1)
+        m = gw_xasprintf("file: %s has %lu hard links; only a file with a single link is "
+                         "accepted (copy it into import/ instead of linking)",
+                         file, (unsigned long)st.st_nlink);
+    free(src);
+    if (m) {
+        route_reply_err(req, fd < 0 && e == ENOENT ? GW_ENOTFOUND : GW_EINVAL, m);
+        free(m);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    /* A regular file: reads block on the disk, not on a writer; clear the
+     * flag all the same so a short read is never taken for the end. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
 void dataset_upload_path(struct gw_req *req)
 {
     struct gw_errbuf eb;
@@ -306,44 +481,11 @@ void dataset_upload_path(struct gw_req *req)
     }
     if (!names(req, req->params, &ns, &name))
         return;
-    /* The file must be a regular file under upload.source_dir (the data
-     * directory's import/ by default), reached without "..". */
-    if (strstr(file, "..") || file[0] == '\0') {
-        route_reply_err(req, GW_EINVAL, "file: must not contain '..'");
+    int fd = open_import(req, file);
+    if (fd < 0)
         return;
-    }
-    char *src = file[0] == '/' ? gw_xstrdup(file) : gw_xasprintf("%s/import/%s", req->app->cfg->data_dir, file);
-    char *root = realpath(req->app->cfg->data_dir, NULL);
-    char *real = realpath(src, NULL);
-    char *imp = root ? gw_xasprintf("%s/import/", root) : NULL;
-    bool inside = real && imp && strncmp(real, imp, strlen(imp)) == 0;
-    free(root);
-    free(imp);
-    if (!real) {
-        char *m = gw_xasprintf("file: %s does not exist on this node", src);
-        route_reply_err(req, GW_ENOTFOUND, m);
-        free(m);
-        free(src);
-        return;
-    }
-    free(src);
-    if (!inside) {
-        route_reply_err(req, GW_EINVAL,
-                        "file: only files under <data_dir>/import/ can be uploaded by path");
-        free(real);
-        return;
-    }
-    int fd = open(real, O_RDONLY | O_CLOEXEC);
-    free(real);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
-        route_reply_err(req, GW_EINVAL, "file: not a readable regular file");
-        return;
-    }
     struct upload *u = upload_new(req, ns, name, meta);
-    u->src_fd = fd;
+    u->io->src_fd = fd;
     begin(u);
 }
 
@@ -395,7 +537,7 @@ static bool form_meta(struct gw_req *req, const cJSON *fields, cJSON **meta)
 }
 
 /* The body was streamed to a spool file as it arrived (gateway/spool.h):
- * check the fields, then move the file into place. */
+ * check the fields, then make the file durable and move it into place. */
 static void upload_spooled(struct gw_req *req, struct spool_upload *sp)
 {
     const char *ns = NULL, *name = NULL;
@@ -413,15 +555,13 @@ static void upload_spooled(struct gw_req *req, struct spool_upload *sp)
     cJSON_Delete(meta);
     u->spooled = sp;
     u->size = sp->size;
+    u->sha256 = gw_xstrdup(sp->sha256);
     if (make_dirs(u) != 0)
         return;
-    if (rename(sp->path, u->final) != 0) {
-        fail(u, GW_EINTERNAL, "cannot move the dataset into place");
-        return;
-    }
-    free(sp->path);
+    /* The I/O thread renames it: the spool no longer owns the file. */
+    u->io->tmp = sp->path;
     sp->path = NULL;
-    record(u, sp->sha256);
+    finish(u);
 }
 
 /* The streamed body is in (or the client left before it was). */
@@ -539,8 +679,13 @@ void dataset_upload_file(struct gw_req *req)
     struct upload *u = upload_new(req, ns, name, meta);
     cJSON_Delete(meta);
     cJSON_Delete(fields);
-    u->mem = file_data;
-    u->mem_len = file_len;
+    /* The I/O thread reads the file part from the body: the body moves
+     * from the request to the upload's I/O state. */
+    u->io->mem_owned = req->body;
+    u->io->mem = file_data;
+    u->io->mem_len = file_len;
+    req->body = NULL;
+    req->body_len = 0;
     begin(u);
 }
 

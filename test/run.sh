@@ -59,6 +59,23 @@ for bin in "$OUT"/test/replay_*; do
     fi
 done
 
+# --- fuzz smoke: each libFuzzer harness for a few seconds ---------------------
+# (built by `make FUZZ=1 fuzz-bins`, which `make test` does; FUZZ_SMOKE_S=0 skips)
+smoke=${FUZZ_SMOKE_S:-10}
+if [ "$smoke" -gt 0 ] && ls build/fuzz/fuzz_* >/dev/null 2>&1; then
+    for bin in build/fuzz/fuzz_*; do
+        [ -x "$bin" ] || continue
+        t=${bin##*/fuzz_}
+        if out=$(sh test/fuzz/run.sh "$smoke" "$t" 2>&1); then
+            passed=$((passed + 1))
+            echo "smoke $t: ${out#fuzz $t: }"
+        else
+            note_fail "fuzz smoke $t"
+            printf '%s\n' "$out"
+        fi
+    done
+fi
+
 # --- integration tests -------------------------------------------------------
 scripts=""
 for s in test/integration/t_*.sh; do

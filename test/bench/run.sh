@@ -22,7 +22,7 @@ trap cleanup EXIT INT TERM
 sh test/support/pg.sh start "$B/pg" >/dev/null
 DSN="host=$B/pg/run dbname=bfia user=postgres"
 PORT=${BENCH_PORT:-18480}
-GW_NODE_ID=JG0100001100000010 GW_HTTP_PORT=$PORT GW_DB_DSN="$DSN" GW_DATA_DIR="$B/data" \
+GW_NODE_ID=JG0100001100000010 GW_HTTP_PORT=$PORT GW_DB_DSN="$DSN" GW_DATA_DIR="$B/data" GW_HTTP_MAX_CONNS_PER_ADDR=0 \
     GW_LOG_LEVEL=${BENCH_LOG_LEVEL:-info} "$GW" -c conf/test.yaml 2>"$B/gw.log" &
 echo $! >"$B/gw.pid"
 for i in $(seq 100); do
@@ -48,6 +48,10 @@ run_wrk "GET /healthz" "http://127.0.0.1:$PORT/healthz"
 run_wrk "GET route/get (1 PostgreSQL row)" "http://127.0.0.1:$PORT/v1/platform/route/get?node_id=JG0100001100000020"
 rss=$(awk '/VmRSS/ {print $2 " " $3}' "/proc/$(cat "$B/gw.pid")/status")
 echo "gateway RSS after the runs: $rss"
+echo "== memory through bursts (kB): 10,000 refused requests; 4,000 60 KB bodies 300 at"
+echo "   a time, and 12 s later; 2,000 connections at once, and 6 s later"
+sh test/support/memburst.sh "$PORT" "$(cat "$B/gw.pid")" build/tools/loadconn | tr '\n' ' '
+echo
 for extra in test/bench/bench_*.sh; do
     [ -f "$extra" ] && sh "$extra"
 done

@@ -48,7 +48,7 @@ static void test_defaults(void **state)
     assert_string_equal(c->log_level, "info");
     cfg_free(c);
     /* node_id has no default */
-    fails_with("", no_env, "node_id is required");
+    fails_with("", no_env, "node_id: required");
 }
 
 static void test_example_file_loads(void **state)
@@ -240,6 +240,113 @@ static void test_diff_and_print(void **state)
     cfg_free(b);
 }
 
+/* ---- SIGHUP: cfg_reload, driven by the key table --------------------------- */
+
+static char *printed(const struct gw_cfg *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cfg_print(c, f);
+    fclose(f);
+    return buf;
+}
+
+struct seen {
+    const char *key;
+    int calls;
+    bool applied;
+};
+
+static void on_key(void *arg, const char *key, bool applied)
+{
+    struct seen *s = arg;
+    s->calls++;
+    s->key = key;
+    s->applied = applied;
+}
+
+/* A config that differs from the defaults in exactly the key `name`, or
+ * NULL if none of the candidate values is valid for it. */
+static struct gw_cfg *differing_in(const struct gw_cfg *base, const char *name)
+{
+    static const char *const candidates[] = {"2", "7", "3", "100", "1000", "debug",
+                                             "10.0.0.0/8", "unix:///tmp/x.sock", "x_y", "1", "2048", "5000", "0"};
+    char envname[128] = "GW_";
+    size_t o = 3;
+    for (const char *p = name; *p && o < sizeof(envname) - 1; p++)
+        envname[o++] = *p == '.' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    envname[o] = '\0';
+    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        char kv[200];
+        snprintf(kv, sizeof(kv), "%s=%s", envname, candidates[i]);
+        char *env[] = {"GW_NODE_ID=JG0100001100000010", kv, NULL};
+        if (strcmp(name, "node_id") == 0)
+            env[0] = kv;
+        struct gw_errbuf eb;
+        gw_errbuf_clear(&eb);
+        struct gw_cfg *c = cfg_load_string(NULL, 0, "t", env, &eb);
+        if (!c)
+            continue;
+        struct seen s = {0};
+        cfg_diff(base, c, on_key, &s);
+        if (s.calls == 1 && strcmp(s.key, name) == 0)
+            return c;
+        cfg_free(c);
+    }
+    return NULL;
+}
+
+static void test_reload_table_driven(void **state)
+{
+    (void)state;
+    /* Every key of the table: a reloadable one takes its new value in the
+     * running config; any other keeps the running value and is reported as
+     * needing a restart. */
+    int tested = 0, reloadable = 0;
+    for (size_t i = 0; i < cfg_key_count(); i++) {
+        const char *name = cfg_key_name(i);
+        struct gw_errbuf eb;
+        struct gw_cfg *cur = load("node_id: JG0100001100000010\n", no_env, &eb);
+        assert_non_null(cur);
+        struct gw_cfg *next = differing_in(cur, name);
+        if (!next) {
+            print_error("no test value for %s\n", name);
+            fail();
+        }
+        char *want_new = printed(next), *want_old = printed(cur);
+        struct seen s = {0};
+        int applied = cfg_reload(cur, next, on_key, &s);
+        cfg_free(next);
+        char *got = printed(cur);
+        assert_int_equal(s.calls, 1);
+        assert_string_equal(s.key, name);
+        assert_int_equal(s.applied, cfg_key_reloadable(name));
+        assert_int_equal(applied, cfg_key_reloadable(name) ? 1 : 0);
+        assert_string_equal(got, cfg_key_reloadable(name) ? want_new : want_old);
+        reloadable += cfg_key_reloadable(name);
+        tested++;
+        free(got);
+        free(want_new);
+        free(want_old);
+        cfg_free(cur);
+    }
+    assert_int_equal((size_t)tested, cfg_key_count());
+    assert_true(reloadable > 20);
+    /* what is derived from a reloaded key moves with it */
+    struct gw_errbuf eb;
+    struct gw_cfg *cur = load("node_id: JG0100001100000010\n", no_env, &eb);
+    struct gw_cfg *next = load("node_id: JG0100001100000010\nhttp:\n  platform_allow: 10.0.0.0/8\n",
+                               no_env, &eb);
+    assert_true(cfg_platform_allowed(cur, "127.0.0.1"));
+    assert_int_equal(cfg_reload(cur, next, NULL, NULL), 1);
+    assert_false(cfg_platform_allowed(cur, "127.0.0.1"));
+    assert_true(cfg_platform_allowed(cur, "10.1.2.3"));
+    cfg_free(next);
+    cfg_free(cur);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_env_overrides),   cmocka_unit_test(test_errors_name_line),
         cmocka_unit_test(test_broken_yaml),     cmocka_unit_test(test_hostile_values),
         cmocka_unit_test(test_diff_and_print), cmocka_unit_test(test_platform_allow),
+        cmocka_unit_test(test_reload_table_driven),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,6 +305,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->transport_idle_s = nc->transport_idle_s;
     c->transport_released_s = nc->transport_released_s;
     c->transport_relay_retries = nc->transport_relay_retries;
+    c->transport_batch_bytes = nc->transport_batch_bytes;
+    c->transport_batch_msgs = nc->transport_batch_msgs;
     SWAP_STR(c->log_level, nc->log_level);
     SWAP_STR(c->routes_file, nc->routes_file);
     cfg_free(nc);

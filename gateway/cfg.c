@@ -97,7 +97,7 @@ static const struct cfg_key keys[] = {
     {"transport.relay_retries", I(transport_relay_retries), "3", 0, 20, true, false},
     {"transport.batch_bytes", L(transport_batch_bytes), "1048576", 131072, 1LL << 26, true, false},
     {"transport.batch_msgs", I(transport_batch_msgs), "512", 1, 10000, true, false},
-    {"transport.relay_lanes", I(transport_relay_lanes), "2", 1, 64, false, false},
+    {"transport.relay_lanes", I(transport_relay_lanes), "1", 1, 64, false, false},
 };
 
 #define NKEYS GW_ARRAY_LEN(keys)

@@ -49,6 +49,7 @@ struct cctx {
     bool batch_form;           /* answer in the batch form (container/chanbatch.h) */
     int relay_form;        /* CHANWIRE_RAW / CHANWIRE_PROTO: how the peer answers */
     bool waiting_pop;
+    const char *h[16];         /* the request's headers by H_* (borrowed from it) */
     struct cctx *prev, *next; /* waiting pops, for the liveness sweep */
 };
 
@@ -102,18 +103,49 @@ static void cctx_free(void *p)
 
 /* ---- headers and answers ------------------------------------------------------ */
 
-/* A header by its standard name, or with '_' for '-' (MESH accepts both). */
-static const char *hget(const struct gw_req *req, const char *name)
+/* The x-ptp-* headers of a request (and Content-Type), read in one pass
+ * over its headers: a name compares case-insensitively, with '_' for '-'
+ * (MESH accepts both; the '-' spelling wins when both come). */
+enum { H_TOPIC, H_SESSION, H_TARGET, H_TARGET_INST, H_TRACE, H_PROVIDER, H_PROVIDER_TYPO,
+       H_SOURCE_INST, H_TOKEN, H_TIMEOUT, H_VERSION, H_SOURCE, H_FROM, H_URI, H_CTYPE, H_MAX };
+static const char *const hnames[H_MAX] = {
+    "x-ptp-topic", "x-ptp-session-id", "x-ptp-target-node-id", "x-ptp-target-inst-id",
+    "x-ptp-trace-id", "x-ptp-tech-provider-code", "x-ptp-tecn-provider-code",
+    "x-ptp-source-inst-id", "x-ptp-token", "x-ptp-timeout", "x-ptp-version",
+    "x-ptp-source-node-id", "x-ptp-from-node-id", "x-ptp-uri", "content-type"};
+
+static void hscan(struct cctx *x)
 {
-    const char *v = server_req_header(req, name);
-    if (v)
-        return v;
-    char alt[64];
-    snprintf(alt, sizeof(alt), "%s", name);
-    for (char *p = alt; *p; p++)
-        if (*p == '-')
-            *p = '_';
-    return server_req_header(req, alt);
+    const struct evkeyvalq *q = x->req->ev ? evhttp_request_get_input_headers(x->req->ev) : NULL;
+    unsigned under = 0;
+    for (const struct evkeyval *kv = q ? q->tqh_first : NULL; kv; kv = kv->next.tqe_next) {
+        const char *k = kv->key;
+        char norm[32];
+        size_t n = 0;
+        bool u = false;
+        for (; k[n] && n < sizeof(norm) - 1; n++) {
+            char ch = k[n];
+            if (ch == '_') {
+                ch = '-';
+                u = true;
+            }
+            norm[n] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        if (k[n] || n < 9)
+            continue;
+        norm[n] = '\0';
+        for (int i = 0; i < H_MAX; i++) {
+            if (strcmp(norm, hnames[i]) != 0)
+                continue;
+            if (i == H_CTYPE && u)
+                break;
+            if (!x->h[i] || ((under >> i) & 1u && !u)) {
+                x->h[i] = kv->value;
+                under = u ? under | (1u << i) : under & ~(1u << i);
+            }
+            break;
+        }
+    }
 }
 
 static const char *qget(const struct gw_req *req, const char *key)
@@ -393,8 +425,9 @@ static void container_call(struct gw_req *req, int api)
 {
     struct cctx *x = cctx_new(req, api);
     struct chan *c = req->app->chan;
-    const char *th = hget(req, "x-ptp-topic");
-    x->dialect = chanwire_dialect_of(server_req_header(req, "Content-Type"), th != NULL);
+    hscan(x);
+    const char *th = x->h[H_TOPIC];
+    x->dialect = chanwire_dialect_of(x->h[H_CTYPE], th != NULL);
     if (!c) {
         answer(x, CHAN_E_SERVER, "the transport is not running on this node", NULL, 0);
         return;
@@ -406,7 +439,7 @@ static void container_call(struct gw_req *req, int api)
     }
     if (oversized(x))
         return;
-    const char *s = hget(req, "x-ptp-session-id");
+    const char *s = x->h[H_SESSION];
     if (!s || !*s) {
         answer(x, CHAN_E_BAD, "x-ptp-session-id: missing", NULL, 0);
         return;
@@ -416,9 +449,9 @@ static void container_call(struct gw_req *req, int api)
         return;
     }
     x->session = gw_xstrdup(s);
-    const char *t = hget(req, "x-ptp-target-node-id");
+    const char *t = x->h[H_TARGET];
     if (!t || !*t)
-        t = hget(req, "x-ptp-target-inst-id"); /* our inst ids are node ids */
+        t = x->h[H_TARGET_INST]; /* our inst ids are node ids */
     if (t && *t) {
         if (!json_is_id(t, 64)) {
             answer(x, CHAN_E_BAD, "x-ptp-target-node-id: not a node id", NULL, 0);
@@ -426,12 +459,12 @@ static void container_call(struct gw_req *req, int api)
         }
         x->target = gw_xstrdup(t);
     }
-    x->trace = gw_xstrdup(hget(req, "x-ptp-trace-id"));
-    x->provider = gw_xstrdup(hget(req, "x-ptp-tech-provider-code"));
+    x->trace = gw_xstrdup(x->h[H_TRACE]);
+    x->provider = gw_xstrdup(x->h[H_PROVIDER]);
     if (!x->provider)
-        x->provider = gw_xstrdup(hget(req, "x-ptp-tecn-provider-code")); /* YACL's spelling */
-    x->src_inst = gw_xstrdup(hget(req, "x-ptp-source-inst-id"));
-    x->dst_inst = gw_xstrdup(hget(req, "x-ptp-target-inst-id"));
+        x->provider = gw_xstrdup(x->h[H_PROVIDER_TYPO]); /* YACL's spelling */
+    x->src_inst = gw_xstrdup(x->h[H_SOURCE_INST]);
+    x->dst_inst = gw_xstrdup(x->h[H_TARGET_INST]);
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
     long long body_timeout = -1;
@@ -484,12 +517,12 @@ static void container_call(struct gw_req *req, int api)
     long long def = api == CHAN_API_PUSH
                         ? req->app->cfg->transport_push_wait_s * 1000LL
                         : 120000; /* pop: the spec's 120 s; release: not waited on */
-    if (chanwire_timeout_ms(qget(req, "timeout"), hget(req, "x-ptp-timeout"), body_timeout, def,
+    if (chanwire_timeout_ms(qget(req, "timeout"), x->h[H_TIMEOUT], body_timeout, def,
                             &x->wait_ms, &eb) != 0) {
         answer(x, CHAN_E_BAD, eb.msg, NULL, 0);
         return;
     }
-    const char *token = hget(req, "x-ptp-token");
+    const char *token = x->h[H_TOKEN];
     const struct chan_cap *cap = token ? chan_cap_cached(c, token) : NULL;
     if (cap) {
         container_go(x, cap);
@@ -870,11 +903,12 @@ void chan_invoke(struct gw_req *req)
     struct cctx *x = cctx_new(req, CHAN_API_INVOKE);
     struct gw_app *app = req->app;
     struct chan *c = app->chan;
-    const char *th = hget(req, "x-ptp-topic");
-    int mode = chanwire_invoke_mode(hget(req, "x-ptp-version"), th);
-    int ct = chanwire_dialect_of(server_req_header(req, "Content-Type"), false);
+    hscan(x);
+    const char *th = x->h[H_TOPIC];
+    int mode = chanwire_invoke_mode(x->h[H_VERSION], th);
+    int ct = chanwire_dialect_of(x->h[H_CTYPE], false);
     x->dialect = mode == CHANWIRE_M_RAW ? CHANWIRE_RAW : ct ? ct : CHANWIRE_JSON;
-    const char *ctype = server_req_header(req, "Content-Type");
+    const char *ctype = x->h[H_CTYPE];
     x->batch_form = ctype && strncasecmp(ctype, CHANBATCH_CONTENT_TYPE,
                                          sizeof(CHANBATCH_CONTENT_TYPE) - 1) == 0;
     if (!c) {
@@ -886,9 +920,9 @@ void chan_invoke(struct gw_req *req)
     /* Who sends: the signed caller (route auth checked it), or, from a peer
      * that signs nothing, the node it names; a node whose route requires
      * signatures cannot be named without one. */
-    const char *src = hget(req, "x-ptp-source-node-id");
+    const char *src = x->h[H_SOURCE];
     if (!src)
-        src = hget(req, "x-ptp-from-node-id");
+        src = x->h[H_FROM];
     const char *caller = req->caller;
     if (caller && src && strcmp(caller, src) != 0) {
         answer(x, CHAN_E_BAD, "x-ptp-source-node-id: differs from the calling node", NULL, 0);
@@ -911,7 +945,7 @@ void chan_invoke(struct gw_req *req)
         return;
     }
     x->peer = gw_xstrdup(from);
-    const char *tgt = hget(req, "x-ptp-target-node-id");
+    const char *tgt = x->h[H_TARGET];
     if (tgt && *tgt && strcmp(tgt, app->cfg->node_id) != 0) {
         answer(x, CHAN_E_NONET, "x-ptp-target-node-id: not this node (messages are not routed "
                "further)", NULL, 0);
@@ -929,13 +963,13 @@ void chan_invoke(struct gw_req *req)
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
     if (mode == CHANWIRE_M_RAW) {
-        if (pick(x, qs, hget(req, "x-ptp-session-id"), "x-ptp-session-id", &x->session) ||
+        if (pick(x, qs, x->h[H_SESSION], "x-ptp-session-id", &x->session) ||
             pick(x, qt, th, "x-ptp-topic", &x->topic))
             return;
         x->payload = server_req_body_take(req, &x->len);
     } else {
-        int op = chanwire_uri_op(hget(req, "x-ptp-uri"));
-        if (op != CHANWIRE_PUSH && !(op < 0 && !hget(req, "x-ptp-uri"))) {
+        int op = chanwire_uri_op(x->h[H_URI]);
+        if (op != CHANWIRE_PUSH && !(op < 0 && !x->h[H_URI])) {
             answer(x, CHAN_E_NOTPERMIT, "x-ptp-uri: only pushes may be invoked here (a peer "
                    "never reads this node's queues)", NULL, 0);
             return;
@@ -945,7 +979,7 @@ void chan_invoke(struct gw_req *req)
             answer(x, ct == CHANWIRE_PROTO ? CHAN_E_CODEC : CHAN_E_BAD, eb.msg, NULL, 0);
             return;
         }
-        const char *s = hget(req, "x-ptp-session-id");
+        const char *s = x->h[H_SESSION];
         x->session = gw_xstrdup(s ? s : chanwire_meta(&b, "x-ptp-session-id"));
         x->topic = b.topic;
         b.topic = NULL;
@@ -964,7 +998,7 @@ void chan_invoke(struct gw_req *req)
         return;
     }
     x->scope = gw_xstrdup(task ? task : "");
-    if (chanwire_timeout_ms(qget(req, "timeout"), hget(req, "x-ptp-timeout"), -1,
+    if (chanwire_timeout_ms(qget(req, "timeout"), x->h[H_TIMEOUT], -1,
                             app->cfg->transport_push_wait_s * 1000LL, &x->wait_ms, &eb) != 0) {
         answer(x, CHAN_E_BAD, eb.msg, NULL, 0);
         return;

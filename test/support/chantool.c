@@ -11,6 +11,8 @@
  *   chantool popmany  URL TOKEN SESSION PEER TOPIC N SIZE                 -> "ok N" | what broke
  *   chantool body push|encap json|proto TOPIC FILE                        -> body on stdout
  *   chantool answer raw|json|proto FILE                                   -> code [payload bytes]
+ *   chantool batch OUT [SESSION SCOPE|- TOPIC FILE]...   (a batch body, container/chanbatch.h)
+ *   chantool batchanswer FILE N                          -> whole code, then each message's code
  *   chantool benchpush URL TOKEN SESSION TARGET TOPIC N SIZE              -> seconds
  *   chantool benchpop  URL TOKEN SESSION PEER TOPIC N                     -> seconds p50_us p99_us
  *   chantool post URL N SIZE       (the baseline: plain POSTs)            -> seconds
@@ -32,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "container/chanbatch.h"
 #include "gateway/json.h"
 #include "routes/chanwire.h"
 
@@ -584,6 +587,41 @@ int main(int argc, char **argv)
         }
         fwrite(b, 1, bl, stdout);
         free(b);
+        free(data);
+        return 0;
+    }
+    if (strcmp(cmd, "batch") == 0 && argc >= 3 && (argc - 3) % 4 == 0) {
+        size_t n = (size_t)(argc - 3) / 4, bl;
+        struct chanbatch_out *m = calloc(n ? n : 1, sizeof(*m));
+        for (size_t i = 0; i < n; i++) {
+            char **a = argv + 3 + 4 * i;
+            m[i] = (struct chanbatch_out){a[0], strcmp(a[1], "-") == 0 ? "" : a[1], a[2], 5000,
+                                          NULL, 0};
+            m[i].payload = slurp(a[3], &m[i].len);
+        }
+        void *b = chanbatch_encode(m, n, &bl);
+        FILE *f = fopen(argv[2], "wb");
+        if (!f || fwrite(b, 1, bl, f) != bl || fclose(f) != 0)
+            return 2;
+        for (size_t i = 0; i < n; i++)
+            free((void *)m[i].payload);
+        free(m);
+        free(b);
+        return 0;
+    }
+    if (strcmp(cmd, "batchanswer") == 0 && argc >= 4) {
+        size_t n, k = (size_t)atol(argv[3]);
+        char *data = slurp(argv[2], &n);
+        struct chanbatch_res whole, *res = calloc(k ? k : 1, sizeof(*res));
+        if (chanbatch_parse_answer(data, n, k, &whole, res) != 0) {
+            printf("bad-answer\n");
+        } else {
+            printf("%s", whole.code);
+            for (size_t i = 0; strcmp(whole.code, CHAN_OK) == 0 && i < k; i++)
+                printf(" %s", res[i].code);
+            printf("\n");
+        }
+        free(res);
         free(data);
         return 0;
     }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "chan_store.h"
+#include "chanbatch.h"
 #include "chanq.h"
 #include "gateway/app.h"
 #include "gateway/cfg.h"
@@ -152,6 +153,9 @@ struct chan {
     void *hook_arg;
     unsigned long long answers[CHAN_API_MAX][14];
     unsigned long long relay_ok, relay_fail;
+    unsigned long long relay_batches, relay_singles;
+    struct peerq *peerqs;           /* per peer of ours: the lanes of the batched relay */
+    chan_raw_answer_fn raw_answer;
 };
 
 long long chan_now(void) { return gw_now_mono_ms(); }
@@ -196,7 +200,8 @@ static int load_key(const char *dir, uint8_t key[CHAN_KEY_LEN], struct gw_errbuf
             rc = gw_errf(eb, GW_EINTERNAL, "no random bytes for the channel key");
         } else {
             fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            if (fd < 0 || write(fd, key, CHAN_KEY_LEN) != CHAN_KEY_LEN || fsync(fd) != 0)
+            if (fd < 0 || write(fd, key, CHAN_KEY_LEN) != CHAN_KEY_LEN ||
+                fsync(fd) != 0) /* banned-ok: start-up, before the loop runs (chan_new) */
                 rc = gw_errf(eb, GW_EINTERNAL, "cannot write %s: %s", path, strerror(errno));
             if (fd >= 0)
                 close(fd);
@@ -210,6 +215,7 @@ static int load_key(const char *dir, uint8_t key[CHAN_KEY_LEN], struct gw_errbuf
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 static void on_sweep(evutil_socket_t fd, short what, void *arg);
+static void peerqs_free(struct chan *c);
 
 struct chan *chan_new(struct gw_app *app, struct gw_errbuf *eb)
 {
@@ -271,6 +277,7 @@ void chan_free(struct chan *c)
         struct chan_relay *r = c->relays;
         chan_relay_cancel(c, r);
     }
+    peerqs_free(c);
     chanq_free(c->q); /* waiting requests hear CHANQ_GONE */
     for (int b = 0; b < NBUCKETS; b++) {
         while (c->caps[b]) {
@@ -925,6 +932,413 @@ void chan_relay_done(struct chan *c, bool ok)
         c->relay_fail++;
 }
 
+/* ---- sending to gateways of ours (batched) --------------------------------------------- */
+
+#define SOLO_MIN (64 * 1024)   /* messages this large go alone, uncopied */
+#define NOBATCH_MS 60000       /* a peer that did not answer a batch gets singles this long */
+
+struct chan_send {
+    struct lane *lane;
+    char *session, *scope, *topic, *trace, *provider;
+    long long timeout_ms;
+    void *data;
+    size_t len;
+    chan_send_cb cb;
+    void *arg;
+    bool flying;               /* in a request (or being answered): not in the lane's queue */
+    struct chan_send *prev, *next;
+};
+
+struct lane {
+    struct peerq *pq;
+    struct chan_send *head, *tail; /* waiting to go, in arrival order */
+    struct chan_send *fly;         /* the messages of the request in flight, in order */
+    size_t nfly;
+    bool batched;                  /* that request is a batch (else one raw message) */
+    bool kicking;
+    struct httpc_req *h;
+    void *body;
+    struct event *kick;
+};
+
+struct peerq {
+    struct chan *c;
+    char *peer;
+    int nlanes;
+    struct lane *lanes;
+    long long nobatch_until;
+    struct peerq *next;
+};
+
+static void send_free(struct chan_send *s)
+{
+    free(s->session);
+    free(s->scope);
+    free(s->topic);
+    free(s->trace);
+    free(s->provider);
+    free(s->data);
+    free(s);
+}
+
+static void lane_unlink(struct lane *l, struct chan_send *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        l->head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        l->tail = s->prev;
+    s->prev = s->next = NULL;
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg);
+
+static struct peerq *peerq_get(struct chan *c, const char *peer)
+{
+    for (struct peerq *p = c->peerqs; p; p = p->next)
+        if (strcmp(p->peer, peer) == 0)
+            return p;
+    struct peerq *p = gw_xcalloc(1, sizeof(*p));
+    p->c = c;
+    p->peer = gw_xstrdup(peer);
+    p->nlanes = c->app->cfg->transport_relay_lanes > 0 ? c->app->cfg->transport_relay_lanes : 1;
+    p->lanes = gw_xcalloc((size_t)p->nlanes, sizeof(*p->lanes));
+    for (int i = 0; i < p->nlanes; i++) {
+        p->lanes[i].pq = p;
+        p->lanes[i].kick = event_new(c->app->base, -1, 0, on_kick, &p->lanes[i]);
+    }
+    p->next = c->peerqs;
+    c->peerqs = p;
+    return p;
+}
+
+static void peerqs_free(struct chan *c)
+{
+    while (c->peerqs) {
+        struct peerq *p = c->peerqs;
+        c->peerqs = p->next;
+        for (int i = 0; i < p->nlanes; i++) {
+            struct lane *l = &p->lanes[i];
+            httpc_cancel(l->h);
+            free(l->body);
+            for (struct chan_send *s = l->fly, *n; s; s = n) {
+                n = s->next;
+                send_free(s);
+            }
+            for (struct chan_send *s = l->head, *n; s; s = n) {
+                n = s->next;
+                send_free(s);
+            }
+            event_free(l->kick);
+        }
+        free(p->lanes);
+        free(p->peer);
+        free(p);
+    }
+}
+
+void chan_set_raw_answer(struct chan *c, chan_raw_answer_fn fn) { c->raw_answer = fn; }
+
+static unsigned lane_of(const char *session, const char *scope, const char *topic)
+{
+    unsigned h = 2166136261u;
+    const char *parts[3] = {session, scope, topic};
+    for (int i = 0; i < 3; i++) {
+        for (const char *s = parts[i]; *s; s++)
+            h = (h ^ (unsigned char)*s) * 16777619u;
+        h = (h ^ 0xffu) * 16777619u;
+    }
+    return h;
+}
+
+const char *chan_send(struct chan *c, struct chan_send_req *r, chan_send_cb cb, void *arg,
+                      struct chan_send **out)
+{
+    if (!peers_find(c->app->peers, r->peer) || !c->app->base) {
+        free(r->data);
+        r->data = NULL;
+        return CHAN_E_NONET;
+    }
+    struct peerq *p = peerq_get(c, r->peer);
+    struct chan_send *s = gw_xcalloc(1, sizeof(*s));
+    s->session = gw_xstrdup(r->session);
+    s->scope = gw_xstrdup(r->scope ? r->scope : "");
+    s->topic = gw_xstrdup(r->topic ? r->topic : "");
+    s->trace = r->trace ? gw_xstrdup(r->trace) : NULL;
+    s->provider = r->provider ? gw_xstrdup(r->provider) : NULL;
+    s->timeout_ms = r->timeout_ms;
+    s->data = r->data;
+    s->len = r->len;
+    r->data = NULL;
+    s->cb = cb;
+    s->arg = arg;
+    struct lane *l = &p->lanes[lane_of(s->session, s->scope, s->topic) % (unsigned)p->nlanes];
+    s->lane = l;
+    s->prev = l->tail;
+    if (l->tail)
+        l->tail->next = s;
+    else
+        l->head = s;
+    l->tail = s;
+    /* Sent on the next turn of the loop, not now: pushes that arrive in the
+     * same turn go together, and no callback runs inside this call. */
+    if (!l->h && !l->kicking) {
+        l->kicking = true;
+        event_active(l->kick, 0, 0);
+    }
+    if (out)
+        *out = s;
+    return NULL;
+}
+
+void chan_send_cancel(struct chan *c, struct chan_send *s)
+{
+    (void)c;
+    if (!s)
+        return;
+    if (s->flying) {
+        s->cb = NULL; /* freed when its request ends */
+        return;
+    }
+    lane_unlink(s->lane, s);
+    send_free(s);
+}
+
+/* Percent-encode s for a query value (unreserved characters kept). */
+static char *qesc(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *o = gw_xmalloc(strlen(s) * 3 + 1), *p = o;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            *p++ = (char)ch;
+        } else {
+            *p++ = '%';
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 15];
+        }
+    }
+    *p = '\0';
+    return o;
+}
+
+static void on_lane_done(void *arg, const struct httpc_resp *hr);
+
+/* Answer every message of list (a detached chain) with code and msg. */
+static void finish_all(struct chan_send *list, const char *code, const char *msg)
+{
+    for (struct chan_send *s = list, *n; s; s = n) {
+        n = s->next;
+        if (s->cb)
+            s->cb(s->arg, code, msg);
+        send_free(s);
+    }
+}
+
+static void lane_kick(struct lane *l)
+{
+    struct peerq *p = l->pq;
+    struct chan *c = p->c;
+    struct gw_app *app = c->app;
+    if (l->h || !l->head)
+        return;
+    bool batch = l->head->len < SOLO_MIN && chan_now() >= p->nobatch_until;
+    size_t max_msgs = batch ? (size_t)app->cfg->transport_batch_msgs : 1;
+    size_t max_bytes = (size_t)app->cfg->transport_batch_bytes;
+    size_t n = 0, bytes = CHANBATCH_HDR;
+    long long wait = 0;
+    struct chan_send *last = NULL;
+    for (struct chan_send *s = l->head; s && n < max_msgs; s = s->next) {
+        struct chanbatch_out o = {s->session, s->scope, s->topic, s->timeout_ms, s->data, s->len};
+        size_t rs = chanbatch_rec_size(&o);
+        if (n && (s->len >= SOLO_MIN || bytes + rs > max_bytes))
+            break;
+        bytes += rs;
+        n++;
+        last = s;
+        if (s->timeout_ms > wait)
+            wait = s->timeout_ms;
+    }
+    /* detach head..last as the request's messages */
+    struct chan_send *fly = l->head;
+    l->head = last->next;
+    if (l->head)
+        l->head->prev = NULL;
+    else
+        l->tail = NULL;
+    last->next = NULL;
+    for (struct chan_send *s = fly; s; s = s->next)
+        s->flying = true;
+    const char *me = app->cfg->node_id;
+    char src[160], dst[160];
+    snprintf(src, sizeof(src), "x-ptp-source-node-id: %s", me);
+    snprintf(dst, sizeof(dst), "x-ptp-target-node-id: %s", p->peer);
+    int rc;
+    long tmo = (long)(wait + app->cfg->peer_timeout_ms);
+    if (batch) {
+        unsigned char *b = gw_xmalloc(bytes), *q = b + CHANBATCH_HDR;
+        chanbatch_put_header(b, (uint32_t)n);
+        for (struct chan_send *s = fly; s; s = s->next) {
+            struct chanbatch_out o = {s->session, s->scope, s->topic, s->timeout_ms, s->data,
+                                      s->len};
+            q = chanbatch_put_rec(q, &o);
+        }
+        const char *h[] = {"Content-Type: " CHANBATCH_CONTENT_TYPE, src, dst,
+                           "x-ptp-tech-provider-code: BFIA-GW", NULL};
+        l->body = b;
+        rc = peer_call_raw(app, p->peer, CHANBATCH_PATH, h, b, bytes, true, tmo,
+                           app->cfg->transport_relay_retries, on_lane_done, l, &l->h);
+        c->relay_batches++;
+    } else {
+        /* one message, the raw invoke form; session, topic and task in the
+         * signed query (chan.c of the receiver checks them against the headers) */
+        struct chan_send *s = fly;
+        char *qs = qesc(s->session), *qt = qesc(s->topic), *qk = qesc(s->scope);
+        char *path = gw_xasprintf("/v1/interconn/chan/invoke?session=%s&topic=%s&task=%s"
+                                  "&timeout=%lld", qs, qt, qk, (s->timeout_ms + 999) / 1000);
+        free(qs);
+        free(qt);
+        free(qk);
+        char *hv[8];
+        int k = 0;
+        hv[k++] = gw_xasprintf("x-ptp-tech-provider-code: %s", s->provider ? s->provider : "BFIA-GW");
+        hv[k++] = gw_xasprintf("x-ptp-trace-id: %s", s->trace ? s->trace : "");
+        /* the session id as x-ptp-token (FATE-Flow's value): the task's
+         * capability never leaves this node */
+        hv[k++] = gw_xasprintf("x-ptp-token: %s", s->session);
+        hv[k++] = gw_xasprintf("x-ptp-session-id: %s", s->session);
+        hv[k++] = gw_xasprintf("x-ptp-topic: %s", *s->topic ? s->topic : "-");
+        hv[k++] = gw_xasprintf("x-ptp-timeout: %lld", s->timeout_ms);
+        const char *h[] = {"Content-Type: application/octet-stream", src, dst, hv[0], hv[1], hv[2],
+                           hv[3], hv[4], hv[5], NULL};
+        rc = peer_call_raw(app, p->peer, path, h, s->data, s->len, true, tmo,
+                           app->cfg->transport_relay_retries, on_lane_done, l, &l->h);
+        for (int i = 0; i < k; i++)
+            free(hv[i]);
+        free(path);
+        c->relay_singles++;
+    }
+    if (rc != 0) {
+        free(l->body);
+        l->body = NULL;
+        l->h = NULL;
+        finish_all(fly, rc == GW_ENOTFOUND ? CHAN_E_NONET : CHAN_E_SERVER,
+                   rc == GW_ENOTFOUND ? "no route to the target node" : "cannot relay now");
+        chan_relay_done(c, false);
+        event_active(l->kick, 0, 0); /* the rest of the lane */
+        return;
+    }
+    l->fly = fly;
+    l->nfly = n;
+    l->batched = batch;
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct lane *l = arg;
+    l->kicking = false;
+    lane_kick(l);
+}
+
+static void on_lane_done(void *arg, const struct httpc_resp *hr)
+{
+    struct lane *l = arg;
+    struct peerq *p = l->pq;
+    struct chan *c = p->c;
+    struct chan_send *fly = l->fly;
+    size_t n = l->nfly;
+    bool batched = l->batched;
+    l->h = NULL;
+    l->fly = NULL;
+    l->nfly = 0;
+    free(l->body);
+    l->body = NULL;
+    char msg[320];
+    if (hr->err) {
+        /* the peer is down: what waits behind this request in the lane would
+         * only wait for the same retries; it fails now too */
+        snprintf(msg, sizeof(msg), "node %.64s unreachable after %d attempts: %.150s", p->peer,
+                 hr->attempts, hr->errmsg);
+        struct chan_send *rest = l->head;
+        l->head = l->tail = NULL;
+        for (struct chan_send *s = rest; s; s = s->next)
+            s->flying = true;
+        c->relay_fail += n;
+        finish_all(fly, CHAN_E_UNREACHABLE, msg);
+        finish_all(rest, CHAN_E_UNREACHABLE, msg);
+        return;
+    }
+    if (batched) {
+        struct chanbatch_res whole, *res = gw_xcalloc(n, sizeof(*res));
+        if (chanbatch_parse_answer(hr->body, hr->body_len, n, &whole, res) != 0) {
+            /* not a batch answer: a gateway of ours from before batches (it
+             * refused the form: nothing was enqueued), or the request itself
+             * refused (then the single form says why).  Singles for a while,
+             * these first, in their order. */
+            free(res);
+            p->nobatch_until = chan_now() + NOBATCH_MS;
+            char st[16];
+            snprintf(st, sizeof(st), "%ld", hr->status);
+            log_kv(LOG_LEVEL_WARN, NULL, "transport.nobatch",
+                   "peer did not answer a batch; single messages to it for a minute", "peer",
+                   p->peer, "status", st, NULL);
+            struct chan_send *t = fly;
+            while (t->next)
+                t = t->next;
+            for (struct chan_send *s = fly; s; s = s->next)
+                s->flying = false;
+            t->next = l->head;
+            if (l->head)
+                l->head->prev = t;
+            else
+                l->tail = t;
+            l->head = fly;
+            for (struct chan_send *s = fly, *prev = NULL; s; prev = s, s = s->next)
+                s->prev = prev;
+            /* cancelled ones need not go */
+            for (struct chan_send *s = l->head, *nx; s; s = nx) {
+                nx = s->next;
+                if (!s->cb) {
+                    lane_unlink(l, s);
+                    send_free(s);
+                }
+            }
+            lane_kick(l);
+            return;
+        }
+        size_t i = 0;
+        bool whole_ok = strcmp(whole.code, CHAN_OK) == 0;
+        for (struct chan_send *s = fly, *nx; s; s = nx, i++) {
+            nx = s->next;
+            const char *code = whole_ok ? res[i].code : whole.code;
+            const char *m = whole_ok ? res[i].msg : whole.msg;
+            chan_relay_done(c, strcmp(code, CHAN_OK) == 0);
+            if (s->cb)
+                s->cb(s->arg, code, m);
+            send_free(s);
+        }
+        free(res);
+    } else {
+        char code[32];
+        if (!c->raw_answer ||
+            c->raw_answer(hr->body, hr->body_len, code, msg, sizeof(msg)) != 0) {
+            snprintf(code, sizeof(code), "%s", CHAN_E_UNREACHABLE);
+            snprintf(msg, sizeof(msg), "node %.64s answered HTTP %ld without a transport answer",
+                     p->peer, hr->status);
+        }
+        chan_relay_done(c, strcmp(code, CHAN_OK) == 0);
+        finish_all(fly, code, msg);
+    }
+    lane_kick(l);
+}
+
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 static const char *const codes[] = {CHAN_OK,           CHAN_E_BAD,      CHAN_E_AUTH,
@@ -985,11 +1399,16 @@ void chan_metrics(const struct chan *c, FILE *out)
             "# TYPE gateway_transport_relays_total counter\n"
             "gateway_transport_relays_total{outcome=\"ok\"} %llu\n"
             "gateway_transport_relays_total{outcome=\"error\"} %llu\n"
+            "# HELP gateway_transport_relay_requests_total Relay requests to peers of ours: batches, and messages sent alone.\n"
+            "# TYPE gateway_transport_relay_requests_total counter\n"
+            "gateway_transport_relay_requests_total{form=\"batch\"} %llu\n"
+            "gateway_transport_relay_requests_total{form=\"single\"} %llu\n"
             "# HELP gateway_transport_answers_total Channel API answers by operation and code.\n"
             "# TYPE gateway_transport_answers_total counter\n",
             st.sessions, st.queues, st.msgs, st.bytes, st.wait_bytes, st.pop_waiters,
             st.push_waiters, st.released, st.pushes, st.pops, st.timeouts, st.full,
-            st.refused_released, st.expired, st.dropped, c->relay_ok, c->relay_fail);
+            st.refused_released, st.expired, st.dropped, c->relay_ok, c->relay_fail,
+            c->relay_batches, c->relay_singles);
     for (int a = 0; a < CHAN_API_MAX; a++)
         for (size_t i = 0; i < GW_ARRAY_LEN(codes); i++)
             if (c->answers[a][i])

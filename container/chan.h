@@ -190,6 +190,51 @@ void chan_relay_cancel(struct chan *c, struct chan_relay *r);
 /** Count a relay's outcome (metrics). */
 void chan_relay_done(struct chan *c, bool ok);
 
+/* ---- sending to gateways of ours (batched) ------------------------------------------ */
+
+/*
+ * A push for a peer of the standard profile goes through that peer's lanes
+ * (transport.relay_lanes; a message's lane is fixed by its session, scope
+ * and topic, so their order holds).  A lane has at most one request in
+ * flight; pushes arriving meanwhile wait in the lane and go together in the
+ * next request (container/chanbatch.h: at most transport.batch_msgs and
+ * transport.batch_bytes), signed once.  A message of 64 KiB or more goes
+ * alone in the raw invoke form (not copied).  A peer that does not answer
+ * in the batch form (an older gateway) gets single messages for a minute.
+ * A request that fails after transport.relay_retries fails its messages and
+ * those waiting behind them in the lane with E0000000607.
+ */
+struct chan_send;
+
+struct chan_send_req {
+    const char *peer;            /* target node id (must have a route) */
+    const char *session, *scope, *topic;
+    const char *trace, *provider; /* headers when the message goes alone (may be NULL) */
+    long long timeout_ms;        /* how long the receiver may wait for room */
+    void *data;                  /* the payload, taken (freed when done) */
+    size_t len;
+};
+
+/* The outcome of one message: a transport code and message. */
+typedef void (*chan_send_cb)(void *arg, const char *code, const char *msg);
+
+/**
+ * Queue a message for peer.  Returns NULL and cb runs once later, or a code
+ * now (E0000000618: no route) and cb will not run; the payload is taken
+ * either way.
+ */
+const char *chan_send(struct chan *c, struct chan_send_req *r, chan_send_cb cb, void *arg,
+                      struct chan_send **out);
+
+/** Forget a message's outcome: cb will not run. */
+void chan_send_cancel(struct chan *c, struct chan_send *s);
+
+/* How a raw (dialect B) answer is read (routes/chanwire.h chanwire_parse_answer
+ * for CHANWIRE_RAW); set by the HTTP side, which knows the wire forms. */
+typedef int (*chan_raw_answer_fn)(const void *body, size_t len, char code[32], char *msg,
+                                  size_t msgsz);
+void chan_set_raw_answer(struct chan *c, chan_raw_answer_fn fn);
+
 /* ---- metrics ------------------------------------------------------------------------ */
 
 enum chan_api { CHAN_API_PUSH, CHAN_API_POP, CHAN_API_PEEK, CHAN_API_RELEASE, CHAN_API_INVOKE,

@@ -110,6 +110,9 @@ static const struct cfg_key keys[] = {
     {"transport.idle_s", I(transport_idle_s), "600", 1, 86400 * 7, true, false},
     {"transport.released_s", I(transport_released_s), "1800", 1, 86400 * 7, true, false},
     {"transport.relay_retries", I(transport_relay_retries), "3", 0, 20, true, false},
+    {"transport.batch_bytes", L(transport_batch_bytes), "1048576", 131072, 1LL << 26, true, false},
+    {"transport.batch_msgs", I(transport_batch_msgs), "512", 1, 10000, true, false},
+    {"transport.relay_lanes", I(transport_relay_lanes), "1", 1, 64, false, false},
 };
 
 #define NKEYS GW_ARRAY_LEN(keys)

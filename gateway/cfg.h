@@ -105,6 +105,9 @@ struct gw_cfg {
     int transport_idle_s;         /* transport.idle_s: idle sessions expire */
     int transport_released_s;     /* transport.released_s: released sessions remembered */
     int transport_relay_retries;  /* transport.relay_retries: attempts after a failed relay */
+    long long transport_batch_bytes; /* transport.batch_bytes: bytes of one batched relay request */
+    int transport_batch_msgs;     /* transport.batch_msgs: messages of one batched relay request */
+    int transport_relay_lanes;    /* transport.relay_lanes: relay requests in flight per peer */
 };
 
 /** Allocate a config holding every default.  Free with cfg_free(). */

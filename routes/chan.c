@@ -13,7 +13,6 @@
  * An invoke's source must be a party of the job that owns the session.
  */
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "container/chan.h"
+#include "container/chanbatch.h"
 #include "container/chanq.h"
 #include "gateway/app.h"
 #include "gateway/cfg.h"
@@ -44,8 +44,12 @@ struct cctx {
     bool topic_given;
     struct chanq_waiter *w;
     struct chan_relay *relay;
+    struct chan_send *send;    /* a push on its way to a gateway of ours */
+    struct bstate *batch;      /* an incoming batch (invoke) */
+    bool batch_form;           /* answer in the batch form (container/chanbatch.h) */
     int relay_form;        /* CHANWIRE_RAW / CHANWIRE_PROTO: how the peer answers */
     bool waiting_pop;
+    const char *h[16];         /* the request's headers by H_* (borrowed from it) */
     struct cctx *prev, *next; /* waiting pops, for the liveness sweep */
 };
 
@@ -53,6 +57,7 @@ struct cctx {
 static struct cctx *waiting;
 
 static void relay_push(struct cctx *x);
+static void batch_free(struct cctx *x);
 
 static void unlist(struct cctx *x)
 {
@@ -77,6 +82,10 @@ static void cctx_free(void *p)
         chanq_cancel(chan_queues(c), x->w);
     if (x->relay && c)
         chan_relay_cancel(c, x->relay);
+    if (x->send && c)
+        chan_send_cancel(c, x->send);
+    if (x->batch)
+        batch_free(x);
     free(x->session);
     free(x->topic);
     free(x->target);
@@ -94,18 +103,49 @@ static void cctx_free(void *p)
 
 /* ---- headers and answers ------------------------------------------------------ */
 
-/* A header by its standard name, or with '_' for '-' (MESH accepts both). */
-static const char *hget(const struct gw_req *req, const char *name)
+/* The x-ptp-* headers of a request (and Content-Type), read in one pass
+ * over its headers: a name compares case-insensitively, with '_' for '-'
+ * (MESH accepts both; the '-' spelling wins when both come). */
+enum { H_TOPIC, H_SESSION, H_TARGET, H_TARGET_INST, H_TRACE, H_PROVIDER, H_PROVIDER_TYPO,
+       H_SOURCE_INST, H_TOKEN, H_TIMEOUT, H_VERSION, H_SOURCE, H_FROM, H_URI, H_CTYPE, H_MAX };
+static const char *const hnames[H_MAX] = {
+    "x-ptp-topic", "x-ptp-session-id", "x-ptp-target-node-id", "x-ptp-target-inst-id",
+    "x-ptp-trace-id", "x-ptp-tech-provider-code", "x-ptp-tecn-provider-code",
+    "x-ptp-source-inst-id", "x-ptp-token", "x-ptp-timeout", "x-ptp-version",
+    "x-ptp-source-node-id", "x-ptp-from-node-id", "x-ptp-uri", "content-type"};
+
+static void hscan(struct cctx *x)
 {
-    const char *v = server_req_header(req, name);
-    if (v)
-        return v;
-    char alt[64];
-    snprintf(alt, sizeof(alt), "%s", name);
-    for (char *p = alt; *p; p++)
-        if (*p == '-')
-            *p = '_';
-    return server_req_header(req, alt);
+    const struct evkeyvalq *q = x->req->ev ? evhttp_request_get_input_headers(x->req->ev) : NULL;
+    unsigned under = 0;
+    for (const struct evkeyval *kv = q ? q->tqh_first : NULL; kv; kv = kv->next.tqe_next) {
+        const char *k = kv->key;
+        char norm[32];
+        size_t n = 0;
+        bool u = false;
+        for (; k[n] && n < sizeof(norm) - 1; n++) {
+            char ch = k[n];
+            if (ch == '_') {
+                ch = '-';
+                u = true;
+            }
+            norm[n] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        if (k[n] || n < 9)
+            continue;
+        norm[n] = '\0';
+        for (int i = 0; i < H_MAX; i++) {
+            if (strcmp(norm, hnames[i]) != 0)
+                continue;
+            if (i == H_CTYPE && u)
+                break;
+            if (!x->h[i] || ((under >> i) & 1u && !u)) {
+                x->h[i] = kv->value;
+                under = u ? under | (1u << i) : under & ~(1u << i);
+            }
+            break;
+        }
+    }
 }
 
 static const char *qget(const struct gw_req *req, const char *key)
@@ -161,6 +201,17 @@ static void answer(struct cctx *x, const char *code, const char *msg, void *payl
         if (log_enabled(lv))
             log_kv(lv, &req->log, "transport.refused", msg, "code", code, "path", req->path,
                    "session", x->session, "topic", x->topic, NULL);
+    }
+    if (x->batch_form) {
+        /* a batch refused as a whole: the sender reads the batch form */
+        size_t bl;
+        void *b = chanbatch_answer(code, msg, NULL, 0, &bl);
+        struct server_part p = {b, bl, NULL};
+        free(payload);
+        unlist(x);
+        server_reply_parts(req, 200, CHANBATCH_ANSWER_TYPE, &p, 1);
+        free(b);
+        return;
     }
     if (payload && len > 1400)
         server_req_nodelay(req); /* answered in several writes: no Nagle wait at the end */
@@ -374,8 +425,9 @@ static void container_call(struct gw_req *req, int api)
 {
     struct cctx *x = cctx_new(req, api);
     struct chan *c = req->app->chan;
-    const char *th = hget(req, "x-ptp-topic");
-    x->dialect = chanwire_dialect_of(server_req_header(req, "Content-Type"), th != NULL);
+    hscan(x);
+    const char *th = x->h[H_TOPIC];
+    x->dialect = chanwire_dialect_of(x->h[H_CTYPE], th != NULL);
     if (!c) {
         answer(x, CHAN_E_SERVER, "the transport is not running on this node", NULL, 0);
         return;
@@ -387,7 +439,7 @@ static void container_call(struct gw_req *req, int api)
     }
     if (oversized(x))
         return;
-    const char *s = hget(req, "x-ptp-session-id");
+    const char *s = x->h[H_SESSION];
     if (!s || !*s) {
         answer(x, CHAN_E_BAD, "x-ptp-session-id: missing", NULL, 0);
         return;
@@ -397,9 +449,9 @@ static void container_call(struct gw_req *req, int api)
         return;
     }
     x->session = gw_xstrdup(s);
-    const char *t = hget(req, "x-ptp-target-node-id");
+    const char *t = x->h[H_TARGET];
     if (!t || !*t)
-        t = hget(req, "x-ptp-target-inst-id"); /* our inst ids are node ids */
+        t = x->h[H_TARGET_INST]; /* our inst ids are node ids */
     if (t && *t) {
         if (!json_is_id(t, 64)) {
             answer(x, CHAN_E_BAD, "x-ptp-target-node-id: not a node id", NULL, 0);
@@ -407,12 +459,12 @@ static void container_call(struct gw_req *req, int api)
         }
         x->target = gw_xstrdup(t);
     }
-    x->trace = gw_xstrdup(hget(req, "x-ptp-trace-id"));
-    x->provider = gw_xstrdup(hget(req, "x-ptp-tech-provider-code"));
+    x->trace = gw_xstrdup(x->h[H_TRACE]);
+    x->provider = gw_xstrdup(x->h[H_PROVIDER]);
     if (!x->provider)
-        x->provider = gw_xstrdup(hget(req, "x-ptp-tecn-provider-code")); /* YACL's spelling */
-    x->src_inst = gw_xstrdup(hget(req, "x-ptp-source-inst-id"));
-    x->dst_inst = gw_xstrdup(hget(req, "x-ptp-target-inst-id"));
+        x->provider = gw_xstrdup(x->h[H_PROVIDER_TYPO]); /* YACL's spelling */
+    x->src_inst = gw_xstrdup(x->h[H_SOURCE_INST]);
+    x->dst_inst = gw_xstrdup(x->h[H_TARGET_INST]);
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
     long long body_timeout = -1;
@@ -465,12 +517,12 @@ static void container_call(struct gw_req *req, int api)
     long long def = api == CHAN_API_PUSH
                         ? req->app->cfg->transport_push_wait_s * 1000LL
                         : 120000; /* pop: the spec's 120 s; release: not waited on */
-    if (chanwire_timeout_ms(qget(req, "timeout"), hget(req, "x-ptp-timeout"), body_timeout, def,
+    if (chanwire_timeout_ms(qget(req, "timeout"), x->h[H_TIMEOUT], body_timeout, def,
                             &x->wait_ms, &eb) != 0) {
         answer(x, CHAN_E_BAD, eb.msg, NULL, 0);
         return;
     }
-    const char *token = hget(req, "x-ptp-token");
+    const char *token = x->h[H_TOKEN];
     const struct chan_cap *cap = token ? chan_cap_cached(c, token) : NULL;
     if (cap) {
         container_go(x, cap);
@@ -509,6 +561,13 @@ static void on_relayed(void *arg, const struct httpc_resp *hr)
     answer(x, code, msg, NULL, 0);
 }
 
+static void on_sent(void *arg, const char *code, const char *msg)
+{
+    struct cctx *x = arg;
+    x->send = NULL;
+    answer(x, code, msg, NULL, 0);
+}
+
 static void hdr(char ***v, size_t *n, const char *name, const char *val)
 {
     if (!val || !*val)
@@ -516,14 +575,6 @@ static void hdr(char ***v, size_t *n, const char *name, const char *val)
     *v = gw_xrealloc(*v, (*n + 2) * sizeof(char *));
     (*v)[(*n)++] = gw_xasprintf("%s: %s", name, val);
     (*v)[*n] = NULL;
-}
-
-static char *esc(const char *s)
-{
-    char *e = curl_easy_escape(NULL, s ? s : "", 0);
-    char *r = gw_xstrdup(e ? e : "");
-    curl_free(e);
-    return r;
 }
 
 static void relay_push(struct cctx *x)
@@ -539,6 +590,17 @@ static void relay_push(struct cctx *x)
     }
     const char *me = app->cfg->node_id;
     const char *topic = x->topic ? x->topic : "";
+    if (rt->profile == PEER_STANDARD) {
+        /* a gateway of ours: batched with the other pushes for it (chan.h) */
+        struct chan_send_req sr = {.peer = x->target, .session = x->session, .scope = x->scope,
+                                   .topic = topic, .trace = x->trace, .provider = x->provider,
+                                   .timeout_ms = x->wait_ms, .data = x->payload, .len = x->len};
+        x->payload = NULL;
+        const char *code = chan_send(app->chan, &sr, on_sent, x, &x->send);
+        if (code)
+            answer(x, code, "no route to the target node", NULL, 0);
+        return;
+    }
     char **h = NULL;
     size_t nh = 0;
     char tos[24];
@@ -570,24 +632,14 @@ static void relay_push(struct cctx *x)
         x->relay_form = CHANWIRE_PROTO;
         path = gw_xstrdup("/v1/interconn/chan/invoke");
     } else {
-        /* raw (dialect B, Kuscia's form); to our gateways the session,
-         * topic and task go in the query too, which the signature covers */
+        /* raw (dialect B, Kuscia's form) */
         r.data = x->payload;
         r.len = x->len;
         hdr(&h, &nh, "Content-Type", "application/octet-stream");
         hdr(&h, &nh, "x-ptp-topic", *topic ? topic : "-");
         x->relay_form = CHANWIRE_RAW;
         long long ws = (x->wait_ms + 999) / 1000;
-        if (rt->profile == PEER_STANDARD) {
-            char *s = esc(x->session), *t = esc(topic), *k = esc(x->scope);
-            path = gw_xasprintf("/v1/interconn/chan/invoke?session=%s&topic=%s&task=%s"
-                                "&timeout=%lld", s, t, k, ws);
-            free(s);
-            free(t);
-            free(k);
-        } else {
-            path = gw_xasprintf("/v1/interconn/chan/invoke?timeout=%lld", ws);
-        }
+        path = gw_xasprintf("/v1/interconn/chan/invoke?timeout=%lld", ws);
     }
     x->payload = NULL;
     r.path_query = path;
@@ -640,6 +692,198 @@ static void on_job(void *arg, const struct chan_job *j, const char *code, const 
     invoke_go(x, j);
 }
 
+/* ---- invoke, batched: several messages from a gateway of ours ----------------------------- */
+
+struct bitem {
+    struct cctx *x;
+    struct chanq_waiter *w;
+    size_t idx;
+};
+
+struct bstate {
+    struct chanbatch dec;      /* payloads point into the request body */
+    struct chanbatch_res *res;
+    struct bitem *items;
+    size_t next;               /* the message being decided; earlier ones are */
+    size_t pending;            /* pushes waiting for room */
+    bool loading;              /* a job lookup for message next is under way */
+};
+
+static void batch_free(struct cctx *x)
+{
+    struct bstate *b = x->batch;
+    struct chan *c = x->req->app->chan;
+    for (size_t i = 0; i < b->dec.n; i++)
+        if (b->items[i].w && c)
+            chanq_cancel(chan_queues(c), b->items[i].w);
+    chanbatch_cleanup(&b->dec);
+    free(b->res);
+    free(b->items);
+    free(b);
+    x->batch = NULL;
+}
+
+static void bres(struct cctx *x, size_t i, const char *code, const char *msg)
+{
+    struct bstate *b = x->batch;
+    snprintf(b->res[i].code, sizeof(b->res[i].code), "%s", code);
+    snprintf(b->res[i].msg, sizeof(b->res[i].msg), "%s", msg ? msg : "");
+    chan_count(x->req->app->chan, CHAN_API_INVOKE, code);
+    if (strcmp(code, CHAN_OK) != 0) {
+        enum log_level lv = strcmp(code, CHAN_E_SERVER) == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO;
+        if (log_enabled(lv))
+            log_kv(lv, &x->req->log, "transport.refused", msg, "code", code, "path",
+                   x->req->path, "session", b->dec.m[i].session, "topic", b->dec.m[i].topic,
+                   NULL);
+    }
+}
+
+/* Answer once every message has its outcome. */
+static void batch_maybe_answer(struct cctx *x)
+{
+    struct bstate *b = x->batch;
+    if (b->loading || b->next < b->dec.n || b->pending)
+        return;
+    size_t bl;
+    void *body = chanbatch_answer(CHAN_OK, "", b->res, b->dec.n, &bl);
+    struct server_part p = {body, bl, NULL};
+    unlist(x);
+    server_reply_parts(x->req, 200, CHANBATCH_ANSWER_TYPE, &p, 1);
+    free(body);
+}
+
+static void on_bpush_done(void *arg, int st, void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    struct bitem *it = arg;
+    struct cctx *x = it->x;
+    it->w = NULL;
+    const char *msg;
+    const char *code = code_of(st, &msg);
+    bres(x, it->idx, code, msg);
+    x->batch->pending--;
+    batch_maybe_answer(x);
+}
+
+/* Decide message b->next, whose job is j: the checks of a single invoke. */
+static void batch_one(struct cctx *x, const struct chan_job *j)
+{
+    struct bstate *b = x->batch;
+    size_t i = b->next++;
+    const struct chanbatch_msg *m = &b->dec.m[i];
+    char e[320];
+    if (j->state == CHAN_JOB_NONE) {
+        snprintf(e, sizeof(e), "x-ptp-session-id: %.128s belongs to no job on this node",
+                 m->session);
+        bres(x, i, CHAN_E_AUTH, e);
+        return;
+    }
+    if (j->state == CHAN_JOB_ENDED) {
+        bres(x, i, CHAN_E_RELEASED, "session released: its job has ended on this node");
+        return;
+    }
+    if (!chan_job_has_party(j, x->peer)) {
+        snprintf(e, sizeof(e), "node %.64s is not a party of the job of session %.128s", x->peer,
+                 m->session);
+        bres(x, i, CHAN_E_AUTH, e);
+        return;
+    }
+    const char *scope = j->scoped ? m->scope : "";
+    if (*scope && !json_is_id(scope, 128)) {
+        bres(x, i, CHAN_E_BAD, "task: not a task id");
+        return;
+    }
+    struct chan *c = x->req->app->chan;
+    long long wait = m->timeout_ms > 300000 ? 300000 : m->timeout_ms;
+    long long now = chan_now();
+    struct chanq_addr a = {m->session, scope, m->topic, x->peer};
+    void *d = gw_xmalloc(m->len ? m->len : 1);
+    memcpy(d, m->payload, m->len);
+    b->items[i] = (struct bitem){x, NULL, i};
+    int st = chanq_push(chan_queues(c), &a, d, m->len, now, now + wait, on_bpush_done,
+                        &b->items[i], &b->items[i].w);
+    if (st == CHANQ_WAITING) {
+        b->pending++;
+        chan_arm(c);
+        return;
+    }
+    if (st != CHANQ_OK)
+        free(d); /* not taken */
+    const char *msg;
+    const char *code = code_of(st, &msg);
+    bres(x, i, code, msg);
+}
+
+static void batch_step(struct cctx *x);
+
+static void on_batch_job(void *arg, const struct chan_job *j, const char *code, const char *msg)
+{
+    struct cctx *x = arg;
+    struct bstate *b = x->batch;
+    b->loading = false;
+    if (j)
+        batch_one(x, j);
+    else
+        bres(x, b->next++, code, msg);
+    batch_step(x);
+}
+
+/* Decide the messages in order (a job lookup suspends the walk), so the
+ * messages of one (session, topic) are enqueued in the order they came. */
+static void batch_step(struct cctx *x)
+{
+    struct bstate *b = x->batch;
+    struct chan *c = x->req->app->chan;
+    while (b->next < b->dec.n) {
+        const char *session = b->dec.m[b->next].session;
+        const char *job = chan_session_job(session);
+        if (!job) {
+            char e[256];
+            snprintf(e, sizeof(e), "x-ptp-session-id: %.128s belongs to no job on this node",
+                     session);
+            bres(x, b->next++, CHAN_E_AUTH, e);
+            continue;
+        }
+        const struct chan_job *j = chan_job_cached(c, job);
+        if (j) {
+            batch_one(x, j);
+            continue;
+        }
+        const char *msg = NULL;
+        const char *code = chan_job_load(c, job, on_batch_job, x, &msg);
+        if (code) {
+            bres(x, b->next++, code, msg);
+            continue;
+        }
+        b->loading = true;
+        return;
+    }
+    batch_maybe_answer(x);
+}
+
+static void invoke_batch(struct cctx *x, const struct peer_route *rt)
+{
+    struct gw_req *req = x->req;
+    if (!rt || rt->profile != PEER_STANDARD) {
+        answer(x, CHAN_E_NOTPERMIT, "Content-Type: batches are taken only from gateways of this "
+               "kind (routes of the standard profile)", NULL, 0);
+        return;
+    }
+    struct gw_errbuf eb;
+    gw_errbuf_clear(&eb);
+    struct bstate *b = gw_xcalloc(1, sizeof(*b));
+    if (chanbatch_decode(req->body, req->body_len, CHANBATCH_MAX_MSGS, &b->dec, &eb) != 0) {
+        free(b);
+        answer(x, CHAN_E_BAD, eb.msg, NULL, 0);
+        return;
+    }
+    b->res = gw_xcalloc(b->dec.n, sizeof(*b->res));
+    b->items = gw_xcalloc(b->dec.n, sizeof(*b->items));
+    x->batch = b;
+    batch_step(x);
+}
+
 /* A value from the signed query or else the header; both present must agree. */
 static int pick(struct cctx *x, const char *q, const char *h, const char *what, char **out)
 {
@@ -659,10 +903,14 @@ void chan_invoke(struct gw_req *req)
     struct cctx *x = cctx_new(req, CHAN_API_INVOKE);
     struct gw_app *app = req->app;
     struct chan *c = app->chan;
-    const char *th = hget(req, "x-ptp-topic");
-    int mode = chanwire_invoke_mode(hget(req, "x-ptp-version"), th);
-    int ct = chanwire_dialect_of(server_req_header(req, "Content-Type"), false);
+    hscan(x);
+    const char *th = x->h[H_TOPIC];
+    int mode = chanwire_invoke_mode(x->h[H_VERSION], th);
+    int ct = chanwire_dialect_of(x->h[H_CTYPE], false);
     x->dialect = mode == CHANWIRE_M_RAW ? CHANWIRE_RAW : ct ? ct : CHANWIRE_JSON;
+    const char *ctype = x->h[H_CTYPE];
+    x->batch_form = ctype && strncasecmp(ctype, CHANBATCH_CONTENT_TYPE,
+                                         sizeof(CHANBATCH_CONTENT_TYPE) - 1) == 0;
     if (!c) {
         answer(x, CHAN_E_SERVER, "the transport is not running on this node", NULL, 0);
         return;
@@ -672,9 +920,9 @@ void chan_invoke(struct gw_req *req)
     /* Who sends: the signed caller (route auth checked it), or, from a peer
      * that signs nothing, the node it names; a node whose route requires
      * signatures cannot be named without one. */
-    const char *src = hget(req, "x-ptp-source-node-id");
+    const char *src = x->h[H_SOURCE];
     if (!src)
-        src = hget(req, "x-ptp-from-node-id");
+        src = x->h[H_FROM];
     const char *caller = req->caller;
     if (caller && src && strcmp(caller, src) != 0) {
         answer(x, CHAN_E_BAD, "x-ptp-source-node-id: differs from the calling node", NULL, 0);
@@ -697,10 +945,14 @@ void chan_invoke(struct gw_req *req)
         return;
     }
     x->peer = gw_xstrdup(from);
-    const char *tgt = hget(req, "x-ptp-target-node-id");
+    const char *tgt = x->h[H_TARGET];
     if (tgt && *tgt && strcmp(tgt, app->cfg->node_id) != 0) {
         answer(x, CHAN_E_NONET, "x-ptp-target-node-id: not this node (messages are not routed "
                "further)", NULL, 0);
+        return;
+    }
+    if (x->batch_form) {
+        invoke_batch(x, rt);
         return;
     }
     /* Our gateways put session, topic and task in the query, which their
@@ -711,13 +963,13 @@ void chan_invoke(struct gw_req *req)
     struct gw_errbuf eb;
     gw_errbuf_clear(&eb);
     if (mode == CHANWIRE_M_RAW) {
-        if (pick(x, qs, hget(req, "x-ptp-session-id"), "x-ptp-session-id", &x->session) ||
+        if (pick(x, qs, x->h[H_SESSION], "x-ptp-session-id", &x->session) ||
             pick(x, qt, th, "x-ptp-topic", &x->topic))
             return;
         x->payload = server_req_body_take(req, &x->len);
     } else {
-        int op = chanwire_uri_op(hget(req, "x-ptp-uri"));
-        if (op != CHANWIRE_PUSH && !(op < 0 && !hget(req, "x-ptp-uri"))) {
+        int op = chanwire_uri_op(x->h[H_URI]);
+        if (op != CHANWIRE_PUSH && !(op < 0 && !x->h[H_URI])) {
             answer(x, CHAN_E_NOTPERMIT, "x-ptp-uri: only pushes may be invoked here (a peer "
                    "never reads this node's queues)", NULL, 0);
             return;
@@ -727,7 +979,7 @@ void chan_invoke(struct gw_req *req)
             answer(x, ct == CHANWIRE_PROTO ? CHAN_E_CODEC : CHAN_E_BAD, eb.msg, NULL, 0);
             return;
         }
-        const char *s = hget(req, "x-ptp-session-id");
+        const char *s = x->h[H_SESSION];
         x->session = gw_xstrdup(s ? s : chanwire_meta(&b, "x-ptp-session-id"));
         x->topic = b.topic;
         b.topic = NULL;
@@ -746,7 +998,7 @@ void chan_invoke(struct gw_req *req)
         return;
     }
     x->scope = gw_xstrdup(task ? task : "");
-    if (chanwire_timeout_ms(qget(req, "timeout"), hget(req, "x-ptp-timeout"), -1,
+    if (chanwire_timeout_ms(qget(req, "timeout"), x->h[H_TIMEOUT], -1,
                             app->cfg->transport_push_wait_s * 1000LL, &x->wait_ms, &eb) != 0) {
         answer(x, CHAN_E_BAD, eb.msg, NULL, 0);
         return;
@@ -771,8 +1023,15 @@ void chan_invoke(struct gw_req *req)
         answer(x, code, msg, NULL, 0);
 }
 
+static int raw_answer(const void *body, size_t len, char code[32], char *msg, size_t msgsz)
+{
+    return chanwire_parse_answer(CHANWIRE_RAW, body, len, code, msg, msgsz);
+}
+
 void chan_routes_start(struct gw_app *app)
 {
-    if (app->chan)
+    if (app->chan) {
         chan_set_sweep_hook(app->chan, sweep_waiting, NULL);
+        chan_set_raw_answer(app->chan, raw_answer);
+    }
 }

@@ -11,7 +11,10 @@
 #   * push-to-pop latency of small messages (p50, p99).  Target p50 <= 1 ms.
 #   * gateway RSS against the configured queue bounds (+32 MB).
 # The "containers" are test/support/chantool using the tokens of real,
-# sleeping task containers.  Prints figures; asserts nothing.
+# sleeping task containers; its bench commands (and the baseline's POSTs) use
+# a lean keep-alive HTTP/1.1 client (CHANTOOL_CURL=1: libcurl, as before).
+# BENCH_GATEWAY=path runs another gateway binary (the figure before a change).
+# Prints figures; asserts nothing.
 set -eu
 cd "$(dirname "$0")/../.."
 B=$(mktemp -d /tmp/bfia-bt.XXXXXX)
@@ -41,7 +44,7 @@ printf '%s:\n  host: 127.0.0.1\n  port: %s\n' $A $PA $H $PH >"$B/routes.yaml"
 start() { # letter id port transport-port
     GW_NODE_ID=$2 GW_HTTP_PORT=$3 GW_TRANSPORT_PORT=$4 GW_DB_DSN="host=$B/pg/run dbname=n$1 user=postgres" \
         GW_DOCKER_HOST="$DK" GW_ROUTES_FILE="$B/routes.yaml" GW_DATA_DIR="$B/$1" GW_LOG_LEVEL=warn \
-        build/gateway -c conf/test.yaml 2>"$B/$1.log" &
+        "${BENCH_GATEWAY:-build/gateway}" -c conf/test.yaml 2>"$B/$1.log" &
     echo $! >"$B/$1.pid"
 }
 start a $A $PA $TA
@@ -154,6 +157,9 @@ printf '%-46s p50 %s us, p99 %s us (one at a time; under the 16-session load: me
     "push-to-pop latency, 64 B, across nodes" "$(cut -d' ' -f2 "$B/lat")" "$(cut -d' ' -f3 "$B/lat")" "$p50"
 rssa=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$B/a.pid")/status")
 rssh=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$B/h.pid")/status")
+printf '%-46s %s requests for %s messages\n' "relay requests (batches) A -> B" \
+    "$(curl -s "http://127.0.0.1:$PA/metrics" | awk '$1 ~ /relay_requests_total/ {n += $2} END {print n + 0}')" \
+    "$(curl -s "http://127.0.0.1:$PA/metrics" | awk '$1 == "gateway_transport_relays_total{outcome=\"ok\"}" {print $2 + 0}')"
 printf '%-46s A %s MiB, B %s MiB (bounds: transport.total_bytes %s MiB + 32 MiB)\n' "gateway RSS after the runs" \
     $((rssa / 1024)) $((rssh / 1024)) $(( $(build/gateway -c conf/test.yaml --print-config 2>/dev/null | awk '/total_bytes/ {print $2}' | head -1) / MIB ))
 exit 0

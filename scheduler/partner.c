@@ -25,12 +25,14 @@
 #include "gateway/json.h"
 #include "gateway/log.h"
 #include "scheduler/dag.h"
+#include "scheduler/outputs.h"
 #include "scheduler/pollcache.h"
 #include "scheduler/store.h"
 
 struct partner {
     struct partner_env env;
     struct event *push_timer;
+    struct outputs *outputs; /* dataset outputs of succeeded tasks -> t_dataset */
 };
 
 static const struct gw_cfg *cfg_of(const struct partner *p)
@@ -47,6 +49,7 @@ struct partner *partner_new(const struct partner_env *env)
 {
     struct partner *p = gw_xcalloc(1, sizeof(*p));
     p->env = *env;
+    p->outputs = outputs_new(env->base, env->store, env->storage_dir);
     return p;
 }
 
@@ -55,6 +58,7 @@ void partner_free(struct partner *p)
     if (!p)
         return;
     partner_stop(p);
+    outputs_free(p->outputs);
     free(p);
 }
 
@@ -822,6 +826,7 @@ void partner_task_changed(struct partner *p, const char *job_id, const char *tas
     /* The NOTIFY of this commit is on its way too; forgetting now means our
      * own next poll answer already shows the change. */
     pollcache_forget(p->env.pollcache, task_id);
+    outputs_task_changed(p->outputs, job_id, task_id);
     struct push *ps = gw_xcalloc(1, sizeof(*ps));
     ps->p = p;
     ps->job_id = gw_xstrdup(job_id);

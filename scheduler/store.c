@@ -15,10 +15,14 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 
+struct call;
+
 struct store {
     struct db_pool *db;
     struct metrics *m;
     const char *node_id;
+    struct call *live; /* statements in flight: freed by store_free when the pool
+                          dropped them unanswered (shutdown) */
 };
 
 struct store *store_new(struct db_pool *db, struct metrics *m, const char *node_id)
@@ -30,8 +34,14 @@ struct store *store_new(struct db_pool *db, struct metrics *m, const char *node_
     return st;
 }
 
+static void call_free(struct call *c);
+
 void store_free(struct store *st)
 {
+    if (!st)
+        return;
+    while (st->live)
+        call_free(st->live);
     free(st);
 }
 
@@ -54,10 +64,19 @@ struct call {
     char *log_id;
     char *reason;
     /* store_change column layout: old, changed, job_id, parties, count */
+    struct call *prev, *next; /* on st->live while the statement runs */
 };
 
 static void call_free(struct call *c)
 {
+    if (c->st) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else if (c->st->live == c)
+            c->st->live = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+    }
     free(c->log_id);
     free(c->reason);
     free(c);
@@ -161,6 +180,10 @@ static void on_result(void *arg, int err, const struct db_res *res, const char *
 static int run(struct store *st, struct call *c, const char *sql, int n, const char *const *p)
 {
     c->st = st;
+    c->next = st->live;
+    if (st->live)
+        st->live->prev = c;
+    st->live = c;
     int rc = db_query(st->db, sql, n, p, on_result, c, NULL);
     if (rc != 0)
         call_free(c);

@@ -108,10 +108,13 @@ JD=$(submit "$(psi_job psi#dupa psi#dupb)")
 JN=$(submit "$(psi_job psi#nona psi#nonb)")
 J0=$(submit "$(psi_job psi#va psi#vb '.config.task_params.common.psi_0.result_to_rank = 0')")
 J1=$(submit "$(psi_job psi#va psi#vb '.config.task_params.common.psi_0.result_to_rank = 1')")
-JU=$(submit "$(psi_job psi#va psi#vb '.config.task_params.common.psi_0.hash_type = "sm3"')")
+# an unsupported suite in one party's parameters (deterministic: the other
+# party waits for its peer until the scheduler stops it)
+JU=$(submit "$(psi_job psi#va psi#vb '.config.task_params.guest["0"].psi_0.hash_type = "sm3"')")
+JH=$(submit "$(psi_job psi#va psi#vb '.config.task_params.host["0"].psi_0.hash2curve_strategy = "try_and_rehash"')")
 JS=$(submit "$(psi_job psi#va psi#vb '.config.task_params.common.psi_0.curve_type = "sm2"')")
 JO=$(submit "$(psi_job psi#va psi#vb ".config.role.host = [\"$A\"]")")
-for j in JV JE JD JN J0 J1 JU JS JO; do
+for j in JV JE JD JN J0 J1 JU JH JS JO; do
     eval "v=\$$j"
     [ -n "$v" ] && pass "submitted_$j" || fail "submitted_$j" "no job id"
 done
@@ -157,19 +160,23 @@ expect rank1_outcome "$(job_wait "$PA" "$J1" 120)" success
 check rank1_guest_no_output test ! -e "$(out_of pa "$J1" psi_0 guest train_data)"
 expect rank1_host_output "$(cat "$(out_of pb "$J1" psi_0 host train_data)")" "$(printf 'id,y\n3,p\n4,q')"
 
-# an unsupported suite: FAILED at start, by the component's own callback, naming the parameter
-expect unsupported_outcome "$(job_wait "$PA" "$JU" 120)" failed
-for side in pa:guest pb:host; do
-    db=${side%:*} role=${side#*:}
-    wait_status $db "$JU" $role FAILED 30
-    expect "unsupported_${role}_failed_exit_2" "$(task_row $db "$JU" $role "status || ' ' || coalesce(exit_code::text, '-')")" "FAILED 2"
-    expect "unsupported_${role}_by_callback" "$(psql_db $db -c "SELECT count(*) FROM t_event WHERE entity = 'task' AND entity_id LIKE '$JU/%' AND to_status = 'FAILED' AND channel = 'callback'")" 1
-    case "$(task_row $db "$JU" $role log_tail)" in
-    *"hash_type: 'sm3' is not supported with curve_type curve25519"*) pass "unsupported_${role}_names_parameter" ;;
-    *) fail "unsupported_${role}_names_parameter" "log tail: $(task_row $db "$JU" $role log_tail)" ;;
+# an unsupported suite: FAILED at start, by the component's own callback,
+# exit code 2, the parameter named; the job fails and the other party stops
+unsupported() { # LABEL JOB DB ROLE OTHER_DB OTHER_ROLE TEXT
+    expect "unsupported_$1_outcome" "$(job_wait "$PA" "$2" 120)" failed
+    wait_status $3 "$2" $4 FAILED 30
+    expect "unsupported_$1_failed_exit_2" "$(task_row $3 "$2" $4 "status || ' ' || coalesce(exit_code::text, '-')")" "FAILED 2"
+    expect "unsupported_$1_by_callback" "$(psql_db $3 -c "SELECT count(*) FROM t_event WHERE entity = 'task' AND entity_id LIKE '$2/%' AND to_status = 'FAILED' AND channel = 'callback'")" 1
+    case "$(task_row $3 "$2" $4 log_tail)" in
+    *"$7"*) pass "unsupported_$1_names_parameter" ;;
+    *) fail "unsupported_$1_names_parameter" "log tail: $(task_row $3 "$2" $4 log_tail)" ;;
     esac
-done
-check unsupported_no_output test ! -e "$(out_of pa "$JU" psi_0 guest train_data)"
+    wait_status $5 "$2" $6 FAILED 30
+    expect "unsupported_$1_other_party_stopped" "$(task_row $5 "$2" $6 status)" FAILED
+    check "unsupported_$1_no_output" test ! -e "$(out_of $5 "$2" psi_0 $6 train_data)"
+}
+unsupported guest "$JU" pa guest pb host "hash_type: 'sm3' is not supported with curve_type curve25519"
+unsupported host "$JH" pb host pa guest "hash2curve_strategy: 'try_and_rehash' is not supported with curve_type curve25519"
 
 # both parties on one node: their messages never leave A
 expect one_node_outcome "$(job_wait "$PA" "$JO" 120)" success

@@ -1,8 +1,9 @@
 # t_psi.sh - the ECDH-PSI component (deploy/providers/psi) end to end: real
 # task containers on two gateway nodes (signed routes, the transport layer,
 # dialect B), and both parties on one node.  Cases: the spec's §10 test
-# vectors; 100,000 x 80,000 IDs with a known overlap (25 and 20 batches of
-# 4096, beyond the link's window of 10) checked against the intersection
+# vectors (the three suites); 100,000 x 80,000 IDs with a known overlap (25
+# and 20 batches of 4096, beyond the link's window of 10) checked against
+# the intersection
 # computed here with awk/sort/comm, then a second PSI task reading the
 # first's output while a late duplicate of the first task's traffic
 # arrives; an empty set; duplicate IDs; non-ASCII IDs; result_to_rank 0
@@ -113,8 +114,9 @@ J1=$(submit "$(psi_job psi#va psi#vb '.config.task_params.common.psi_0.result_to
 JU=$(submit "$(psi_job psi#va psi#vb '.config.task_params.guest["0"].psi_0.hash_type = "sm3"')")
 JH=$(submit "$(psi_job psi#va psi#vb '.config.task_params.host["0"].psi_0.hash2curve_strategy = "try_and_rehash"')")
 JS=$(submit "$(psi_job psi#va psi#vb '.config.task_params.common.psi_0.curve_type = "sm2"')")
+JT=$(submit "$(psi_job psi#va psi#vb '.config.task_params.common.psi_0 += {curve_type: "sm2", hash_type: "sm3"}')")
 JO=$(submit "$(psi_job psi#va psi#vb ".config.role.host = [\"$A\"]")")
-for j in JV JE JD JN J0 J1 JU JH JS JO; do
+for j in JV JE JD JN J0 J1 JU JH JS JT JO; do
     eval "v=\$$j"
     [ -n "$v" ] && pass "submitted_$j" || fail "submitted_$j" "no job id"
 done
@@ -127,6 +129,9 @@ expect vectors_guest_report "$(jq -c . "$(out_of pa "$JV" psi_0 guest report)")"
 expect vectors_host_report "$(jq -c . "$(out_of pb "$JV" psi_0 host report)")" '{"original_count":3,"intersection_count":2}'
 expect vectors_sm2_outcome "$(job_wait "$PA" "$JS" 120)" success
 expect vectors_sm2_outputs "$(cat "$(out_of pa "$JS" psi_0 guest train_data)")|$(cat "$(out_of pb "$JS" psi_0 host train_data)")" \
+    "$(printf 'id,x\n3,c\n4,d|id,y\n3,p\n4,q')"
+expect vectors_sm2_sm3_outcome "$(job_wait "$PA" "$JT" 120)" success
+expect vectors_sm2_sm3_outputs "$(cat "$(out_of pa "$JT" psi_0 guest train_data)")|$(cat "$(out_of pb "$JT" psi_0 host train_data)")" \
     "$(printf 'id,x\n3,c\n4,d|id,y\n3,p\n4,q')"
 # the transport carried it: messages relayed both ways between the nodes
 expect vectors_relayed_a "$(curl -s "http://127.0.0.1:$PA/metrics" | awk '$1 == "gateway_transport_relays_total{outcome=\"ok\"}" {print ($2 > 0)}')" 1

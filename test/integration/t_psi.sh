@@ -3,8 +3,7 @@
 # dialect B), and both parties on one node.  Cases: the spec's §10 test
 # vectors (the three suites); 100,000 x 80,000 IDs with a known overlap (25
 # and 20 batches of 4096, beyond the link's window of 10) checked against
-# the intersection
-# computed here with awk/sort/comm, then a second PSI task reading the
+# the intersection computed here with awk/sort/comm, then a second PSI task reading the
 # first's output while a late duplicate of the first task's traffic
 # arrives; an empty set; duplicate IDs; non-ASCII IDs; result_to_rank 0
 # and 1; an unsupported suite refused at start; a peer whose container

@@ -27,6 +27,14 @@ IMG="bfia-ecdh-psi:t-$SRC"
 if ! DK image inspect "$IMG" >/dev/null 2>&1; then
     sh deploy/providers/psi/build.sh "$DOCKER_URL" "$IMG" >"$T_ROOT/psi-image.log" 2>&1
 fi
+# tags of other sources, made over an hour ago (a concurrent run may use a newer one)
+old=$(($(date +%s) - 3600))
+DK images --format '{{.Repository}}:{{.Tag}} {{.CreatedAt}}' bfia-ecdh-psi | while read -r t d rest; do
+    case "$t" in bfia-ecdh-psi:t-*) ;; *) continue ;; esac
+    [ "$t" = "$IMG" ] && continue
+    c=$(date -d "$d $(echo "$rest" | cut -d' ' -f1-2)" +%s 2>/dev/null) || continue
+    [ "$c" -lt "$old" ] && DK rmi "$t" >/dev/null 2>&1
+done
 check psi_image_built DK image inspect "$IMG"
 
 # node ids of their own: a gateway's reconcile removes containers of its id

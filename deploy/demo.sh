@@ -3,17 +3,23 @@
 #
 #   demo.sh [run]    start a private PostgreSQL (var/demo/pg) and, when no
 #                    engine answers on /var/run/docker.sock, a private dockerd
-#                    (var/demo/docker); build and import the demo provider
-#                    image; start two gateway nodes on loopback, register
-#                    the provider and upload a dataset on each; submit a
-#                    two-party job with two dependent tasks from the first
-#                    node; show its progress; print the outcome per party;
-#                    stop everything it started.
+#                    (var/demo/docker); build and import the provider images
+#                    (the demo's and the ECDH-PSI component's) unless they are
+#                    current; start two gateway nodes on loopback, register
+#                    both providers and upload an ID set on each (generated:
+#                    deploy/demo/psi_data.sh, a known overlap); submit a
+#                    two-party job from the first node: a private set
+#                    intersection (ecdh_psi), statistics of each party's
+#                    intersection (col_stats, reading the PSI output) and
+#                    their exchange through the transport (joint_stats); show
+#                    its progress; print the outcome and the rows matched per
+#                    party; stop everything it started.
 #   demo.sh keep     the same, but leave the nodes running (demo.sh stop ends them)
 #   demo.sh stop
 #
 # DEMO_THREE=1 adds a third node as a third-party scheduler.
 # DEMO_SYNC=poll|callback chooses the status-sync mode (default callback).
+# DEMO_IDS="N_GUEST N_HOST N_SHARED" sizes the ID sets (default 3000 2500 1200).
 set -eu
 cd "$(dirname "$0")/.."
 V=var/demo
@@ -54,8 +60,25 @@ step "Docker engine"
 DK=$(sh test/support/dockerd.sh ensure $V/docker)
 echo "ok: $DK"
 
-step "Demo provider image (built offline, docker import)"
-sh deploy/providers/build.sh "$DK"
+step "Provider images (built offline: no registry)"
+# image_current TAG SOURCES...: the image's org.bfia.source label matches the sources
+image_current() {
+    _t=$1
+    shift
+    [ "$(docker -H "$DK" image inspect -f '{{index .Config.Labels "org.bfia.source"}}' "$_t" 2>/dev/null)" = \
+        "$(cat "$@" | sha256sum | cut -c1-16)" ]
+}
+if image_current bfia-demo:1.0.0 deploy/providers/demo/bfia_demo.c deploy/providers/demo/components.json; then
+    echo "bfia-demo:1.0.0 is current"
+else
+    sh deploy/providers/build.sh "$DK"
+fi
+if image_current bfia-ecdh-psi:1.0.0 deploy/providers/psi/*.c deploy/providers/psi/*.h \
+    deploy/providers/psi/proto/*.proto deploy/providers/psi/provider.json; then
+    echo "bfia-ecdh-psi:1.0.0 is current"
+else
+    echo "bfia-ecdh-psi:1.0.0 $(sh deploy/providers/psi/build.sh "$DK")"
+fi
 
 step "Two gateway nodes on loopback"
 R=$V/routes.yaml
@@ -90,27 +113,38 @@ for p in $PA $PB ${DEMO_THREE:+$PC}; do
     echo "ok: node $(curl -s http://127.0.0.1:$p/version | jq -r .data.node_id) on 127.0.0.1:$p"
 done
 
-step "Register the provider on every node"
+step "Register the providers on every node (bfia-demo, bfia-psi)"
 for p in $PA $PB ${DEMO_THREE:+$PC}; do
-    r=$(sh deploy/demo/provider.sh http://127.0.0.1:$p)
-    echo "127.0.0.1:$p: $(printf '%s' "$r" | jq -r '.msg + " " + (.data.image_digest // "")')"
-    [ "$(printf '%s' "$r" | jq -r .code)" = 0 ] || { echo "$r" >&2; exit 1; }
+    for prov in demo psi; do
+        if [ $prov = demo ]; then
+            r=$(sh deploy/demo/provider.sh http://127.0.0.1:$p)
+        else
+            r=$($CTL --url http://127.0.0.1:$p --json provider register deploy/providers/psi/provider.json)
+        fi
+        echo "127.0.0.1:$p $prov: $(printf '%s' "$r" | jq -r '.msg + " " + (.data.image_digest // "")')"
+        [ "$(printf '%s' "$r" | jq -r .code)" = 0 ] || { echo "$r" >&2; exit 1; }
+    done
 done
 
-step "Upload the demo datasets"
-$CTL --url http://127.0.0.1:$PA dataset upload deploy/demo/data/guest.csv demo guest
-$CTL --url http://127.0.0.1:$PB dataset upload deploy/demo/data/host.csv demo host
+# shellcheck disable=SC2086
+set -- ${DEMO_IDS:-3000 2500 1200}
+NG=$1 NH=$2 NS=$3
+step "Generate and upload the ID sets: guest $NG, host $NH, $NS shared (deploy/demo/psi_data.sh)"
+sh deploy/demo/psi_data.sh $V/psi "$NG" "$NH" "$NS"
+$CTL --url http://127.0.0.1:$PA dataset upload $V/psi/psi_guest.csv demo psi_guest
+$CTL --url http://127.0.0.1:$PB dataset upload $V/psi/psi_host.csv demo psi_host
 
 step "Submit the job from node $A (guest) with node $B as host"
 JOB=$V/job.json
 filter=".config.job_params.common.sync_type = \"${DEMO_SYNC:-callback}\""
-# the third task: both parties exchange their statistics through the
-# transport layer (the channel API), so data crosses nodes
+# the third task: both parties exchange the statistics of their
+# intersection through the transport layer (the channel API)
 filter="$filter | .dag.components += [{\"name\": \"joint_stats_0\", \"componentName\": \"joint_stats\",
   \"provider\": \"bfia-demo\", \"version\": \"1.0.0\", \"input\": [{\"type\": \"report\",
   \"key\": \"col_stats_0.report\"}], \"output\": [{\"type\": \"report\", \"key\": \"joint\"}]}]"
 [ -n "${DEMO_THREE:-}" ] && filter="$filter | .config.job_params.common.scheduler = \"$C\""
-jq "$filter" deploy/demo/job.json >$JOB
+jq "$filter" deploy/demo/psi_job.json >$JOB
+echo "tasks: $(jq -r '[.dag.components[] | .name + " (" + .componentName + ")"] | join(" -> ")' $JOB)"
 J=$($CTL --url http://127.0.0.1:$PA job submit $JOB)
 echo "job id: $J"
 SP=$PA
@@ -125,13 +159,27 @@ for p in $PA $PB; do
     $CTL --url http://127.0.0.1:$p --json job status "$J" |
         jq -r '.data | "node \(.tasks[0].node_id // "?"): job \(.job_status)" , (.tasks[] | "  \(.task_name) \(.roles|join(",")): \(.status) (exit code \(.exit_code // "-"))")'
 done
+
+step "Rows matched per party (known overlap: $NS)"
+for side in a:guest:$NG:$PA b:host:$NH:$PB; do
+    n=${side%%:*} rest=${side#*:}
+    role=${rest%%:*} rest=${rest#*:}
+    total=${rest%%:*} port=${rest#*:}
+    st=$V/node_$n/storage/$J
+    rep=$(cat $st/psi_0.report.$role.0/data 2>/dev/null || echo '{}')
+    rows=$(jq -r '.rows // "?"' $st/col_stats_0.report.$role.0/data 2>/dev/null || echo '?')
+    ds=$($CTL --url http://127.0.0.1:$port --json dataset list "$J" 2>/dev/null |
+        jq -r '[.data.datasets[]? | .dataset_id] | join(", ")' 2>/dev/null)
+    printf '  %-5s node_%s: %s of %s ids matched (psi report %s); col_stats read %s rows of the intersection\n' \
+        "$role" "$n" "$(printf '%s' "$rep" | jq -r '.intersection_count // "?"')" "$total" \
+        "$(printf '%s' "$rep" | jq -c .)" "$rows"
+    if [ -n "$ds" ]; then printf '         intersection registered as dataset %s\n' "$ds"; fi
+done
 echo
-echo "guest report: $(cat $V/node_a/storage/$J/col_stats_0.report.guest.0/data 2>/dev/null | head -c 400)"
-echo
-echo "joint report (each party's statistics crossed nodes through the transport layer):"
+echo "joint report (each party's statistics of its intersection, exchanged through the transport layer):"
 for n in a b; do
     f=$(ls $V/node_$n/storage/$J/joint_stats_0.*/data 2>/dev/null | head -n 1)
-    echo "  node_$n: $(head -c 600 "$f" 2>/dev/null)"
+    echo "  node_$n: $(head -c 400 "$f" 2>/dev/null)"
 done
 
 if [ "$mode" = keep ]; then

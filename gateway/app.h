@@ -20,6 +20,7 @@ struct sched;
 struct store;
 struct partner;
 struct authz;
+struct outputs;
 struct jws_replay;
 struct ratelimit;
 struct attest;
@@ -44,6 +45,7 @@ struct gw_app {
     struct store *store;      /* every job and task statement (scheduler/store.h) */
     struct partner *partner;  /* partner side of jobs (scheduler/partner.h) */
     struct authz *authz;      /* who has business with which job (routes/authz.c) */
+    struct outputs *outputs;  /* task outputs registered as datasets (scheduler/outputs.h) */
     struct attest *attest;    /* node key and launch tokens (container/attest.h) */
     struct keys *keys;        /* node key rotation (container/keys.h) */
     struct chan *chan;        /* transport layer: channel queues and relay (container/chan.h) */

@@ -40,6 +40,7 @@
 #include "container/runner.h"
 #include "scheduler/pollcache.h"
 #include "routes/route.h"
+#include "scheduler/outputs.h"
 #include "scheduler/partner.h"
 #include "scheduler/sched.h"
 #include "scheduler/store.h"
@@ -731,6 +732,7 @@ int main(int argc, char **argv)
                                  .peer = &sched_peers,
                                  .peer_ctx = app};
         app->sched = sched_new(&senv);
+        app->outputs = outputs_new(app->base, app->store, app->storage_dir);
         struct partner_env penv = {.base = app->base,
                                    .cfg = &app->cfg,
                                    .store = &store_partner_ops,
@@ -739,6 +741,7 @@ int main(int argc, char **argv)
                                    .tasks_ctx = app,
                                    .attest = app->attest,
                                    .pollcache = app->pollcache,
+                                   .outputs = app->outputs,
                                    .chan = app->chan,
                                    .peer = &sched_peers,
                                    .peer_ctx = app,
@@ -776,6 +779,7 @@ out:
     /* Order matters: drop pending DB and HTTP callbacks before the requests
      * they point at are freed with the server. */
     partner_free(app->partner);
+    outputs_free(app->outputs);
     db_pool_free(app->db);
     pollcache_free(app->pollcache);
     runner_free(app->runner); /* cancels its waits: before the engine client */

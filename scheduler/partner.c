@@ -24,6 +24,7 @@
 #include "gateway/json.h"
 #include "gateway/log.h"
 #include "scheduler/dag.h"
+#include "scheduler/outputs.h"
 #include "scheduler/pollcache.h"
 #include "scheduler/store.h"
 
@@ -891,6 +892,8 @@ void partner_task_changed(struct partner *p, const char *job_id, const char *tas
      * own next poll answer already shows the change. */
     if (p->env.pollcache)
         pollcache_forget(p->env.pollcache, task_id);
+    if (p->env.outputs)
+        outputs_task_changed(p->env.outputs, job_id, task_id);
     struct push *ps = gw_xcalloc(1, sizeof(*ps));
     ps->p = p;
     ps->job_id = gw_xstrdup(job_id);

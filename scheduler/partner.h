@@ -37,6 +37,7 @@ struct event_base;
 struct gw_cfg;
 struct partner;
 struct pollcache;
+struct outputs;
 struct runner;
 struct store;
 
@@ -85,6 +86,7 @@ struct partner_env {
     void *tasks_ctx;
     struct attest *attest;       /* container callbacks' launch tokens */
     struct pollcache *pollcache; /* forgotten on every local change (may be NULL) */
+    struct outputs *outputs;     /* task outputs registered as datasets (may be NULL) */
     struct chan *chan;           /* the transport: each task's capability (config.token) */
     const struct sched_peer_ops *peer; /* pushes to schedulers */
     void *peer_ctx;

@@ -15,10 +15,14 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 
+struct call;
+
 struct store {
     struct db_pool *db;
     struct metrics *m;
     const char *node_id;
+    struct call *live; /* statements in flight: freed by store_free when the pool
+                          dropped them unanswered (shutdown) */
 };
 
 struct store *store_new(struct db_pool *db, struct metrics *m, const char *node_id)
@@ -30,8 +34,14 @@ struct store *store_new(struct db_pool *db, struct metrics *m, const char *node_
     return st;
 }
 
+static void call_free(struct call *c);
+
 void store_free(struct store *st)
 {
+    if (!st)
+        return;
+    while (st->live)
+        call_free(st->live);
     free(st);
 }
 
@@ -54,10 +64,19 @@ struct call {
     char *log_id;
     char *reason;
     /* store_change column layout: old, changed, job_id, parties, count */
+    struct call *prev, *next; /* on st->live while the statement runs */
 };
 
 static void call_free(struct call *c)
 {
+    if (c->st) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else if (c->st->live == c)
+            c->st->live = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+    }
     free(c->log_id);
     free(c->reason);
     free(c);
@@ -161,6 +180,10 @@ static void on_result(void *arg, int err, const struct db_res *res, const char *
 static int run(struct store *st, struct call *c, const char *sql, int n, const char *const *p)
 {
     c->st = st;
+    c->next = st->live;
+    if (st->live)
+        st->live->prev = c;
+    st->live = c;
     int rc = db_query(st->db, sql, n, p, on_result, c, NULL);
     if (rc != 0)
         call_free(c);
@@ -1078,4 +1101,56 @@ int store_job_parties(struct store *st, char side, bool by_task, const char *key
                                   : (by_task ? part_task : part_job);
     const char *p[1] = {key};
     return run_rows(st, sql, 1, p, cb, arg);
+}
+
+/* ---- task outputs registered as datasets ---------------------------------------- */
+
+int store_task_outputs(struct store *st, const char *job_id, const char *task_id, db_rows_cb cb,
+                       void *arg)
+{
+    /* "runtime.component.output." is 25 bytes; the value after the first
+     * '=' is the {"name", "namespace"} JSON taskenv.c wrote. */
+    static const char sql[] =
+        "WITH o AS (SELECT t.role, t.role_index, t.task_name, t.provider, t.version, t.component,"
+        "  split_part(substr(e, 26), '=', 1) AS out_name,"
+        "  substr(e, strpos(e, '=') + 1)::jsonb AS addr"
+        "  FROM t_task t, jsonb_array_elements_text(CASE WHEN jsonb_typeof(t.spec->'env') = 'array'"
+        "   THEN t.spec->'env' ELSE '[]'::jsonb END) e"
+        "  WHERE t.job_id = $1 AND t.task_id = $2 AND t.status = 'SUCCESS' AND t.exit_code = 0"
+        "  AND starts_with(e, 'runtime.component.output.') AND strpos(e, '=') > 26)"
+        " SELECT o.addr->>'namespace', o.addr->>'name', o.role, o.role_index, o.task_name, o.out_name"
+        " FROM o WHERE jsonb_typeof(o.addr) = 'object'"
+        " AND EXISTS (SELECT 1 FROM t_component c, jsonb_array_elements(CASE WHEN"
+        "   jsonb_typeof(c.description->'outputData') = 'array' THEN c.description->'outputData'"
+        "   ELSE '[]'::jsonb END) d WHERE c.provider = o.provider AND c.version = o.version"
+        "   AND c.component_name = o.component AND d->>'name' = o.out_name"
+        "   AND d->>'category' IN ('dataset', 'training_set', 'test_set'))"
+        " AND NOT EXISTS (SELECT 1 FROM t_dataset x WHERE x.namespace = o.addr->>'namespace'"
+        "   AND x.name = o.addr->>'name')"
+        " ORDER BY o.role, o.role_index, o.out_name";
+    const char *p[2] = {job_id, task_id};
+    return run_rows(st, sql, 2, p, cb, arg);
+}
+
+int store_dataset_output(struct store *st, const struct dataset_out *o, db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "WITH d AS (INSERT INTO t_dataset (namespace, name, uri, size_bytes, meta)"
+        "  VALUES ($1, $2, $3, $4::bigint, $5::jsonb) ON CONFLICT (namespace, name) DO NOTHING"
+        "  RETURNING 1)"
+        ", e AS (INSERT INTO t_event (entity, entity_id, to_status, channel, reason)"
+        "  SELECT 'dataset', $1 || '#' || $2, 'stored', 'exit_code', $6 FROM d)"
+        " SELECT 1 FROM d";
+    const char *p[6] = {o->ns, o->name, o->uri, o->size, o->meta, o->reason};
+    return run_rows(st, sql, 6, p, cb, arg);
+}
+
+int store_dataset_digest(struct store *st, const char *ns, const char *name, const char *uri,
+                         const char *size, const char *sha256, db_rows_cb cb, void *arg)
+{
+    static const char sql[] =
+        "UPDATE t_dataset SET sha256 = $5, updated_at = now() WHERE namespace = $1 AND name = $2"
+        " AND uri = $3 AND size_bytes = $4::bigint AND sha256 IS NULL RETURNING 1";
+    const char *p[5] = {ns, name, uri, size, sha256};
+    return run_rows(st, sql, 5, p, cb, arg);
 }

@@ -328,4 +328,37 @@ int store_job_parties(struct store *st, char side, bool by_task, const char *key
 int store_scheduler_of(struct store *st, const char *job_id, db_rows_cb cb,
                        void *arg) GW_MUSTCHECK;
 
+/* ---- task outputs registered as datasets (scheduler/outputs.c) ----------------- */
+
+/**
+ * The dataset outputs of job_id/task_id on this node not yet in t_dataset:
+ * of each row that ended SUCCESS with exit code 0, every
+ * runtime.component.output.<name> of its environment whose outputData entry
+ * <name> in the component's description has category dataset, training_set
+ * or test_set.  Rows: (namespace, name, role, role_index, task_name, output
+ * name), namespace and name as the environment gave them.
+ */
+int store_task_outputs(struct store *st, const char *job_id, const char *task_id, db_rows_cb cb,
+                       void *arg) GW_MUSTCHECK;
+
+struct dataset_out {
+    const char *ns, *name;
+    const char *uri;    /* file://<storage>/<ns>/<name>/data */
+    const char *size;   /* decimal bytes */
+    const char *meta;   /* JSON object text */
+    const char *reason; /* its t_event reason */
+};
+
+/** Register an output as a dataset (sha256 unknown yet) with its t_event
+ *  ('dataset', 'stored', channel exit_code), unless (namespace, name) exists:
+ *  then nothing is written.  Rows: one (1) when inserted, none otherwise. */
+int store_dataset_output(struct store *st, const struct dataset_out *o, db_rows_cb cb,
+                         void *arg) GW_MUSTCHECK;
+
+/** Record the sha256 (hex) of a registered output whose uri and size are
+ *  still those hashed and whose sha256 is unknown.  Rows: one (1) when set. */
+int store_dataset_digest(struct store *st, const char *ns, const char *name, const char *uri,
+                         const char *size, const char *sha256, db_rows_cb cb,
+                         void *arg) GW_MUSTCHECK;
+
 #endif

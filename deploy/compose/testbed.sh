@@ -36,7 +36,9 @@
 #   TESTBED_DIR           state directory (default var/testbed)
 #   TESTBED_NAME          compose project prefix and label (default bfia-tb)
 #   TESTBED_JOB           job kit: a name under deploy/compose/jobs/ or a path
-#                         (default demo)
+#                         (default psi: ECDH-PSI between the first two parties,
+#                         then col_stats on each intersection; demo: the demo
+#                         provider's hash_ids and col_stats on every party)
 #   TESTBED_JOB_FILTER    jq filter applied to the job before it is submitted
 #   TESTBED_TIMEOUT       seconds the job may take (default 300)
 #   TESTBED_DOCKER_STATE  where a private dockerd lives when no engine answers
@@ -51,7 +53,7 @@ N=${PARTIES:-2}
 DESC=${TESTBED_PARTIES_FILE:-deploy/compose/parties.conf}
 TB=${TESTBED_DIR:-var/testbed}
 NAME=${TESTBED_NAME:-bfia-tb}
-JOBKIT=${TESTBED_JOB:-demo}
+JOBKIT=${TESTBED_JOB:-psi}
 TIMEOUT=${TESTBED_TIMEOUT:-300}
 DSTATE=${TESTBED_DOCKER_STATE:-var/demo/docker}
 CTL=build/bfiactl
@@ -362,6 +364,7 @@ down() {
         rm -rf "$pd"
     done
     rm -f "$TB/parties" "$TB/engine" "$TB/job.json" "$TB/last-job"
+    rm -rf "$TB/job-data" # what a job kit generated (jobs/psi.sh: the ID sets)
     if [ -f "$TB/started-engine" ]; then
         ds=$(cat "$TB/started-engine")
         busy=no

@@ -5,7 +5,7 @@
 # time OpenSSL needs for the same X25519 multiplications on all cores,
 # measured in the same run.  Targets: end to end <= 1.3 x bound, peak RSS
 # <= 256 MB per party.  PSI_BENCH_SIZES="NG NH ..." to change the sizes.
-# Through two gateways: see deploy/providers/psi/README.md.
+# Through two gateways, in real containers: test/bench/bench_psi_gw.sh.
 set -eu
 cd "$(dirname "$0")/../.."
 B=${OUT:-build}/tools/psi_bench

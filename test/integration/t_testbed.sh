@@ -123,6 +123,10 @@ expect job_from_b_db "$(dbq b "SELECT status FROM t_job WHERE job_id = '$J' AND 
 expect job_tasks_from_b_db "$(dbq b "SELECT count(*) FROM t_task WHERE job_id = '$J' AND role = 'host' AND status = 'SUCCESS' AND exit_code = 0")" 2
 expect job_not_in_b_schedule "$(dbq b "SELECT count(*) FROM t_schedule_job WHERE job_id = '$J'")" 0
 check job_report_written_at_b test -s "$TB/b/data/storage/$J/col_stats_0.report.host.0/data"
+# the default job is the PSI (deploy/compose/jobs/psi.sh): 1200 of the ids are shared
+expect psi_default_job_matched_at_a "$(jq -r .intersection_count "$TB/a/data/storage/$J/psi_0.report.guest.0/data" 2>/dev/null)" 1200
+expect psi_default_job_matched_at_b "$(jq -r .intersection_count "$TB/b/data/storage/$J/psi_0.report.host.0/data" 2>/dev/null)" 1200
+expect psi_col_stats_read_intersection "$(jq -r .rows "$TB/b/data/storage/$J/col_stats_0.report.host.0/data" 2>/dev/null)" 1200
 expect each_party_own_db "$(dbq a "SELECT node_id FROM t_site"):$(dbq b "SELECT node_id FROM t_site")" "$A:$B"
 
 for p in a b; do
@@ -147,10 +151,10 @@ r=$(curl -s -H 'Content-Type: application/json' -H "x-source-node-id: $A" -H "x-
     --data-binary "{\"job_id\":\"$J\",\"task_id\":\"x\",\"role\":\"host\"}" "http://127.0.0.1:$PB/v1/interconn/schedule/task/poll")
 expect unsigned_call_refused "$(code_of "$r")" 5004
 
-# --- reuse ------------------------------------------------------------------------
+# --- reuse (with the demo job kit, which the restart cases below edit) --------------
 ids_before="$(cid a gateway) $(cid a postgres) $(cid b gateway) $(cid b postgres)"
 t0=$(date +%s%3N)
-env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s testbed >"$T_ROOT/testbed-reuse.log" 2>&1
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL TESTBED_JOB=demo make -s testbed >"$T_ROOT/testbed-reuse.log" 2>&1
 expect make_testbed_again_exit "$?" 0
 t1=$(date +%s%3N)
 echo "make testbed on the running testbed: $((t1 - t0)) ms"

@@ -1,9 +1,11 @@
-# deploy/compose/jobs/demo.sh - the testbed's default job (TESTBED_JOB=demo):
-# the demo provider's hash_ids then col_stats, on every party.  Sourced by
+# deploy/compose/jobs/demo.sh - the testbed's demo job (TESTBED_JOB=demo):
+# the demo provider's hash_ids then col_stats, on every party (the default
+# job is jobs/psi.sh).  Sourced by
 # deploy/compose/testbed.sh from the checkout's root.
 #
 # A job kit defines four functions (another kit, e.g. jobs/psi.sh, defines the
-# same four; TESTBED_JOB=psi or TESTBED_JOB=path/to/kit.sh selects it):
+# same four; TESTBED_JOB=demo or TESTBED_JOB=path/to/kit.sh selects it; a kit
+# may keep generated files in $TB/job-data, which testbed-down removes):
 #   job_images DOCKER_HOST      build/import the provider images it needs
 #                               (offline), unless the engine has them current
 #   job_prepare URL INDEX       register the providers and upload the datasets

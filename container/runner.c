@@ -861,6 +861,8 @@ static cJSON *create_body(struct run *u)
     cJSON *lab = cJSON_AddObjectToObject(b, "Labels");
     cJSON_AddStringToObject(lab, "org.bfia.managed", "true");
     cJSON_AddStringToObject(lab, "org.bfia.node", cfg->node_id);
+    if (u->r->env.install_id && *u->r->env.install_id)
+        cJSON_AddStringToObject(lab, "org.bfia.install", u->r->env.install_id);
     cJSON_AddStringToObject(lab, "org.bfia.job", u->job_id);
     cJSON_AddStringToObject(lab, "org.bfia.task", u->task_id);
     cJSON_AddStringToObject(lab, "org.bfia.role", u->role);
@@ -1253,6 +1255,14 @@ static void on_rec_rows(void *arg, const struct db_rows *rows)
         const char *job = label_of(c, "org.bfia.job");
         if (!cJSON_IsString(id))
             continue;
+        if (!label_of(c, "org.bfia.install")) {
+            /* made before installations were labelled: ours or another's,
+             * nobody can tell, so it is left alone */
+            log_kv(LOG_LEVEL_WARN, NULL, "reconcile",
+                   "unlabelled container of this node id with no task row here: left alone",
+                   "container", cJSON_IsString(nm) ? nm->valuestring : "", NULL);
+            continue;
+        }
         log_kv(LOG_LEVEL_WARN, NULL, "reconcile", "orphan container stopped and removed",
                "container", cJSON_IsString(nm) ? nm->valuestring : "", "job", job ? job : "",
                NULL);
@@ -1292,7 +1302,36 @@ static void on_rec_list(void *arg, const struct docker_result *res)
         r->rec_done = NULL;
         return;
     }
-    r->rec_containers = cJSON_Duplicate(res->json, true);
+    /* Only this installation's containers (and unlabelled ones of older
+     * versions) are reconciled.  Another installation's running container
+     * with this node id means two live installations share the id on this
+     * engine: refuse to start rather than fight over containers. */
+    r->rec_containers = cJSON_CreateArray();
+    const cJSON *c;
+    cJSON_ArrayForEach(c, res->json)
+    {
+        const char *inst = label_of(c, "org.bfia.install");
+        const char *mine = r->env.install_id ? r->env.install_id : "";
+        if (!inst || !*mine || strcmp(inst, mine) == 0) {
+            cJSON_AddItemToArray(r->rec_containers, cJSON_Duplicate(c, true));
+            continue;
+        }
+        const cJSON *state = cJSON_GetObjectItemCaseSensitive(c, "State");
+        if (cJSON_IsString(state) && strcmp(state->valuestring, "running") == 0) {
+            const cJSON *nm = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "Names"), 0);
+            char msg[512];
+            snprintf(msg, sizeof(msg),
+                     "another installation of node %.64s (install id %.32s, container %.128s) runs "
+                     "on this Docker engine: refusing to start (two installations must not share "
+                     "a node id on one engine; stop the other, or give this one its own node id)",
+                     cfg_of(r)->node_id, inst, cJSON_IsString(nm) ? nm->valuestring : "?");
+            cJSON_Delete(r->rec_containers);
+            r->rec_containers = NULL;
+            r->rec_done(r->rec_arg, GW_ECONFLICT, msg);
+            r->rec_done = NULL;
+            return;
+        }
+    }
     if (STORE(r)->containers(STX(r), on_rec_rows, r) != 0) {
         cJSON_Delete(r->rec_containers);
         r->rec_containers = NULL;

@@ -133,6 +133,7 @@ struct runner_env {
     void *engine_ctx;
     struct attest *attest;
     const char *attest_dir;   /* <data_dir>/attest (borrowed for the runner's life) */
+    const char *install_id;   /* label org.bfia.install of this installation's containers */
     const struct runner_store_ops *store;
     void *store_ctx;
     const struct runner_sock_ops *sock; /* NULL: no task sockets */

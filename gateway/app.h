@@ -59,6 +59,7 @@ struct gw_app {
     char *storage_dir;        /* absolute <data_dir>/storage: file:// datasets and outputs */
     bool starting;            /* reconcile not finished: only ops endpoints answer */
     int schema_version;       /* newest migration this binary ships */
+    char install_id[32];      /* this installation (t_site.install_id): its containers' label */
     bool draining;            /* SIGTERM seen: /readyz says 503, no new work */
     long long started_ms;     /* wall clock at start, for build info */
 };

@@ -19,6 +19,7 @@
 #define GW_GATEWAY_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "compat.h"
 #include "err.h"
@@ -146,10 +147,11 @@ const char *db_pool_last_error(const struct db_pool *p);
  * its own transaction, in numeric order.  Refuses (GW_ECONFLICT) a database
  * whose schema is newer than the newest file, or one that belongs to another
  * node (t_site: the first node_id to start on it; NULL skips the check).  On success stores the schema
- * version in *version.
+ * version in *version and, with node_id, this installation's id (t_site.install_id, the label of
+ * its task containers) in install_id (install_cap bytes; may be NULL).
  */
 int db_migrate(const char *dsn, const char *dir, int wait_s, const char *node_id, int *version,
-               struct gw_errbuf *eb) GW_MUSTCHECK;
+               char *install_id, size_t install_cap, struct gw_errbuf *eb) GW_MUSTCHECK;
 
 /** Highest NNNN among dir/NNNN_*.sql (0 if none, <0 on error). */
 int db_migrations_latest(const char *dir, struct gw_errbuf *eb);

@@ -172,7 +172,7 @@ static PGconn *connect_wait(const char *dsn, int wait_s, struct gw_errbuf *eb)
 }
 
 int db_migrate(const char *dsn, const char *dir, int wait_s, const char *node_id, int *version,
-               struct gw_errbuf *eb)
+               char *install_id, size_t install_cap, struct gw_errbuf *eb)
 {
     struct mig_file *files = NULL;
     size_t nfiles = 0;
@@ -263,8 +263,9 @@ int db_migrate(const char *dsn, const char *dir, int wait_s, const char *node_id
         const char *p1[1] = {node_id};
         r = PQexecParams(pg,
                          "WITH c AS (INSERT INTO t_site (node_id) VALUES ($1)"
-                         " ON CONFLICT (one) DO NOTHING RETURNING node_id)"
-                         " SELECT node_id FROM c UNION ALL SELECT node_id FROM t_site LIMIT 1",
+                         " ON CONFLICT (one) DO NOTHING RETURNING node_id, install_id)"
+                         " SELECT node_id, install_id FROM c"
+                         " UNION ALL SELECT node_id, install_id FROM t_site LIMIT 1",
                          1, NULL, p1, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
             rc = gw_errf(eb, GW_EDB, "read t_site: %s", PQresultErrorMessage(r));
@@ -274,6 +275,8 @@ int db_migrate(const char *dsn, const char *dir, int wait_s, const char *node_id
                          "refusing to start (one database per node; check db.dsn and node_id; "
                          "to rename the node, UPDATE t_site SET node_id = '...')",
                          PQgetvalue(r, 0, 0), node_id);
+        else if (install_id)
+            snprintf(install_id, install_cap, "%s", PQgetvalue(r, 0, 1));
         PQclear(r);
     }
     r = PQexec(pg, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")");

@@ -49,6 +49,7 @@ extern char **environ;
 
 struct main_state {
     struct gw_app app;
+    int exit_code;            /* set by a start-up refusal inside the loop */
     struct event *sig_term, *sig_int, *sig_hup;
     struct event *drain_timer;
     long long drain_deadline_ms;
@@ -86,6 +87,14 @@ static void on_resumed(void *arg, int err, const char *msg)
 static void on_reconciled(void *arg, int err, const char *msg)
 {
     struct main_state *ms = arg;
+    if (err == GW_ECONFLICT) {
+        /* another live installation with this node id on the engine */
+        log_kv(LOG_LEVEL_ERROR, NULL, "process.start", msg, NULL);
+        fprintf(stderr, "gateway: %s\n", msg);
+        ms->exit_code = 1;
+        event_base_loopbreak(ms->app.base);
+        return;
+    }
     if (err) {
         /* The database must answer; an engine that does not answer after a
          * few seconds must not keep a scheduler-only node from serving. */
@@ -576,7 +585,7 @@ int main(int argc, char **argv)
     /* Blocking on purpose: the loop has not started and nothing can be
      * served until the schema is right. */
     int rc = db_migrate(cfg->db_dsn, cfg->migrations_dir, cfg->db_startup_wait_s, cfg->node_id,
-                        &app->schema_version, &eb);
+                        &app->schema_version, app->install_id, sizeof(app->install_id), &eb);
     if (rc != 0) {
         log_kv(LOG_LEVEL_ERROR, &lctx, "db.migrate", "cannot prepare the database", "err", eb.msg,
                NULL);
@@ -720,6 +729,7 @@ int main(int argc, char **argv)
                                   .engine_ctx = app->docker,
                                   .attest = app->attest,
                                   .attest_dir = app->attest_dir,
+                                  .install_id = app->install_id,
                                   .store = &store_runner_ops,
                                   .store_ctx = app->store,
                                   .sock = &task_socks,
@@ -773,6 +783,8 @@ int main(int argc, char **argv)
            "port", port, "schema_version", ver, "version", GW_VERSION, NULL);
 
     event_base_dispatch(app->base);
+    if (ms.exit_code)
+        exit_code = ms.exit_code;
 
     log_kv(LOG_LEVEL_INFO, &lctx, "process.exit", "gateway stopped", NULL);
 out:

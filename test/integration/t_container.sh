@@ -22,6 +22,9 @@ expect node_ready "$?" 0
 
 # --- provider registration ----------------------------------------------------
 provs() { psql_db ca -c "SELECT count(*) FROM t_provider"; }
+# the image must be absent for the first check: a tag left by an earlier run
+# on the same engine is removed (the tag only; bfia-demo keeps its layers)
+DK rmi unionpay:2.0.0 >/dev/null 2>&1 || true
 r=$(api POST "$PA" /v2/provider/register "$(cat ../shared/fixtures/provider-register-unionpay.json 2>/dev/null || cat test/unit/data/provider-register-unionpay.json)")
 expect register_unknown_image_refused "$(code_of "$r")" 5002
 case "$(printf '%s' "$r" | jq -r .msg)" in *"not on this node's Docker engine"*) pass register_unknown_image_says_so ;; *) fail register_unknown_image_says_so "$r" ;; esac
@@ -251,14 +254,22 @@ while [ "$(DK ps -q --filter "label=org.bfia.job=$J2" | wc -l)" != 2 ] && [ $i -
 gw_stop ca
 sleep 2.5
 expect finished_while_down_containers_exited "$(DK ps -q --filter "label=org.bfia.job=$J2" | wc -l)" 0
-# an orphan: a container with our labels that no task row knows
-DK run -d --name "orphan-$A" --label org.bfia.managed=true --label org.bfia.node=$A --label org.bfia.job=ghost bfia-demo:1.0.0 >/dev/null 2>&1
+# an orphan: a container with our labels (this installation's) that no task
+# row knows; and one with the node id but no installation label (made by a
+# version before installations were labelled: nobody can tell whose it is)
+INST=$(psql_db ca -c "SELECT install_id FROM t_site")
+DK rm -f "orphan-$A" "unlabelled-$A" >/dev/null 2>&1 # left by an earlier run on this engine
+DK run -d --name "orphan-$A" --label org.bfia.managed=true --label org.bfia.node=$A --label "org.bfia.install=$INST" --label org.bfia.job=ghost bfia-demo:1.0.0 >/dev/null 2>&1
+DK create --name "unlabelled-$A" --label org.bfia.managed=true --label org.bfia.node=$A --label org.bfia.job=ghost2 bfia-demo:1.0.0 >/dev/null 2>&1
 node_start ca $A "$PA" "$R"
 gw_ready "$PA" 20
 expect finished_while_down_outcome "$(job_wait "$PA" "$J2" 60)" failed
 expect finished_while_down_exit_code "$(psql_db ca -c "SELECT exit_code || '/' || status_channel FROM t_task WHERE job_id='$J2' AND role='guest' AND task_name='hash_ids_0'")" 7/exit_code
 expect orphan_removed "$(DK ps -aq --filter "name=orphan-$A" | wc -l)" 0
 expect orphan_recorded "$(psql_db ca -c "SELECT count(*) FROM t_event WHERE entity='container' AND entity_id='orphan-$A'")" 1
+expect unlabelled_container_left_alone "$(DK ps -aq --filter "name=unlabelled-$A" | wc -l)" 1
+check unlabelled_container_logged grep -q "unlabelled container of this node id" "$T_ROOT/ca.log"
+DK rm -f "unlabelled-$A" >/dev/null 2>&1
 
 # exit code decides when no callback came; a claimed SUCCESS is held
 J3=$(submit "$(one '.config.task_params.common.hash_ids_0.no_callback = true')")

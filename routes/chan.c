@@ -925,7 +925,7 @@ void chan_invoke(struct gw_req *req)
         src = x->h[H_FROM];
     const char *caller = req->caller;
     if (caller && src && strcmp(caller, src) != 0) {
-        answer(x, CHAN_E_BAD, "x-ptp-source-node-id: differs from the calling node", NULL, 0);
+        answer(x, CHAN_E_AUTH, "x-ptp-source-node-id: differs from the calling node", NULL, 0);
         return;
     }
     const char *from = caller ? caller : src;

@@ -91,7 +91,7 @@ expect joint_sessions_released_at_job_end "$(metric "$PA" gateway_transport_sess
 J3=$(submit "$(jj callback "$JOINT | $THREE")")
 expect joint_three_nodes_outcome "$(job_wait "$PA" "$J3" 150)" success
 expect joint_three_keys "$(jq -c 'keys' "$T_ROOT/xc/data/storage/$J3/joint_stats_0.joint.host.1/data" 2>/dev/null)" '["guest.0","host.0","host.1"]'
-P3=$(submit "$(jj callback '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common.chan_probe_0 = {"count": 200, "size": 4096} | del(.config.task_params.guest) | del(.config.task_params.host) | '"$THREE")")
+P3=$(submit "$(jj callback '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common = {"chan_probe_0": {"count": 200, "size": 4096}} | '"$THREE"' | del(.config.task_params.guest) | del(.config.task_params.host)')")
 expect probe_three_nodes_200_each_way "$(job_wait "$PA" "$P3" 150)" success
 
 # --- hold two jobs (X: A+B+C, Y: A+B) for the conformance and isolation tests ----------
@@ -394,7 +394,7 @@ expect finished_job_token_dead "$($TOOL push "$UA" "$XG" "$SX" $A x "$D/m1")" E0
 
 # --- a peer that is down: the push answers 607, the task fails with the reason ----------
 api POST "$PA" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$Y\"}" >/dev/null
-PD=$(submit "$(jj poll '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common.chan_probe_0 = {"count": 1, "size": 64} | .config.task_params.guest = {"0": {"chan_probe_0": {"sleep_ms": 4000}}} | del(.config.task_params.host)')")
+PD=$(submit "$(jj poll '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common = {"chan_probe_0": {"count": 1, "size": 64}} | .config.task_params.guest = {"0": {"chan_probe_0": {"sleep_ms": 4000}}} | del(.config.task_params.host)')")
 running xa "$PD" 1 && running xb "$PD" 1
 # B goes down while pushes for it are being batched (job Z's session): every
 # push still running answers 607 within the bounded retries
@@ -427,7 +427,7 @@ expect b_back "$?" 0
 api POST "$PA" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$Z\"}" >/dev/null
 
 # --- a gateway killed (-9) mid-transfer: both sides fail in bounded time ----------------
-PK=$(submit "$(jj poll '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common.chan_probe_0 = {"count": 100000, "size": 1024} | del(.config.task_params.guest) | del(.config.task_params.host)')")
+PK=$(submit "$(jj poll '.dag.components = [{"name": "chan_probe_0", "componentName": "chan_probe", "provider": "bfia-demo", "version": "1.0.0", "input": [], "output": []}] | .config.task_params.common = {"chan_probe_0": {"count": 100000, "size": 1024}} | del(.config.task_params.guest) | del(.config.task_params.host)')")
 running xa "$PK" 1 && running xb "$PK" 1
 sleep 2
 kill -9 "$(gw_pid xb)"

@@ -36,7 +36,8 @@ for i in $(seq 300); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz")" = 200 ] && break
     sleep 0.1
 done
-# 1,000 finished two-task jobs on both sides of the protocol
+# 1,000 finished two-task jobs on both sides of the protocol (the caller,
+# node 20, is a party of each: polls from others are refused)
 $PSQL <<'EOF'
 INSERT INTO t_schedule_job (job_id, dag, config, initiator, scheduler, parties, status, outcome, end_time)
  SELECT 'job' || i, '{"components":[]}', '{}', 'JG0100001100000010', 'JG0100001100000010',
@@ -47,7 +48,9 @@ INSERT INTO t_schedule_task (job_id, task_id, node_id, task_name, component, sta
  FROM generate_series(1, 1000) i, generate_series(1, 2) t,
       unnest(ARRAY['JG0100001100000010','JG0100001100000020']) n;
 INSERT INTO t_job (job_id, role, dag, config, initiator, scheduler, status, end_time)
- SELECT 'job' || i, 'guest', '{"components":[]}', '{}', 'JG0100001100000010', 'JG0100001100000010',
+ SELECT 'job' || i, 'guest', '{"components":[]}',
+        '{"role":{"guest":["JG0100001100000010"],"host":["JG0100001100000020"]}}',
+        'JG0100001100000010', 'JG0100001100000010',
         'FINISHED', now() FROM generate_series(1, 1000) i;
 INSERT INTO t_task (job_id, task_id, role, task_name, component, status, exit_code)
  SELECT 'job' || i, 'task_' || i || '_' || t, 'guest', 'c' || t, 'hash_ids', 'SUCCESS', 0

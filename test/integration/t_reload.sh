@@ -62,6 +62,8 @@ attest:
   key_publish_s: $KPUB
 peer:
   timeout_ms: $PTO
+transport:
+  port: 0
 EOF
 }
 

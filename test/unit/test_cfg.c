@@ -272,7 +272,8 @@ static void on_key(void *arg, const char *key, bool applied)
 static struct gw_cfg *differing_in(const struct gw_cfg *base, const char *name)
 {
     static const char *const candidates[] = {"2", "7", "3", "100", "1000", "debug",
-                                             "10.0.0.0/8", "unix:///tmp/x.sock", "x_y", "1", "2048", "5000", "0"};
+                                             "10.0.0.0/8", "unix:///tmp/x.sock", "x_y", "1", "2048", "5000", "0",
+                                             "536870912", "262144"};
     char envname[128] = "GW_";
     size_t o = 3;
     for (const char *p = name; *p && o < sizeof(envname) - 1; p++)

@@ -252,6 +252,14 @@ int runner_active(const struct runner *r)
     return r->n;
 }
 
+int runner_runs_held(const struct runner *r)
+{
+    int n = 0;
+    for (const struct run *u = r->runs; u; u = u->next)
+        n++;
+    return n;
+}
+
 char *runner_container_name(const char *role, const char *node, const char *task_id, int attempt)
 {
     char *s = gw_xasprintf("%s-%s-%s-%d", role, node, task_id, attempt);

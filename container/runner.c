@@ -461,6 +461,15 @@ static void on_wait(void *arg, const struct docker_result *res)
 static void on_started(void *arg, const struct docker_result *res)
 {
     struct run *u = arg;
+    if (res->err && !u->wait) {
+        /* The wait has returned already (the container ran and exited, a
+         * late client-side timeout of the start call) or the run ended:
+         * the exit code decides, the outcome is not written twice. */
+        log_kv(LOG_LEVEL_WARN, &u->log, "task.start", "start failed after the container exited",
+               "err", res->msg, NULL);
+        run_release(u);
+        return;
+    }
     if (res->err) {
         /* The wait is armed; cancel it and record the engine's refusal. */
         if (u->wait) {

@@ -1454,6 +1454,33 @@ static void test_exit_before_start_answer(void **state)
     assert_string_equal(w->status, "SUCCESS");
 }
 
+/* The start call fails (a client-side timeout, say) after the container
+ * ran and its exit was recorded: the exit code decides, the outcome stands
+ * and is written once. */
+static void test_start_error_after_exit(void **state)
+{
+    (void)state;
+    struct frow *w = add_row("T1", "guest", 0, "READY");
+    struct runner_key k = key_of(w);
+    runner_launch(R, &k);
+    s_answer(s_find(S_SPEC, "T1"));
+    e_create_ok(e_find(E_CREATE, w->name), "cid-1");
+    e_inspect_ok(e_find(E_INSPECT, "cid-1"));
+    s_answer(s_find(S_RUNNING, "T1"));
+    e_arm(e_find(E_WAIT, "cid-1"));
+    struct ecall *st = e_find(E_START, "cid-1");
+    snprintf(ctr_find("cid-1")->state, sizeof(ctr_find("cid-1")->state), "running");
+    struct scall *f = drive_exit(w, "cid-1", 0, false, "done\n");
+    e_answer(st, GW_ETIMEOUT, "timed out", NULL, NULL, 0); /* before the outcome is stored */
+    s_answer(f);
+    e_remove_ok(e_find(E_REMOVE, "cid-1"));
+    turn();
+    assert_int_equal(s_pending(S_FINISHED) + e_pending(E_REMOVE), 0);
+    assert_null(strstr(strstr(trace, "S:finished") + 1, "S:finished"));
+    assert_string_equal(w->status, "SUCCESS");
+    assert_int_equal(runner_runs_held(R), 0);
+}
+
 /* Reconcile after a restart: a RUNNING row whose container runs is adopted
  * (its wait re-armed, its token refreshed), a RUNNING row whose container
  * vanished is recorded lost, a labelled container without a row is removed
@@ -1665,6 +1692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_launch_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_tail_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_before_start_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_error_after_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_after_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_during_final_write, setup, teardown),

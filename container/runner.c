@@ -539,6 +539,7 @@ static void on_running_written(void *arg, const struct db_rows *r)
          * must not run. */
         log_kv(LOG_LEVEL_INFO, &u->log, "task.start", "task no longer startable; container removed",
                "container", u->name, NULL);
+        token_revoke(u); /* its launch token was written before the CAS */
         remove_and_end(u);
     } else {
         refresh_arm(u, refresh_period(u));

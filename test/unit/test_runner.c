@@ -1258,6 +1258,9 @@ static void test_stop_during_create(void **state)
     turn();
     assert_int_equal(runner_runs_held(R), 0);
     assert_string_equal(trace, "S:spec E:create E:inspect S:running E:remove");
+    /* the launch token minted for it went too (the container never ran) */
+    assert_int_equal(count_named(adir, "token.jwt"), 0);
+    assert_false(file_exists(tokdir, ""));
 }
 
 /* A stop of a running container: SIGKILL to its id; its exit is then

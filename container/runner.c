@@ -252,6 +252,14 @@ int runner_active(const struct runner *r)
     return r->n;
 }
 
+int runner_runs_held(const struct runner *r)
+{
+    int n = 0;
+    for (const struct run *u = r->runs; u; u = u->next)
+        n++;
+    return n;
+}
+
 char *runner_container_name(const char *role, const char *node, const char *task_id, int attempt)
 {
     char *s = gw_xasprintf("%s-%s-%s-%d", role, node, task_id, attempt);
@@ -453,6 +461,15 @@ static void on_wait(void *arg, const struct docker_result *res)
 static void on_started(void *arg, const struct docker_result *res)
 {
     struct run *u = arg;
+    if (res->err && !u->wait) {
+        /* The wait has returned already (the container ran and exited, a
+         * late client-side timeout of the start call) or the run ended:
+         * the exit code decides, the outcome is not written twice. */
+        log_kv(LOG_LEVEL_WARN, &u->log, "task.start", "start failed after the container exited",
+               "err", res->msg, NULL);
+        run_release(u);
+        return;
+    }
     if (res->err) {
         /* The wait is armed; cancel it and record the engine's refusal. */
         if (u->wait) {
@@ -522,6 +539,7 @@ static void on_running_written(void *arg, const struct db_rows *r)
          * must not run. */
         log_kv(LOG_LEVEL_INFO, &u->log, "task.start", "task no longer startable; container removed",
                "container", u->name, NULL);
+        token_revoke(u); /* its launch token was written before the CAS */
         remove_and_end(u);
     } else {
         refresh_arm(u, refresh_period(u));

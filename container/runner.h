@@ -167,6 +167,14 @@ char *runner_container_name(const char *role, const char *node, const char *task
 int runner_active(const struct runner *r);
 
 /**
+ * Runs still in memory: those being driven plus ended ones that a call in
+ * flight still holds (freed by the reaper once released).  For tests
+ * (test/unit/test_runner.c): 0 after the loop turned means nothing leaked
+ * a reference.
+ */
+int runner_runs_held(const struct runner *r);
+
+/**
  * The current launch token of the container whose task socket is sock_path
  * (req->agent_sock), or NULL when no running container owns that socket.
  * Borrowed until the next refresh or the container's end.

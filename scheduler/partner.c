@@ -831,7 +831,7 @@ static void on_pushed(void *arg, const struct peer_resp *r)
 {
     struct push *ps = arg;
     bool acked = !r->err && (r->code == 0 || r->code == 1);
-    char why[400];
+    char why[400] = ""; /* the error, when not acknowledged */
     if (!acked) {
         snprintf(why, sizeof(why), "%s%.300s", r->err ? "" : "refused: ", r->msg ? r->msg : "");
         log_kv(LOG_LEVEL_WARN, NULL, "task.push",

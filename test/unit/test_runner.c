@@ -49,6 +49,7 @@
 #include "scheduler/state.h"
 
 #define ME "JG0100001100000010"
+#define INST "0123456789abcdef" /* this installation (t_site.install_id) */
 #define DIGEST "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 #define OTHER "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 
@@ -816,6 +817,7 @@ static struct ctr *ctr_of_row(const struct frow *w, const char *id, const char *
     cJSON *lab = cJSON_CreateObject();
     cJSON_AddStringToObject(lab, "org.bfia.managed", "true");
     cJSON_AddStringToObject(lab, "org.bfia.node", ME);
+    cJSON_AddStringToObject(lab, "org.bfia.install", INST);
     cJSON_AddStringToObject(lab, "org.bfia.job", w->job);
     cJSON_AddStringToObject(lab, "org.bfia.task", w->task);
     struct ctr *c = ctr_add(id, w->name, DIGEST, state, lab);
@@ -872,6 +874,7 @@ static int setup(void **state)
                              .engine = &fake_engine,
                              .attest = A,
                              .attest_dir = adir,
+                             .install_id = INST,
                              .store = &fake_store};
     R = runner_new(&env);
     runner_set_notify(R, on_notify, NULL);
@@ -1032,6 +1035,7 @@ static void test_happy_path(void **state)
     const cJSON *lab = cJSON_GetObjectItemCaseSensitive(b, "Labels");
     assert_string_equal(jstr(lab, "org.bfia.managed"), "true");
     assert_string_equal(jstr(lab, "org.bfia.node"), ME);
+    assert_string_equal(jstr(lab, "org.bfia.install"), INST);
     assert_string_equal(jstr(lab, "org.bfia.job"), "J1");
     assert_string_equal(jstr(lab, "org.bfia.task"), "T1");
     assert_string_equal(jstr(lab, "org.bfia.role"), "guest");
@@ -1516,6 +1520,21 @@ static void test_reconcile(void **state)
     /* another node's container on the same engine is none of ours */
     struct ctr *foreign = ctr_add("cid-x", "other-node-task", DIGEST, "running", NULL);
     cJSON_AddStringToObject(foreign->labels, "org.bfia.node", "JG0100001100000071");
+    /* this node id's containers that are not this installation's: one of
+     * an older version (no installation label) and another installation's
+     * exited one; neither is removed nor recorded */
+    struct frow old = {.job = "J0", .task = "T8", .role = "host", .idx = 0};
+    char *on = runner_container_name("host", ME, "T8", 0);
+    snprintf(old.name, sizeof(old.name), "%s", on);
+    free(on);
+    struct ctr *unl = ctr_of_row(&old, "cid-u", "exited");
+    cJSON_DeleteItemFromObject(unl->labels, "org.bfia.install");
+    struct frow other = {.job = "J0", .task = "T7", .role = "host", .idx = 0};
+    on = runner_container_name("host", ME, "T7", 0);
+    snprintf(other.name, sizeof(other.name), "%s", on);
+    free(on);
+    struct ctr *oth = ctr_of_row(&other, "cid-y", "exited");
+    cJSON_ReplaceItemInObject(oth->labels, "org.bfia.install", cJSON_CreateString("fedcba9876543210"));
 
     runner_reconcile(R, on_reconciled, NULL);
     struct ecall *ls = e_find(E_LIST, NULL);
@@ -1556,6 +1575,10 @@ static void test_reconcile(void **state)
     assert_null(ctr_find("cid-o"));
     assert_null(ctr_find("cid-d"));
     assert_non_null(ctr_find("cid-x"));
+    assert_non_null(ctr_find("cid-u"));
+    assert_non_null(ctr_find("cid-y"));
+    assert_null(strstr(trace, "cid-u"));
+    assert_null(strstr(trace, "cid-y"));
 
     /* the token refresh of the adopted container is recorded */
     struct scall *tk = s_find(S_TOKEN, "T1");
@@ -1573,6 +1596,36 @@ static void test_reconcile(void **state)
     turn();
     assert_int_equal(runner_runs_held(R), 1); /* T3, still launching */
     assert_int_equal(rec_calls, 1);
+}
+
+/* Another installation of this node id has a container running on the
+ * engine: reconciliation stops with GW_ECONFLICT naming it, before the
+ * store is asked anything, and touches no container. */
+static void test_reconcile_other_installation(void **state)
+{
+    (void)state;
+    rec_calls = 0;
+    struct frow *mine = add_row("T1", "guest", 0, "RUNNING");
+    snprintf(mine->cid, sizeof(mine->cid), "cid-a");
+    ctr_of_row(mine, "cid-a", "running");
+    struct frow other = {.job = "J0", .task = "T7", .role = "host", .idx = 0};
+    char *on = runner_container_name("host", ME, "T7", 0);
+    snprintf(other.name, sizeof(other.name), "%s", on);
+    free(on);
+    struct ctr *oth = ctr_of_row(&other, "cid-y", "running");
+    cJSON_ReplaceItemInObject(oth->labels, "org.bfia.install", cJSON_CreateString("fedcba9876543210"));
+
+    runner_reconcile(R, on_reconciled, NULL);
+    e_list_ok(e_find(E_LIST, NULL));
+    turn();
+    assert_int_equal(rec_calls, 1);
+    assert_int_equal(rec_err, GW_ECONFLICT);
+    assert_non_null(strstr(rec_msg, "install id fedcba9876543210"));
+    assert_non_null(strstr(rec_msg, "host-" ME "-T7-0"));
+    assert_int_equal(s_pending(S_CONTAINERS), 0);
+    assert_int_equal(e_pending(E_REMOVE) + e_pending(E_WAIT), 0);
+    assert_string_equal(ctr_find("cid-y")->state, "running");
+    assert_string_equal(mine->status, "RUNNING");
 }
 
 /* A token refresh whose write is in flight when the run ends: its
@@ -1692,6 +1745,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exit_before_start_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_error_after_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_other_installation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_after_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_during_final_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),

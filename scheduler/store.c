@@ -63,6 +63,7 @@ struct call {
     const char *to;
     char *log_id;
     char *reason;
+    int moved_col; /* SHAPE_ROWS: row 0's column counting rows moved (0: none) */
     /* store_change column layout: old, changed, job_id, parties, count */
     struct call *prev, *next; /* on st->live while the statement runs */
 };
@@ -92,6 +93,15 @@ static void deliver_rows(struct call *c, int err, const struct db_res *res, cons
 {
     struct db_rows r = {.err = err, .msg = err ? errmsg : ""};
     const char **v = NULL;
+    const char *moved = c->moved_col > 0 && !err ? res_get(res, 0, c->moved_col) : NULL;
+    if (moved && atoll(moved) > 0 && c->entity) {
+        /* committed: the log line and the metric of the transition */
+        struct log_ctx lc = {.node_id = c->st->node_id, .job_id = c->log_id};
+        log_kv(LOG_LEVEL_INFO, &lc, "state.change", c->reason ? c->reason : "", "entity",
+               c->entity, "id", c->log_id ? c->log_id : "", "to", c->to, "rows", moved, NULL);
+        if (c->st->m)
+            metrics_state(c->st->m, c->entity, c->to, atoll(moved));
+    }
     if (!err && res) {
         r.n = db_res_rows(res);
         r.cols = db_res_cols(res);
@@ -141,6 +151,16 @@ static void deliver_view(struct call *c, int err, const struct db_res *res, cons
  * status moved gets its log line and metric once committed. */
 static void deliver_tasks(struct call *c, int err, const struct db_res *res, const char *errmsg)
 {
+    const char *jobs = err ? NULL : res_get(res, 0, 3); /* t_job rows finished with it */
+    if (jobs && atoll(jobs) > 0) {
+        struct log_ctx lc = {.node_id = c->st->node_id,
+                             .job_id = c->log_id ? c->log_id : res_get(res, 1, 0)};
+        log_kv(LOG_LEVEL_INFO, &lc, "state.change", c->reason ? c->reason : "", "entity", "job",
+               "id", lc.job_id ? lc.job_id : "", "to", job_state_name(JOB_STATE_FINISHED), "rows",
+               jobs, NULL);
+        if (c->st->m)
+            metrics_state(c->st->m, "job", job_state_name(JOB_STATE_FINISHED), atoll(jobs));
+    }
     if (!err) {
         for (int i = 1; i < db_res_rows(res); i++) {
             const char *old = res_get(res, i, 5), *nw = res_get(res, i, 6);
@@ -669,6 +689,11 @@ int store_job_start(struct store *st, const char *job_id, const char *by, db_row
     c->shape = SHAPE_ROWS;
     c->rows_cb = cb;
     c->arg = arg;
+    c->entity = "job";
+    c->to = job_state_name(JOB_STATE_RUNNING);
+    c->log_id = gw_xstrdup(job_id);
+    c->reason = gw_xasprintf("job/start by %s", by);
+    c->moved_col = 2;
     return run(st, c, sql, 3, p);
 }
 
@@ -813,7 +838,7 @@ static const char task_set_tail[] =
     "  UNION ALL SELECT 'job', $1::text || '/' || role, NULL, 'FINISHED', $8::text, $22::text FROM j)"
     " SELECT (SELECT count(*) FROM t_job WHERE job_id = $1::text)::text,"
     "  (SELECT count(*) FROM sel)::text, (SELECT count(*) FROM u WHERE old IS DISTINCT FROM new)::text,"
-    "  NULL, NULL, NULL, NULL"
+    "  (SELECT count(*) FROM j)::text, NULL, NULL, NULL"
     " UNION ALL SELECT job_id, task_id, role, role_index::text, container_id, old, new FROM u";
 
 int store_task_set(struct store *st, const struct task_change *c, db_rows_cb cb, void *arg)
@@ -853,6 +878,7 @@ int store_task_set(struct store *st, const struct task_change *c, db_rows_cb cb,
     k->arg = arg;
     k->entity = "task";
     k->to = task_state_name(c->to);
+    k->log_id = c->job_id && *c->job_id ? gw_xstrdup(c->job_id) : NULL;
     k->reason = c->reason ? gw_xstrdup(c->reason) : NULL;
     return run(st, k, sql[c->sel], 22, p);
 }

@@ -52,6 +52,14 @@ i=0
 while [ "$(containers_of "$J")" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 expect poll_job_partner_rows_success "$(psql_db jb -c "SELECT count(*) FROM t_task WHERE job_id='$J' AND status='SUCCESS' AND exit_code=0 AND status_channel IN ('callback','exit_code')")" 2
 expect poll_job_partner_job_finished "$(psql_db jb -c "SELECT status FROM t_job WHERE job_id='$J'")" FINISHED
+# the partner's job transitions are logged and counted where they commit
+# (scheduler/store.c), like every task transition
+trans() { curl -s "http://127.0.0.1:$1/metrics" | awk -v k="gateway_state_transitions_total{entity=\"$2\",to=\"$3\"}" '$1 == k {print $2}'; }
+for to in RUNNING FINISHED; do
+    n=$(trans "$PB" job $to)
+    check "partner_job_${to}_counted" test "${n:-0}" -ge 1
+    check "partner_job_${to}_logged" sh -c "grep '\"event\":\"state.change\"' '$T_ROOT/jb.log' | grep '\"job_id\":\"$J\"' | grep '\"entity\":\"job\"' | grep -q '\"to\":\"$to\"'"
+done
 expect poll_job_scheduler_view "$(api GET "$PA" "/v1/platform/schedule/job/status_all?job_id=$J" | jq -c '[.data.tasks[] | .status + "/" + .channel] | unique')" '["SUCCESS/poll"]'
 check poll_job_report_written sh -c "ls $T_ROOT/ja/data/storage/$J/ | grep -q col_stats_0.report.guest.0"
 check poll_job_report_is_json jq -e '.columns // . | length > 0' "$T_ROOT/jb/data/storage/$J/col_stats_0.report.host.0/data"

@@ -153,7 +153,7 @@ struct chan {
     void *hook_arg;
     unsigned long long answers[CHAN_API_MAX][14];
     unsigned long long relay_ok, relay_fail;
-    unsigned long long relay_batches, relay_singles;
+    unsigned long long relay_batches, relay_singles, relay_parked;
     struct peerq *peerqs;           /* per peer of ours: the lanes of the batched relay */
     chan_raw_answer_fn raw_answer;
 };
@@ -936,11 +936,27 @@ void chan_relay_done(struct chan *c, bool ok)
 
 #define SOLO_MIN (64 * 1024)   /* messages this large go alone, uncopied */
 #define NOBATCH_MS 60000       /* a peer that did not answer a batch gets singles this long */
+#define PARK_FIRST_MS 2        /* a message the peer had no room for is asked again after */
+#define PARK_MAX_MS 100        /* ... doubling up to this */
+#define HELD_MAX 32            /* parked queues passed over while one request is built */
 
+/*
+ * The receiver never waits for room on a message of ours (batch records
+ * carry timeout 0, singles ?nowait=1): a full queue answers E0000000700 at
+ * once, and the message is parked here, at the head of its lane, and asked
+ * again with a growing delay until its push's own deadline (then 700 to the
+ * container, as a push into a full local queue).  So one full queue (one
+ * job's slow reader) holds up only the messages behind it in that queue, not
+ * the lane every other job's messages to that node share.  A parked queue's
+ * later messages stay behind it: the order of a queue holds.
+ */
 struct chan_send {
     struct lane *lane;
     char *session, *scope, *topic, *trace, *provider;
     long long timeout_ms;
+    long long deadline;        /* the push's own: its timeout from when it came */
+    long long not_before;      /* parked until then (0: not parked) */
+    int tries;
     void *data;
     size_t len;
     chan_send_cb cb;
@@ -967,6 +983,7 @@ struct peerq {
     int nlanes;
     struct lane *lanes;
     long long nobatch_until;
+    bool nowait;               /* it answered CHANBATCH_NOWAIT: records go with timeout 0 */
     struct peerq *next;
 };
 
@@ -1070,6 +1087,7 @@ const char *chan_send(struct chan *c, struct chan_send_req *r, chan_send_cb cb, 
     s->trace = r->trace ? gw_xstrdup(r->trace) : NULL;
     s->provider = r->provider ? gw_xstrdup(r->provider) : NULL;
     s->timeout_ms = r->timeout_ms;
+    s->deadline = chan_now() + (r->timeout_ms > 0 ? r->timeout_ms : 0);
     s->data = r->data;
     s->len = r->len;
     r->data = NULL;
@@ -1140,6 +1158,39 @@ static void finish_all(struct chan_send *list, const char *code, const char *msg
     }
 }
 
+static bool same_queue(const struct chan_send *a, const struct chan_send *b)
+{
+    return strcmp(a->session, b->session) == 0 && strcmp(a->scope, b->scope) == 0 &&
+           strcmp(a->topic, b->topic) == 0;
+}
+
+/* Answer 700 to the lane's parked messages whose push ran out of time, and
+ * to those waiting behind a parked one of their queue as long. */
+static void lane_expire(struct lane *l, long long now)
+{
+    const struct chan_send *parked[HELD_MAX];
+    size_t np = 0;
+    struct chan_send *done = NULL, *dl = NULL;
+    for (struct chan_send *s = l->head, *nx; s; s = nx) {
+        nx = s->next;
+        bool behind = false;
+        for (size_t i = 0; i < np && !behind; i++)
+            behind = same_queue(parked[i], s);
+        if (s->not_before && !behind && np < HELD_MAX)
+            parked[np++] = s;
+        if (now < s->deadline || !(s->not_before || behind))
+            continue;
+        lane_unlink(l, s);
+        s->flying = true;
+        if (dl)
+            dl->next = s;
+        else
+            done = s;
+        dl = s;
+    }
+    finish_all(done, CHAN_E_FULL, "buffer full: no room at the receiving node within the timeout");
+}
+
 static void lane_kick(struct lane *l)
 {
     struct peerq *p = l->pq;
@@ -1147,45 +1198,78 @@ static void lane_kick(struct lane *l)
     struct gw_app *app = c->app;
     if (l->h || !l->head)
         return;
-    bool batch = l->head->len < SOLO_MIN && chan_now() >= p->nobatch_until;
-    size_t max_msgs = batch ? (size_t)app->cfg->transport_batch_msgs : 1;
-    size_t max_bytes = (size_t)app->cfg->transport_batch_bytes;
+    long long now = chan_now();
+    lane_expire(l, now);
+    if (!l->head)
+        return;
+    /* the oldest messages that may go now: a parked one, and every later
+     * one of its queue, wait (held) */
+    const struct chan_send *held[HELD_MAX];
+    size_t nheld = 0;
+    long long wake = 0;
+    bool batch = false;
+    size_t max_msgs = 1, max_bytes = (size_t)app->cfg->transport_batch_bytes;
     size_t n = 0, bytes = CHANBATCH_HDR;
     long long wait = 0;
-    struct chan_send *last = NULL;
-    for (struct chan_send *s = l->head; s && n < max_msgs; s = s->next) {
-        struct chanbatch_out o = {s->session, s->scope, s->topic, s->timeout_ms, s->data, s->len};
+    struct chan_send *fly = NULL, *last = NULL;
+    for (struct chan_send *s = l->head, *nx; s && n < max_msgs; s = nx) {
+        nx = s->next;
+        bool hold = false;
+        for (size_t i = 0; i < nheld && !hold; i++)
+            hold = same_queue(held[i], s);
+        if (hold)
+            continue; /* behind a parked message of its queue */
+        if (s->not_before > now) {
+            if (nheld == HELD_MAX)
+                break; /* too many parked queues to pass over: the rest waits */
+            held[nheld++] = s;
+            if (!wake || s->not_before < wake)
+                wake = s->not_before;
+            continue;
+        }
+        if (!n) {
+            batch = s->len < SOLO_MIN && now >= p->nobatch_until;
+            max_msgs = batch ? (size_t)app->cfg->transport_batch_msgs : 1;
+        }
+        struct chanbatch_out o = {s->session, s->scope, s->topic, 0, s->data, s->len};
         size_t rs = chanbatch_rec_size(&o);
         if (n && (s->len >= SOLO_MIN || bytes + rs > max_bytes))
             break;
         bytes += rs;
         n++;
-        last = s;
         if (s->timeout_ms > wait)
             wait = s->timeout_ms;
-    }
-    /* detach head..last as the request's messages */
-    struct chan_send *fly = l->head;
-    l->head = last->next;
-    if (l->head)
-        l->head->prev = NULL;
-    else
-        l->tail = NULL;
-    last->next = NULL;
-    for (struct chan_send *s = fly; s; s = s->next)
+        lane_unlink(l, s);
         s->flying = true;
+        if (last)
+            last->next = s;
+        else
+            fly = s;
+        s->prev = last;
+        last = s;
+    }
+    if (!n) {
+        /* every queue of the lane is parked: again when the first may go */
+        long long d = wake > now ? wake - now : 1;
+        struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
+        event_add(l->kick, &tv);
+        return;
+    }
     const char *me = app->cfg->node_id;
     char src[160], dst[160];
     snprintf(src, sizeof(src), "x-ptp-source-node-id: %s", me);
     snprintf(dst, sizeof(dst), "x-ptp-target-node-id: %s", p->peer);
     int rc;
-    long tmo = (long)(wait + app->cfg->peer_timeout_ms);
+    /* a receiver that said so does not wait for room (batch records with
+     * timeout 0); a single may be waited on by a gateway of ours from before
+     * ?nowait, and so may the first batch to a peer */
+    long tmo = (long)((batch && p->nowait ? 0 : wait) + app->cfg->peer_timeout_ms);
     if (batch) {
         unsigned char *b = gw_xmalloc(bytes), *q = b + CHANBATCH_HDR;
         chanbatch_put_header(b, (uint32_t)n);
         for (struct chan_send *s = fly; s; s = s->next) {
-            struct chanbatch_out o = {s->session, s->scope, s->topic, s->timeout_ms, s->data,
-                                      s->len};
+            struct chanbatch_out o = {s->session, s->scope, s->topic,
+                                      p->nowait ? 0 : s->timeout_ms, s->data, s->len};
             q = chanbatch_put_rec(q, &o);
         }
         const char *h[] = {"Content-Type: " CHANBATCH_CONTENT_TYPE, src, dst,
@@ -1200,7 +1284,8 @@ static void lane_kick(struct lane *l)
         struct chan_send *s = fly;
         char *qs = qesc(s->session), *qt = qesc(s->topic), *qk = qesc(s->scope);
         char *path = gw_xasprintf("/v1/interconn/chan/invoke?session=%s&topic=%s&task=%s"
-                                  "&timeout=%lld", qs, qt, qk, (s->timeout_ms + 999) / 1000);
+                                  "&timeout=%lld&nowait=1", qs, qt, qk,
+                                  (s->timeout_ms + 999) / 1000);
         free(qs);
         free(qt);
         free(qk);
@@ -1247,6 +1332,61 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     lane_kick(l);
 }
 
+/* s found its queue at the peer full: park it (true), or it is done. */
+static bool park(struct chan *c, struct chan_send *s, const char *code, long long now,
+                 struct chan_send **pl, struct chan_send **pt)
+{
+    if (strcmp(code, CHAN_E_FULL) != 0 || !s->cb || now >= s->deadline)
+        return false;
+    long long d = PARK_FIRST_MS << (s->tries < 6 ? s->tries : 6);
+    if (!s->tries++)
+        c->relay_parked++; /* messages, not attempts */
+    s->not_before = now + (d < PARK_MAX_MS ? d : PARK_MAX_MS);
+    s->next = NULL;
+    s->prev = *pt;
+    if (*pt)
+        (*pt)->next = s;
+    else
+        *pl = s;
+    *pt = s;
+    return true;
+}
+
+/* Put the parked chain pl..pt back at the head of l, in its order: each is
+ * the oldest message of its queue. */
+static void unpark(struct lane *l, struct chan_send *pl, struct chan_send *pt)
+{
+    /* those cancelled meanwhile (by a callback of this answer) need not go */
+    while (pl && !pl->cb) {
+        struct chan_send *s = pl;
+        pl = s->next;
+        if (pl)
+            pl->prev = NULL;
+        send_free(s);
+    }
+    if (!pl)
+        return;
+    for (struct chan_send *s = pl, *nx; s; s = nx) {
+        nx = s->next;
+        if (!s->cb) { /* not the first: unlink from the chain */
+            s->prev->next = s->next;
+            if (s->next)
+                s->next->prev = s->prev;
+            else
+                pt = s->prev;
+            send_free(s);
+            continue;
+        }
+        s->flying = false;
+    }
+    pt->next = l->head;
+    if (l->head)
+        l->head->prev = pt;
+    else
+        l->tail = pt;
+    l->head = pl;
+}
+
 static void on_lane_done(void *arg, const struct httpc_resp *hr)
 {
     struct lane *l = arg;
@@ -1268,6 +1408,7 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
                  hr->attempts, hr->errmsg);
         struct chan_send *rest = l->head;
         l->head = l->tail = NULL;
+        p->nowait = false; /* it may come back as another version: asked again */
         for (struct chan_send *s = rest; s; s = s->next)
             s->flying = true;
         c->relay_fail += n;
@@ -1315,16 +1456,23 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
         }
         size_t i = 0;
         bool whole_ok = strcmp(whole.code, CHAN_OK) == 0;
+        if (whole_ok)
+            p->nowait = strcmp(whole.msg, CHANBATCH_NOWAIT) == 0;
+        long long now = chan_now();
+        struct chan_send *pl = NULL, *pt = NULL;
         for (struct chan_send *s = fly, *nx; s; s = nx, i++) {
             nx = s->next;
             const char *code = whole_ok ? res[i].code : whole.code;
             const char *m = whole_ok ? res[i].msg : whole.msg;
+            if (park(c, s, code, now, &pl, &pt))
+                continue;
             chan_relay_done(c, strcmp(code, CHAN_OK) == 0);
             if (s->cb)
                 s->cb(s->arg, code, m);
             send_free(s);
         }
         free(res);
+        unpark(l, pl, pt);
     } else {
         char code[32];
         if (!c->raw_answer ||
@@ -1333,8 +1481,13 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
             snprintf(msg, sizeof(msg), "node %.64s answered HTTP %ld without a transport answer",
                      p->peer, hr->status);
         }
-        chan_relay_done(c, strcmp(code, CHAN_OK) == 0);
-        finish_all(fly, code, msg);
+        struct chan_send *pl = NULL, *pt = NULL;
+        if (park(c, fly, code, chan_now(), &pl, &pt)) {
+            unpark(l, pl, pt);
+        } else {
+            chan_relay_done(c, strcmp(code, CHAN_OK) == 0);
+            finish_all(fly, code, msg);
+        }
     }
     lane_kick(l);
 }
@@ -1399,6 +1552,7 @@ void chan_metrics(const struct chan *c, FILE *out)
             "# TYPE gateway_transport_relays_total counter\n"
             "gateway_transport_relays_total{outcome=\"ok\"} %llu\n"
             "gateway_transport_relays_total{outcome=\"error\"} %llu\n"
+            "gateway_transport_relays_total{outcome=\"parked\"} %llu\n"
             "# HELP gateway_transport_relay_requests_total Relay requests to peers of ours: batches, and messages sent alone.\n"
             "# TYPE gateway_transport_relay_requests_total counter\n"
             "gateway_transport_relay_requests_total{form=\"batch\"} %llu\n"
@@ -1408,7 +1562,7 @@ void chan_metrics(const struct chan *c, FILE *out)
             st.sessions, st.queues, st.msgs, st.bytes, st.wait_bytes, st.pop_waiters,
             st.push_waiters, st.released, st.pushes, st.pops, st.timeouts, st.full,
             st.refused_released, st.expired, st.dropped, c->relay_ok, c->relay_fail,
-            c->relay_batches, c->relay_singles);
+            c->relay_parked, c->relay_batches, c->relay_singles);
     for (int a = 0; a < CHAN_API_MAX; a++)
         for (size_t i = 0; i < GW_ARRAY_LEN(codes); i++)
             if (c->answers[a][i])

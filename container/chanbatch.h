@@ -102,6 +102,12 @@ struct chanbatch_res {
 void *chanbatch_answer(const char *code, const char *msg, const struct chanbatch_res *res,
                        size_t n, size_t *len);
 
+/* The whole message of a successful answer from a receiver that takes
+ * records with timeout 0 as "do not wait for room, and refuse the rest of a
+ * queue within the batch once it was full" (container/chan.c parks them);
+ * until a peer has said so, its records carry their push's timeout. */
+#define CHANBATCH_NOWAIT "nowait"
+
 /**
  * Parse an answer to a batch of n records.  0 with *whole (the whole code and
  * message) and res[0..n) filled (when whole->code is E0000000000), or

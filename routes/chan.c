@@ -49,6 +49,7 @@ struct cctx {
     bool batch_form;           /* answer in the batch form (container/chanbatch.h) */
     int relay_form;        /* CHANWIRE_RAW / CHANWIRE_PROTO: how the peer answers */
     bool waiting_pop;
+    bool nowait;               /* an invoke of ours that does not wait for room */
     const char *h[16];         /* the request's headers by H_* (borrowed from it) */
     struct cctx *prev, *next; /* waiting pops, for the liveness sweep */
 };
@@ -197,7 +198,11 @@ static void answer(struct cctx *x, const char *code, const char *msg, void *payl
     struct chan *c = req->app->chan;
     chan_count(c, x->api, code);
     if (strcmp(code, CHAN_OK) != 0) {
-        enum log_level lv = strcmp(code, CHAN_E_SERVER) == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO;
+        enum log_level lv = strcmp(code, CHAN_E_SERVER) == 0 ? LOG_LEVEL_WARN
+                            : x->api == CHAN_API_INVOKE && x->nowait &&
+                                      strcmp(code, CHAN_E_FULL) == 0
+                                ? LOG_LEVEL_DEBUG /* the sender asks again */
+                                : LOG_LEVEL_INFO;
         if (log_enabled(lv))
             log_kv(lv, &req->log, "transport.refused", msg, "code", code, "path", req->path,
                    "session", x->session, "topic", x->topic, NULL);
@@ -707,6 +712,7 @@ struct bstate {
     size_t next;               /* the message being decided; earlier ones are */
     size_t pending;            /* pushes waiting for room */
     bool loading;              /* a job lookup for message next is under way */
+    bool any_full;             /* some message found its queue full */
 };
 
 static void batch_free(struct cctx *x)
@@ -728,9 +734,16 @@ static void bres(struct cctx *x, size_t i, const char *code, const char *msg)
     struct bstate *b = x->batch;
     snprintf(b->res[i].code, sizeof(b->res[i].code), "%s", code);
     snprintf(b->res[i].msg, sizeof(b->res[i].msg), "%s", msg ? msg : "");
+    bool full = strcmp(code, CHAN_E_FULL) == 0;
+    if (full)
+        b->any_full = true;
     chan_count(x->req->app->chan, CHAN_API_INVOKE, code);
     if (strcmp(code, CHAN_OK) != 0) {
-        enum log_level lv = strcmp(code, CHAN_E_SERVER) == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO;
+        /* a full queue is asked again by the sender (it parks the message):
+         * not a line per attempt */
+        enum log_level lv = strcmp(code, CHAN_E_SERVER) == 0 ? LOG_LEVEL_WARN
+                            : full && b->dec.m[i].timeout_ms == 0 ? LOG_LEVEL_DEBUG
+                                                                   : LOG_LEVEL_INFO;
         if (log_enabled(lv))
             log_kv(lv, &x->req->log, "transport.refused", msg, "code", code, "path",
                    x->req->path, "session", b->dec.m[i].session, "topic", b->dec.m[i].topic,
@@ -745,7 +758,7 @@ static void batch_maybe_answer(struct cctx *x)
     if (b->loading || b->next < b->dec.n || b->pending)
         return;
     size_t bl;
-    void *body = chanbatch_answer(CHAN_OK, "", b->res, b->dec.n, &bl);
+    void *body = chanbatch_answer(CHAN_OK, CHANBATCH_NOWAIT, b->res, b->dec.n, &bl);
     struct server_part p = {body, bl, NULL};
     unlist(x);
     server_reply_parts(x->req, 200, CHANBATCH_ANSWER_TYPE, &p, 1);
@@ -793,6 +806,16 @@ static void batch_one(struct cctx *x, const struct chan_job *j)
     if (*scope && !json_is_id(scope, 128)) {
         bres(x, i, CHAN_E_BAD, "task: not a task id");
         return;
+    }
+    /* a queue that refused an earlier message of this batch takes none of
+     * its later ones (the sender asks again in order) */
+    for (size_t k = 0; b->any_full && k < i; k++) {
+        const struct chanbatch_msg *o = &b->dec.m[k];
+        if (strcmp(b->res[k].code, CHAN_E_FULL) == 0 && strcmp(o->session, m->session) == 0 &&
+            strcmp(o->scope, m->scope) == 0 && strcmp(o->topic, m->topic) == 0) {
+            bres(x, i, CHAN_E_FULL, "buffer full: an earlier message of its queue found no room");
+            return;
+        }
     }
     struct chan *c = x->req->app->chan;
     long long wait = m->timeout_ms > 300000 ? 300000 : m->timeout_ms;
@@ -1002,6 +1025,13 @@ void chan_invoke(struct gw_req *req)
                             app->cfg->transport_push_wait_s * 1000LL, &x->wait_ms, &eb) != 0) {
         answer(x, CHAN_E_BAD, eb.msg, NULL, 0);
         return;
+    }
+    /* a gateway of ours waits for room itself (container/chan.c parks the
+     * message): a full queue answers at once */
+    const char *nw = ours ? qget(req, "nowait") : NULL;
+    if (nw && strcmp(nw, "1") == 0) {
+        x->wait_ms = 0;
+        x->nowait = true;
     }
     const char *job = chan_session_job(x->session);
     if (!job) {

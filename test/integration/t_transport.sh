@@ -51,7 +51,7 @@ jj() { job_json "$1" ".config.initiator.node_id = \"$A\" | .config.role.guest = 
 JOINT='.dag.components += [{"name": "joint_stats_0", "componentName": "joint_stats", "provider": "bfia-demo", "version": "1.0.0", "input": [{"type": "report", "key": "col_stats_0.report"}], "output": [{"type": "report", "key": "joint"}]}]'
 THREE='.config.role.host = ["'$B'", "'$C'"] | .config.task_params.host["1"] = {"hash_ids_0": {"dataset_id": "demo#host"}} | .config.job_params.host["1"] = {"resources": {"cpu": 1, "memory_mb": 128}}'
 # HOLD: one task per party that sleeps, so its container and token stay live
-HOLD='.dag.components = [.dag.components[0]] | .config.task_params.common.hash_ids_0.sleep_ms = 240000'
+HOLD='.dag.components = [.dag.components[0]] | .config.task_params.common.hash_ids_0.sleep_ms = 600000'
 
 # token NODEDB JOB TASKNAME ROLE: config.token of that task's container
 token() {
@@ -383,6 +383,63 @@ held=$(metric "$PB" 'gateway_transport_bytes{state="queued"}')
 n=0
 while [ "$($TOOL pop "$UB" "$XH" "$SX" $A slow "$D/got" raw 1)" = "E0000000000 $((4 * MB))" ]; do n=$((n + 1)); done
 expect slow_consumer_gets_what_was_accepted "$n" "$(( 45 - full ))"
+
+# one job's full queue at B holds up no other job's messages from A to B (one
+# relay lane): X's queue at B is filled, pushes into it wait at A (parked),
+# while Y's small and 1 MiB messages cross at once; room at B lets X's waiting
+# pushes in, in their order
+holpush() { # FILE TIMEOUT [TOPIC] -> code (a push of job X into its queue "hol")
+    _f=$(mktemp "$D/hans.XXXXXX")
+    curl -s -H "x-ptp-token: $XG" -H "x-ptp-session-id: $SX" -H "x-ptp-target-node-id: $B" \
+        -H "x-ptp-topic: ${3:-hol}" --data-binary @"$1" "$UA/v1/interconn/chan/push?timeout=$2" >"$_f"
+    $TOOL answer raw "$_f"
+    rm -f "$_f"
+}
+i=0
+while [ $i -lt 40 ] && [ "$(holpush "$D/four" 1)" = E0000000000 ]; do i=$((i + 1)); done
+[ $i -ge 20 ] && [ $i -lt 40 ] && pass hol_queue_filled || fail hol_queue_filled "$i pushes of 4 MiB taken"
+printf 'hol-1' >"$D/h1"
+printf 'hol-2' >"$D/h2"
+(holpush "$D/h1" 30 >"$D/h1.code") &
+hp1=$!
+sleep 0.3
+(holpush "$D/h2" 30 >"$D/h2.code") &
+hp2=$!
+# and 40 more waiting in one other queue of X (more than a lane passes over
+# by queue: each queue counts once)
+hpm=""
+for i in $(seq 40); do
+    (holpush "$D/h1" 30 hol-many >"$D/hm$i.code") &
+    hpm="$hpm $!"
+done
+sleep 1
+t0=$(date +%s.%N)
+ys=$($TOOL push "$UA" "$YG" "$SY" $B holy "$D/small")
+yb=$($TOOL push "$UA" "$YG" "$SY" $B holy "$D/mib")
+t1=$(date +%s.%N)
+expect hol_other_job_small_crosses "$ys" E0000000000
+expect hol_other_job_mib_crosses "$yb" E0000000000
+took=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
+[ "$(awk -v t="$took" 'BEGIN {print (t <= 3)}')" = 1 ] && pass hol_other_job_not_held_up ||
+    fail hol_other_job_not_held_up "Y's two pushes took $took s behind X's full queue"
+expect hol_other_job_popped "$($TOOL pop "$UB" "$YH" "$SY" $A holy "$D/got" raw 5):$($TOOL pop "$UB" "$YH" "$SY" $A holy "$D/got" raw 5)" \
+    "E0000000000 $SMALL:E0000000000 $((MB + 7))"
+kill -0 $hp1 2>/dev/null && kill -0 $hp2 2>/dev/null && pass hol_full_pushes_still_waiting ||
+    fail hol_full_pushes_still_waiting "$(cat "$D/h1.code" "$D/h2.code" 2>/dev/null | tr '\n' ' ')"
+[ "$(metric "$PA" 'gateway_transport_relays_total{outcome="parked"}')" -gt 0 ] && pass hol_parked_counted ||
+    fail hol_parked_counted "$(metric "$PA" 'gateway_transport_relays_total{outcome="parked"}')"
+expect hol_room_made "$($TOOL pop "$UB" "$XH" "$SX" $A hol "$D/got" raw 5)" "E0000000000 $((4 * MB))"
+wait $hp1 $hp2 $hpm
+expect hol_waiting_pushes_got_in "$(cat "$D/h1.code"):$(cat "$D/h2.code")" E0000000000:E0000000000
+expect hol_many_waiting_got_in "$(cat "$D"/hm*.code | grep -c '^E0000000000$')" 40
+m=0
+while [ "$($TOOL pop "$UB" "$XH" "$SX" $A hol-many "$D/got" raw 1)" = "E0000000000 5" ]; do m=$((m + 1)); done
+expect hol_many_all_delivered "$m" 40
+order=""
+while r=$($TOOL pop "$UB" "$XH" "$SX" $A hol "$D/got" raw 1) && [ "$r" != "E0000000000 0" ]; do
+    case "$r" in "E0000000000 5") order="$order$(cat "$D/got")," ;; "E0000000000 $((4 * MB))") ;; *) order="$order?$r," ; break ;; esac
+done
+expect hol_waiting_pushes_in_order "$order" "hol-1,hol-2,"
 
 # job end: every session of X released on each node; late traffic 608
 api POST "$PA" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$X\"}" >/dev/null

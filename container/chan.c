@@ -974,7 +974,8 @@ struct lane {
     bool kicking;
     struct httpc_req *h;
     void *body;
-    struct event *kick;
+    struct event *kick;            /* next turn of the loop, or a parked message's time */
+    long long parked_until;        /* a parked message may be in the lane until then (0: none) */
 };
 
 struct peerq {
@@ -1199,9 +1200,13 @@ static void lane_kick(struct lane *l)
     if (l->h || !l->head)
         return;
     long long now = chan_now();
-    lane_expire(l, now);
-    if (!l->head)
-        return;
+    if (l->parked_until) { /* only then can a message run out of time here */
+        lane_expire(l, now);
+        if (now >= l->parked_until)
+            l->parked_until = 0;
+        if (!l->head)
+            return;
+    }
     /* the oldest messages that may go now: a parked one, and every later
      * one of its queue, wait (held) */
     const struct chan_send *held[HELD_MAX];
@@ -1352,39 +1357,37 @@ static bool park(struct chan *c, struct chan_send *s, const char *code, long lon
     return true;
 }
 
-/* Put the parked chain pl..pt back at the head of l, in its order: each is
- * the oldest message of its queue. */
-static void unpark(struct lane *l, struct chan_send *pl, struct chan_send *pt)
+/* Put the parked chain pl back at the head of l, in its order (each is the
+ * oldest message of its queue); those cancelled meanwhile (by a callback of
+ * this answer) need not go. */
+static void unpark(struct lane *l, struct chan_send *pl)
 {
-    /* those cancelled meanwhile (by a callback of this answer) need not go */
-    while (pl && !pl->cb) {
-        struct chan_send *s = pl;
-        pl = s->next;
-        if (pl)
-            pl->prev = NULL;
-        send_free(s);
-    }
-    if (!pl)
-        return;
+    struct chan_send *h = NULL, *t = NULL;
     for (struct chan_send *s = pl, *nx; s; s = nx) {
         nx = s->next;
-        if (!s->cb) { /* not the first: unlink from the chain */
-            s->prev->next = s->next;
-            if (s->next)
-                s->next->prev = s->prev;
-            else
-                pt = s->prev;
+        if (!s->cb) {
             send_free(s);
             continue;
         }
         s->flying = false;
+        if (s->deadline > l->parked_until)
+            l->parked_until = s->deadline;
+        s->prev = t;
+        s->next = NULL;
+        if (t)
+            t->next = s;
+        else
+            h = s;
+        t = s;
     }
-    pt->next = l->head;
+    if (!h)
+        return;
+    t->next = l->head;
     if (l->head)
-        l->head->prev = pt;
+        l->head->prev = t;
     else
-        l->tail = pt;
-    l->head = pl;
+        l->tail = t;
+    l->head = h;
 }
 
 static void on_lane_done(void *arg, const struct httpc_resp *hr)
@@ -1472,7 +1475,7 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
             send_free(s);
         }
         free(res);
-        unpark(l, pl, pt);
+        unpark(l, pl);
     } else {
         char code[32];
         if (!c->raw_answer ||
@@ -1483,7 +1486,7 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
         }
         struct chan_send *pl = NULL, *pt = NULL;
         if (park(c, fly, code, chan_now(), &pl, &pt)) {
-            unpark(l, pl, pt);
+            unpark(l, pl);
         } else {
             chan_relay_done(c, strcmp(code, CHAN_OK) == 0);
             finish_all(fly, code, msg);

@@ -1029,7 +1029,11 @@ void chan_invoke(struct gw_req *req)
     /* a gateway of ours waits for room itself (container/chan.c parks the
      * message): a full queue answers at once */
     const char *nw = ours ? qget(req, "nowait") : NULL;
-    if (nw && strcmp(nw, "1") == 0) {
+    if (nw && strcmp(nw, "1") != 0 && strcmp(nw, "0") != 0) {
+        answer(x, CHAN_E_BAD, "nowait: use 1 or 0", NULL, 0);
+        return;
+    }
+    if (nw && *nw == '1') {
         x->wait_ms = 0;
         x->nowait = true;
     }

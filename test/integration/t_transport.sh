@@ -173,6 +173,15 @@ printf '%s' "$r" >"$D/ans"
 case "$(cat "$D/ans")" in *'"code":5004'*) pass invoke_unsigned_for_signed_node_refused ;;
 *) expect invoke_unsigned_for_signed_node_refused "$($TOOL answer raw "$D/ans")" E0000000403 ;; esac
 expect invoke_forged_not_enqueued "$($TOOL peek "$UB" "$XH" "$SX" $A forged "$D/got")" "E0000000000 0"
+# ?nowait (our gateways' flag: do not wait for room) takes 1 or 0, nothing else
+r=$(curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: $SX" -H "x-ptp-topic: nw" \
+    --data-binary @"$D/small" "$UB/v1/interconn/chan/invoke?task=$TX&nowait=maybe" >"$D/ans"; $TOOL answer raw "$D/ans")
+expect invoke_bad_nowait_400 "$r" E0000000400
+grep -q 'nowait' "$D/ans" && pass invoke_bad_nowait_names_it || fail invoke_bad_nowait_names_it "$(cat "$D/ans")"
+expect invoke_bad_nowait_not_enqueued "$($TOOL peek "$UB" "$XH" "$SX" $C nw "$D/got")" "E0000000000 0"
+expect invoke_nowait_1_accepted "$(curl -s -H "x-ptp-source-node-id: $C" -H "x-ptp-session-id: $SX" -H "x-ptp-topic: nw" \
+    --data-binary @"$D/small" "$UB/v1/interconn/chan/invoke?task=$TX&nowait=1" >"$D/ans"; $TOOL answer raw "$D/ans")" E0000000000
+expect invoke_nowait_1_popped "$($TOOL pop "$UB" "$XH" "$SX" $C nw "$D/got" raw 5)" "E0000000000 $SMALL"
 
 # §11.3 a pop blocks until a push arrives; a pop times out empty at its timeout
 ($TOOL pop "$UB" "$XH" "$SX" $A late "$D/late" raw 20 >"$D/late.code") &

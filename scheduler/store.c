@@ -89,18 +89,29 @@ static const char *res_get(const struct db_res *res, int row, int col)
                                                                     : NULL;
 }
 
+/* A committed transition: its log line and its metric, written here only.
+ * to_static: the state's own name (the metric keeps the pointer), or NULL
+ * for a status this build does not know (logged, not counted). */
+static void note_change(const struct call *c, const struct log_ctx *lc, const char *entity,
+                        const char *id, const char *from, const char *to,
+                        const char *to_static, long long rows)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%lld", rows);
+    log_kv(LOG_LEVEL_INFO, lc, "state.change", c->reason ? c->reason : "", "entity", entity, "id",
+           id ? id : "", "to", to, "rows", n, from ? "from" : NULL, from, NULL);
+    if (c->st->m && to_static)
+        metrics_state(c->st->m, entity, to_static, rows > 0 ? rows : 1);
+}
+
 static void deliver_rows(struct call *c, int err, const struct db_res *res, const char *errmsg)
 {
     struct db_rows r = {.err = err, .msg = err ? errmsg : ""};
     const char **v = NULL;
     const char *moved = c->moved_col > 0 && !err ? res_get(res, 0, c->moved_col) : NULL;
     if (moved && atoll(moved) > 0 && c->entity) {
-        /* committed: the log line and the metric of the transition */
         struct log_ctx lc = {.node_id = c->st->node_id, .job_id = c->log_id};
-        log_kv(LOG_LEVEL_INFO, &lc, "state.change", c->reason ? c->reason : "", "entity",
-               c->entity, "id", c->log_id ? c->log_id : "", "to", c->to, "rows", moved, NULL);
-        if (c->st->m)
-            metrics_state(c->st->m, c->entity, c->to, atoll(moved));
+        note_change(c, &lc, c->entity, c->log_id, NULL, c->to, c->to, atoll(moved));
     }
     if (!err && res) {
         r.n = db_res_rows(res);
@@ -130,15 +141,8 @@ static void deliver_change(struct call *c, int err, const struct db_res *res, co
         r.count = n ? atoll(n) : 0;
     }
     if (!err && r.changed && c->entity) {
-        /* committed: the log line and the metric of the transition */
         struct log_ctx lc = {.node_id = c->st->node_id, .job_id = r.job_id};
-        char n[24];
-        snprintf(n, sizeof(n), "%lld", r.count);
-        log_kv(LOG_LEVEL_INFO, &lc, "state.change", c->reason ? c->reason : "", "entity",
-               c->entity, "id", c->log_id ? c->log_id : "", "from", r.old ? r.old : "", "to",
-               c->to, "rows", n, NULL);
-        if (c->st->m)
-            metrics_state(c->st->m, c->entity, c->to, r.count > 0 ? r.count : 1);
+        note_change(c, &lc, c->entity, c->log_id, r.old ? r.old : "", c->to, c->to, r.count);
     }
     if (c->change_cb)
         c->change_cb(c->arg, &r);
@@ -155,11 +159,8 @@ static void deliver_tasks(struct call *c, int err, const struct db_res *res, con
     if (jobs && atoll(jobs) > 0) {
         struct log_ctx lc = {.node_id = c->st->node_id,
                              .job_id = c->log_id ? c->log_id : res_get(res, 1, 0)};
-        log_kv(LOG_LEVEL_INFO, &lc, "state.change", c->reason ? c->reason : "", "entity", "job",
-               "id", lc.job_id ? lc.job_id : "", "to", job_state_name(JOB_STATE_FINISHED), "rows",
-               jobs, NULL);
-        if (c->st->m)
-            metrics_state(c->st->m, "job", job_state_name(JOB_STATE_FINISHED), atoll(jobs));
+        const char *fin = job_state_name(JOB_STATE_FINISHED);
+        note_change(c, &lc, "job", lc.job_id, NULL, fin, fin, atoll(jobs));
     }
     if (!err) {
         for (int i = 1; i < db_res_rows(res); i++) {
@@ -169,15 +170,11 @@ static void deliver_tasks(struct call *c, int err, const struct db_res *res, con
             struct log_ctx lc = {.node_id = c->st->node_id,
                                  .job_id = res_get(res, i, 0),
                                  .task_id = res_get(res, i, 1)};
+            enum task_state ts;
+            const char *known = task_state_parse(nw, &ts) ? task_state_name(ts) : NULL;
             char *id = gw_xasprintf("%s.%s", res_get(res, i, 2), res_get(res, i, 3));
-            log_kv(LOG_LEVEL_INFO, &lc, "state.change", c->reason ? c->reason : "", "entity",
-                   "task", "id", id, "from", old ? old : "", "to", nw, NULL);
+            note_change(c, &lc, "task", id, old ? old : "", nw, known, 1);
             free(id);
-            if (c->st->m) {
-                enum task_state ts;
-                if (task_state_parse(nw, &ts))
-                    metrics_state(c->st->m, "task", task_state_name(ts), 1);
-            }
         }
     }
     deliver_rows(c, err, res, errmsg);

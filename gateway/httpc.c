@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "err.h"
@@ -47,6 +48,9 @@ struct httpc_req {
     struct event *hdr_ev; /* defers on_headers out of curl */
     long hdr_status;
     bool hdr_fired;
+    char *cap_name;       /* opts.capture_header */
+    char captured[256];
+    bool has_captured;
     httpc_done_cb done;
     void *arg;
     int retries_left;
@@ -93,6 +97,7 @@ static void req_free(struct httpc_req *r)
     curl_slist_free_all(r->headers);
     free(r->body);
     free(r->resp);
+    free(r->cap_name);
     free(r);
 }
 
@@ -207,7 +212,25 @@ static size_t cb_header(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct httpc_req *r = userp;
     size_t n = size * nmemb;
-    if (!r->hdr_fired && (n == 2 && data[0] == '\r' && data[1] == '\n')) {
+    if (r->cap_name) {
+        size_t cl = strlen(r->cap_name);
+        if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+            r->has_captured = false; /* a new response (a retry): its own headers */
+        } else if (n > cl && data[cl] == ':' && strncasecmp(data, r->cap_name, cl) == 0) {
+            const char *v = data + cl + 1, *e = data + n;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            size_t vl = (size_t)(e - v);
+            if (vl < sizeof(r->captured)) {
+                memcpy(r->captured, v, vl);
+                r->captured[vl] = '\0';
+                r->has_captured = true;
+            }
+        }
+    }
+    if (r->hdr_ev && !r->hdr_fired && (n == 2 && data[0] == '\r' && data[1] == '\n')) {
         long status = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && status < 300) {
@@ -224,6 +247,7 @@ static void deliver_one(struct httpc_req *r)
     struct httpc *hc = r->hc;
     req_unlink(hc, r);
     r->result.body = r->resp ? r->resp : "";
+    r->result.captured = r->has_captured ? r->captured : NULL;
     r->result.body_len = r->resp_len;
     r->result.attempts = r->attempts;
     r->result.dur_us = 0;
@@ -409,6 +433,10 @@ int httpc_send(struct httpc *hc, const struct httpc_opts *o, httpc_done_cb done,
         r->hdr_ev = event_new(hc->base, -1, 0, on_headers_event, r);
         if (!r->hdr_ev)
             abort();
+    }
+    if (o->capture_header)
+        r->cap_name = gw_xstrdup(o->capture_header);
+    if (o->on_headers || o->capture_header) {
         curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_header);
         curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     }

@@ -32,6 +32,7 @@ struct httpc_resp {
     size_t body_len;
     long long dur_us;    /* wall time of the transfer */
     int attempts;        /* 1 + retries used */
+    const char *captured; /* opts.capture_header's value, or NULL if absent */
 };
 
 typedef void (*httpc_done_cb)(void *arg, const struct httpc_resp *resp);
@@ -64,6 +65,9 @@ struct httpc_opts {
      * status line and headers of a 2xx response have arrived, before the
      * body: for long polls whose registration matters (Docker's wait). */
     void (*on_headers)(void *arg, long status);
+    /* If set, the value of this response header (the last response's, up to
+     * 255 bytes, trimmed) is handed to done as resp->captured. */
+    const char *capture_header;
 };
 
 /** Create the client on base.  Never NULL. Free with httpc_free(). */

@@ -38,6 +38,8 @@ struct got {
     struct httpc_resp r;
     char body[4096];
     char errmsg[256];
+    char cap[256];
+    bool has_cap;
 };
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -47,6 +49,22 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct evbuffer *out = evbuffer_new();
     if (strncmp(uri, "/hang", 5) == 0) {
         f->held = req; /* answered at teardown */
+        evbuffer_free(out);
+        return;
+    }
+    if (strncmp(uri, "/cap", 4) == 0) {
+        /* the failed attempt names one value, the answer another */
+        struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+        if (f->fail_count > 0) {
+            f->fail_count--;
+            evhttp_add_header(oh, "x-cap", "stale");
+            evhttp_send_reply(req, 503, "busy", out);
+        } else {
+            evhttp_add_header(oh, "X-Cap-Other", "no");
+            if (strncmp(uri, "/capgone", 8) != 0)
+                evhttp_add_header(oh, "X-CAP", "  fresh value\t");
+            evhttp_send_reply(req, 200, "OK", out);
+        }
         evbuffer_free(out);
         return;
     }
@@ -133,6 +151,9 @@ static void done_cb(void *arg, const struct httpc_resp *r)
     g->r = *r;
     snprintf(g->body, sizeof(g->body), "%.*s", (int)r->body_len, r->body);
     snprintf(g->errmsg, sizeof(g->errmsg), "%s", r->errmsg ? r->errmsg : "");
+    g->has_cap = r->captured != NULL;
+    snprintf(g->cap, sizeof(g->cap), "%s", r->captured ? r->captured : "");
+    g->r.captured = NULL;
     g->r.body = NULL; /* borrowed: gone after the callback */
     g->r.errmsg = NULL;
 }
@@ -257,6 +278,37 @@ static void test_retry_on_5xx(void **state)
     assert_int_equal(h.r.attempts, 1);
 }
 
+/* capture_header: case-insensitive, trimmed, the last response's only */
+static void test_capture_header(void **state)
+{
+    struct fx *f = *state;
+    f->fail_count = 1;
+    struct got g = {0};
+    struct httpc_opts o = {.url = url(f, "/cap"), .retries = 2, .backoff_ms = 10,
+                           .retry_on_5xx = true, .capture_header = "x-cap"};
+    assert_int_equal(httpc_send(f->hc, &o, done_cb, &g, NULL), 0);
+    run_until(f, &g.calls, 1);
+    assert_int_equal(g.r.status, 200);
+    assert_int_equal(g.r.attempts, 2);
+    assert_true(g.has_cap);
+    assert_string_equal(g.cap, "fresh value");
+    /* an answer without it: NULL, also when the failed attempt had it */
+    f->fail_count = 1;
+    struct got h = {0};
+    struct httpc_opts ho = {.url = url(f, "/capgone"), .retries = 2, .backoff_ms = 10,
+                            .retry_on_5xx = true, .capture_header = "x-cap"};
+    assert_int_equal(httpc_send(f->hc, &ho, done_cb, &h, NULL), 0);
+    run_until(f, &h.calls, 1);
+    assert_int_equal(h.r.status, 200);
+    assert_int_equal(h.r.attempts, 2);
+    assert_false(h.has_cap);
+    struct got k = {0};
+    struct httpc_opts ko = {.url = url(f, "/echo"), .capture_header = "x-cap"};
+    assert_int_equal(httpc_send(f->hc, &ko, done_cb, &k, NULL), 0);
+    run_until(f, &k.calls, 1);
+    assert_false(k.has_cap);
+}
+
 static void test_cancel(void **state)
 {
     struct fx *f = *state;
@@ -347,6 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cap_and_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_with_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_on_5xx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streaming, setup, teardown),

@@ -24,6 +24,7 @@
 #include "gateway/cfg.h"
 #include "gateway/db.h"
 #include "gateway/httpc.h"
+#include "gateway/reqsig.h"
 #include "gateway/json.h"
 #include "gateway/jws.h"
 #include "gateway/log.h"
@@ -887,6 +888,8 @@ void chan_relay_cancel(struct chan *c, struct chan_relay *r)
 static void on_relayed(void *arg, const struct httpc_resp *hr)
 {
     struct chan_relay *r = arg;
+    if (!hr->err)
+        reqsig_bmac_learn(r->c->app->reqsig, r->peer, hr->captured);
     relay_unlink(r->c, r);
     r->cb(r->arg, hr);
     relay_free(r);
@@ -909,7 +912,7 @@ const char *chan_relay(struct chan *c, struct chan_relay_req *q, chan_relay_cb c
     r->data = q->data;
     r->len = q->len;
     q->data = NULL;
-    int rc = peer_call_raw(app, q->peer, q->path_query, q->headers, r->data, r->len, true,
+    int rc = peer_call_raw(app, q->peer, q->path_query, q->headers, r->data, r->len, true, false,
                            q->timeout_ms, app->cfg->transport_relay_retries, on_relayed, r, &r->h);
     if (rc != 0) {
         relay_free(r);
@@ -957,6 +960,7 @@ struct chan_send {
     long long deadline;        /* the push's own: its timeout from when it came */
     long long not_before;      /* parked until then (0: not parked) */
     int tries;
+    bool bmac_resent;          /* sent again once after a body MAC refusal */
     void *data;
     size_t len;
     chan_send_cb cb;
@@ -971,6 +975,7 @@ struct lane {
     struct chan_send *fly;         /* the messages of the request in flight, in order */
     size_t nfly;
     bool batched;                  /* that request is a batch (else one raw message) */
+    bool bmac;                     /* that request went under a body MAC (gateway/reqsig.h) */
     bool kicking;
     struct httpc_req *h;
     void *body;
@@ -1280,7 +1285,8 @@ static void lane_kick(struct lane *l)
         const char *h[] = {"Content-Type: " CHANBATCH_CONTENT_TYPE, src, dst,
                            "x-ptp-tech-provider-code: BFIA-GW", NULL};
         l->body = b;
-        rc = peer_call_raw(app, p->peer, CHANBATCH_PATH, h, b, bytes, true, tmo,
+        l->bmac = reqsig_bmac_ready(app->reqsig, p->peer, bytes);
+        rc = peer_call_raw(app, p->peer, CHANBATCH_PATH, h, b, bytes, true, true, tmo,
                            app->cfg->transport_relay_retries, on_lane_done, l, &l->h);
         c->relay_batches++;
     } else {
@@ -1306,7 +1312,8 @@ static void lane_kick(struct lane *l)
         hv[k++] = gw_xasprintf("x-ptp-timeout: %lld", s->timeout_ms);
         const char *h[] = {"Content-Type: application/octet-stream", src, dst, hv[0], hv[1], hv[2],
                            hv[3], hv[4], hv[5], NULL};
-        rc = peer_call_raw(app, p->peer, path, h, s->data, s->len, true, tmo,
+        l->bmac = reqsig_bmac_ready(app->reqsig, p->peer, s->len);
+        rc = peer_call_raw(app, p->peer, path, h, s->data, s->len, true, true, tmo,
                            app->cfg->transport_relay_retries, on_lane_done, l, &l->h);
         for (int i = 0; i < k; i++)
             free(hv[i]);
@@ -1390,6 +1397,46 @@ static void unpark(struct lane *l, struct chan_send *pl)
     l->head = h;
 }
 
+/* The messages of a request that did not go, back at the head of their
+ * lane in their order (cancelled ones dropped), and the lane going again. */
+static void requeue_head(struct lane *l, struct chan_send *fly)
+{
+    struct chan_send *t = fly;
+    while (t->next)
+        t = t->next;
+    for (struct chan_send *s = fly; s; s = s->next)
+        s->flying = false;
+    t->next = l->head;
+    if (l->head)
+        l->head->prev = t;
+    else
+        l->tail = t;
+    l->head = fly;
+    for (struct chan_send *s = fly, *prev = NULL; s; prev = s, s = s->next)
+        s->prev = prev;
+    for (struct chan_send *s = l->head, *nx; s; s = nx) {
+        nx = s->next;
+        if (!s->cb) {
+            lane_unlink(l, s);
+            send_free(s);
+        }
+    }
+    lane_kick(l);
+}
+
+/* The peer refused the request for its signature (5004): after a body MAC,
+ * its key changed or it no longer takes MACs (reqsig.h). */
+static bool auth_refused(const struct httpc_resp *hr)
+{
+    if (!hr->body_len || hr->body[0] != '{')
+        return false;
+    cJSON *j = cJSON_ParseWithLength(hr->body, hr->body_len);
+    const cJSON *code = j ? cJSON_GetObjectItemCaseSensitive(j, "code") : NULL;
+    bool r = cJSON_IsNumber(code) && code->valuedouble == 5004;
+    cJSON_Delete(j);
+    return r;
+}
+
 static void on_lane_done(void *arg, const struct httpc_resp *hr)
 {
     struct lane *l = arg;
@@ -1404,6 +1451,28 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
     free(l->body);
     l->body = NULL;
     char msg[320];
+    bool bmac = l->bmac;
+    l->bmac = false;
+    if (!hr->err)
+        reqsig_bmac_learn(c->app->reqsig, p->peer, hr->captured);
+    if (!hr->err && bmac && auth_refused(hr)) {
+        /* a body MAC the peer did not take (its node key changed and it
+         * restarted, or it was rolled back to a gateway without them):
+         * nothing was enqueued; once more, keyed as its answer says (or
+         * with SHA-256) */
+        bool again = true;
+        for (struct chan_send *s = fly; s; s = s->next)
+            again = again && !s->bmac_resent;
+        if (again) {
+            log_kv(LOG_LEVEL_INFO, NULL, "transport.body_mac",
+                   "peer refused the body MAC; sending again keyed as it now says", "peer",
+                   p->peer, "key", hr->captured ? hr->captured : "none (SHA-256)", NULL);
+            for (struct chan_send *s = fly; s; s = s->next)
+                s->bmac_resent = true;
+            requeue_head(l, fly);
+            return;
+        }
+    }
     if (hr->err) {
         /* the peer is down: what waits behind this request in the lane would
          * only wait for the same retries; it fails now too */
@@ -1433,28 +1502,7 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
             log_kv(LOG_LEVEL_WARN, NULL, "transport.nobatch",
                    "peer did not answer a batch; single messages to it for a minute", "peer",
                    p->peer, "status", st, NULL);
-            struct chan_send *t = fly;
-            while (t->next)
-                t = t->next;
-            for (struct chan_send *s = fly; s; s = s->next)
-                s->flying = false;
-            t->next = l->head;
-            if (l->head)
-                l->head->prev = t;
-            else
-                l->tail = t;
-            l->head = fly;
-            for (struct chan_send *s = fly, *prev = NULL; s; prev = s, s = s->next)
-                s->prev = prev;
-            /* cancelled ones need not go */
-            for (struct chan_send *s = l->head, *nx; s; s = nx) {
-                nx = s->next;
-                if (!s->cb) {
-                    lane_unlink(l, s);
-                    send_free(s);
-                }
-            }
-            lane_kick(l);
+            requeue_head(l, fly);
             return;
         }
         size_t i = 0;

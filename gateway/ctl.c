@@ -13,6 +13,7 @@
  *   4  `job status --wait` timed out
  */
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1576,11 +1577,13 @@ static int cmd_token_verify(const struct ctl *c, int n, char **a)
  * node key file (the README's canonical form).  For calling a peer by hand
  * with curl, and for checking a peer's implementation of the signature.
  *   bfiactl request sign --key PEM --from NODE --to NODE [--timestamp MS]
- *                        [--nonce N] METHOD TARGET [BODYFILE|-]
+ *                        [--nonce N] [--body-mac-key KEY] METHOD TARGET [BODYFILE|-]
+ *   --body-mac-key: the receiver's x-bfia-body-mac-key key; the body goes under
+ *   a MAC (reqsig.h) and x-bfia-body-mac is printed too
  */
 static int cmd_request_sign(int n, char **a)
 {
-    const char *key = NULL, *from = NULL, *to = NULL, *ts = NULL, *nonce = NULL;
+    const char *key = NULL, *from = NULL, *to = NULL, *ts = NULL, *nonce = NULL, *bkey = NULL;
     int i = 0;
     for (; i + 1 < n && strncmp(a[i], "--", 2) == 0; i += 2) {
         if (strcmp(a[i], "--key") == 0)
@@ -1593,12 +1596,15 @@ static int cmd_request_sign(int n, char **a)
             ts = a[i + 1];
         else if (strcmp(a[i], "--nonce") == 0)
             nonce = a[i + 1];
+        else if (strcmp(a[i], "--body-mac-key") == 0)
+            bkey = a[i + 1];
         else
             break;
     }
     if (!key || !from || !to || n - i < 2 || n - i > 3) {
         fprintf(stderr, "usage: bfiactl request sign --key PEM --from NODE --to NODE "
-                        "[--timestamp MS] [--nonce N] METHOD TARGET [BODYFILE|-]\n");
+                        "[--timestamp MS] [--nonce N] [--body-mac-key KEY] METHOD TARGET "
+                        "[BODYFILE|-]\n");
         return EXIT_USAGE;
     }
     struct gw_errbuf eb;
@@ -1626,14 +1632,45 @@ static int cmd_request_sign(int n, char **a)
         reqsig_nonce(nb);
         nonce = nb;
     }
-    char *canon = reqsig_canonical(a[i], a[i + 1], from, to, ts, nonce, body, len);
+    char *canon = NULL, line[REQSIG_BMAC_HDR_MAX] = "";
+    if (bkey && nonce != nb) {
+        fprintf(stderr, "bfiactl: --body-mac-key takes a fresh nonce: leave --nonce out\n");
+        free(body);
+        jws_key_free(k);
+        return EXIT_USAGE;
+    }
+    if (bkey) {
+        /* the body under a MAC for the receiver's body key (reqsig.h) */
+        EVP_PKEY *x = NULL;
+        char pub[REQSIG_BMAC_KEY_B64 + 1], tb[REQSIG_BMAC_TAG_B64 + 1];
+        uint8_t sh[32], tag[REQSIG_BMAC_TAG];
+        if (reqsig_bmac_key(k, &x, pub) != 0 || reqsig_bmac_shared(x, bkey, sh) != 0 ||
+            reqsig_bmac_tag(sh, a[i], a[i + 1], from, to, ts, nonce, pub, bkey, body, len, tag) !=
+                0) {
+            fprintf(stderr, "bfiactl: --body-mac-key: not a usable key (43 chars of base64url "
+                            "from x-bfia-body-mac-key)\n");
+            EVP_PKEY_free(x);
+            free(body);
+            jws_key_free(k);
+            return EXIT_USAGE;
+        }
+        EVP_PKEY_free(x);
+        jws_b64url_encode(tag, sizeof(tag), tb);
+        snprintf(line, sizeof(line), "%s;from=%s;to=%s;tag=%s", REQSIG_BMAC_SCHEME, pub, bkey, tb);
+        canon = reqsig_canonical_line(a[i], a[i + 1], from, to, ts, nonce, line);
+    } else {
+        canon = reqsig_canonical(a[i], a[i + 1], from, to, ts, nonce, body, len);
+    }
     char sig[REQSIG_HDR_MAX];
     int rc = reqsig_sign(k, canon, sig);
-    if (rc == 0)
+    if (rc == 0) {
         printf("x-source-node-id: %s\nx-target-node-id: %s\nx-timestamp: %s\nx-nonce: %s\n"
                "x-auth-sign: %s\n", from, to, ts, nonce, sig);
-    else
+        if (*line)
+            printf("x-bfia-body-mac: %s\n", line);
+    } else {
         fprintf(stderr, "bfiactl: signing failed\n");
+    }
     free(canon);
     free(body);
     jws_key_free(k);
@@ -1668,7 +1705,7 @@ static void usage(FILE *out)
             "                       attest.key_publish_s (--now: at once, for a compromise)\n"
             "  key jwk PEM          the public JWK of a key file (for a route's key pin)\n"
             "  request sign --key PEM --from NODE --to NODE [--timestamp MS] [--nonce N]\n"
-            "               METHOD TARGET [BODYFILE|-]\n"
+            "               [--body-mac-key KEY] METHOD TARGET [BODYFILE|-]\n"
             "                       x-* headers of a signed node-to-node request\n"
             "URL defaults to $BFIA_URL or http://127.0.0.1:8080.  --timeout S before the\n"
             "command is the HTTP timeout of each call (default 30).\n"

@@ -24,6 +24,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -549,6 +550,42 @@ enum jws_alg jws_key_alg(const struct jws_key *key)
 bool jws_key_has_private(const struct jws_key *key)
 {
     return key->priv;
+}
+
+int jws_hkdf_sha256(const void *ikm, size_t ikmlen, const void *salt, size_t saltlen,
+                    const void *info, size_t infolen, uint8_t *out, size_t outlen)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+    size_t ol = outlen;
+    bool ok = c && EVP_PKEY_derive_init(c) == 1 && EVP_PKEY_CTX_set_hkdf_md(c, EVP_sha256()) == 1 &&
+              EVP_PKEY_CTX_set1_hkdf_salt(c, salt, (int)saltlen) == 1 &&
+              EVP_PKEY_CTX_set1_hkdf_key(c, ikm, (int)ikmlen) == 1 &&
+              EVP_PKEY_CTX_add1_hkdf_info(c, info, (int)infolen) == 1 &&
+              EVP_PKEY_derive(c, out, &ol) == 1 && ol == outlen;
+    EVP_PKEY_CTX_free(c);
+    return ok ? 0 : -1;
+}
+
+int jws_key_derive_secret(const struct jws_key *key, const char *label, uint8_t out[32])
+{
+    if (!key || !key->priv)
+        return -1;
+    uint8_t d[32];
+    size_t dl = sizeof(d);
+    bool ok;
+    if (key->alg == JWS_ALG_ED25519) {
+        ok = EVP_PKEY_get_raw_private_key(key->pk, d, &dl) == 1 && dl == 32;
+    } else {
+        BIGNUM *bn = NULL;
+        ok = EVP_PKEY_get_bn_param(key->pk, OSSL_PKEY_PARAM_PRIV_KEY, &bn) == 1 &&
+             BN_bn2binpad(bn, d, 32) == 32;
+        BN_clear_free(bn);
+    }
+    static const char salt[] = "BFIA-GW node key derivation v1";
+    if (ok)
+        ok = jws_hkdf_sha256(d, 32, salt, sizeof(salt) - 1, label, strlen(label), out, 32) == 0;
+    OPENSSL_cleanse(d, sizeof(d));
+    return ok ? 0 : -1;
 }
 
 static int key_write(const struct jws_key *key, const char *path, bool durable,

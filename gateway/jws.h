@@ -115,6 +115,20 @@ enum jws_alg jws_key_alg(const struct jws_key *key);
 bool jws_key_has_private(const struct jws_key *key);
 
 /**
+ * HKDF-SHA256 (RFC 5869) of ikm with salt and info into out[outlen].
+ * Returns 0, or -1 when OpenSSL fails.
+ */
+int jws_hkdf_sha256(const void *ikm, size_t ikmlen, const void *salt, size_t saltlen,
+                    const void *info, size_t infolen, uint8_t *out, size_t outlen) GW_MUSTCHECK;
+
+/**
+ * A 32-byte secret derived from the key's private part and label (HKDF over
+ * the private scalar or seed, label as info): stable for the key, different
+ * per label, and telling nothing of the key.  -1 for a public-only key.
+ */
+int jws_key_derive_secret(const struct jws_key *key, const char *label, uint8_t out[32]) GW_MUSTCHECK;
+
+/**
  * Write the private key as PKCS#8 PEM to path, mode 0600 (created with
  * O_CREAT|O_TRUNC|O_NOFOLLOW and fchmod'ed, so an existing file with looser
  * permissions is tightened before the secret is written), then fsync.

@@ -481,7 +481,7 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
     free(q);
     struct reqsig_out sg;
     reqsig_outgoing(app, get ? "GET" : "POST", target, node, js, js ? strlen(js) : 0,
-                    prof == PEER_STANDARD, prof == PEER_KUSCIA, &sg);
+                    prof == PEER_STANDARD, prof == PEER_KUSCIA, false, &sg);
     free(target);
     char h1[128], h2[128], h3[128];
     const char *me = app->cfg->node_id;
@@ -493,7 +493,7 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
                           prof == PEER_KUSCIA ? "x-interconn-protocol: bfia"
                           : sg.sign[0]        ? sg.sign
                                               : NULL,
-                          NULL};
+                          sg.bmac[0] ? sg.bmac : NULL, NULL};
     struct httpc_opts o = {
         .method = get ? "GET" : "POST",
         .url = url,
@@ -527,7 +527,7 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
 
 int peer_call_raw(struct gw_app *app, const char *node, const char *path_query,
                   const char *const *headers, const void *body, size_t len, bool borrow,
-                  long timeout_ms, int retries, httpc_done_cb done, void *arg,
+                  bool body_mac, long timeout_ms, int retries, httpc_done_cb done, void *arg,
                   struct httpc_req **out)
 {
     char *url = NULL;
@@ -537,7 +537,7 @@ int peer_call_raw(struct gw_app *app, const char *node, const char *path_query,
         return rc;
     struct reqsig_out sg;
     reqsig_outgoing(app, "POST", path_query, node, body, len, prof == PEER_STANDARD,
-                    prof == PEER_KUSCIA, &sg);
+                    prof == PEER_KUSCIA, body_mac, &sg);
     char h1[128], h2[128], h3[128];
     const char *me = app->cfg->node_id;
     snprintf(h1, sizeof(h1), "x-source-node-id: %s", me);
@@ -557,6 +557,8 @@ int peer_call_raw(struct gw_app *app, const char *node, const char *path_query,
     hdrs[k++] = sg.nonce;
     if (sg.sign[0])
         hdrs[k++] = sg.sign;
+    if (sg.bmac[0])
+        hdrs[k++] = sg.bmac;
     struct httpc_opts o = {
         .method = "POST",
         .url = url,
@@ -570,6 +572,9 @@ int peer_call_raw(struct gw_app *app, const char *node, const char *path_query,
         .retries = retries,
         .backoff_ms = 200,
         .retry_on_5xx = true,
+        /* which body key it takes (reqsig.h): the caller hands it to
+         * reqsig_bmac_learn */
+        .capture_header = prof == PEER_STANDARD ? "x-bfia-body-mac-key" : NULL,
     };
     rc = httpc_send(app->httpc, &o, done, arg, out);
     free(hdrs);

@@ -114,7 +114,8 @@ int peer_call(struct gw_app *app, const char *node, const char *method, const ch
  */
 int peer_call_raw(struct gw_app *app, const char *node, const char *path_query,
                   const char *const *headers, const void *body, size_t len, bool borrow,
-                  long timeout_ms, int retries, void (*done)(void *arg, const struct httpc_resp *r),
+                  bool body_mac, long timeout_ms, int retries,
+                  void (*done)(void *arg, const struct httpc_resp *r),
                   void *arg, struct httpc_req **out) GW_MUSTCHECK;
 
 /**

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
@@ -58,23 +59,137 @@ static char *sorted_query(const char *q)
     return out;
 }
 
-char *reqsig_canonical(const char *method, const char *target, const char *source,
-                       const char *dest, const char *timestamp, const char *nonce,
-                       const void *body, size_t len)
+char *reqsig_canonical_line(const char *method, const char *target, const char *source,
+                            const char *dest, const char *timestamp, const char *nonce,
+                            const char *bodyline)
 {
     const char *qm = strchr(target, '?');
     size_t plen = qm ? (size_t)(qm - target) : strlen(target);
     char *q = sorted_query(qm ? qm + 1 : NULL);
+    char *out = gw_xasprintf("BFIA-SIGN-V1\n%s\n%.*s\n%s\n%s\n%s\n%s\n%s\n%s", method, (int)plen,
+                             target, q, source, dest, timestamp, nonce, bodyline);
+    free(q);
+    return out;
+}
+
+char *reqsig_canonical(const char *method, const char *target, const char *source,
+                       const char *dest, const char *timestamp, const char *nonce,
+                       const void *body, size_t len)
+{
     unsigned char dg[32];
     unsigned int dl = 0;
     EVP_Digest(len ? body : "", len, dg, &dl, EVP_sha256(), NULL);
     char hex[65];
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", dg[i]);
-    char *out = gw_xasprintf("BFIA-SIGN-V1\n%s\n%.*s\n%s\n%s\n%s\n%s\n%s\n%s", method, (int)plen,
-                             target, q, source, dest, timestamp, nonce, hex);
-    free(q);
-    return out;
+    return reqsig_canonical_line(method, target, source, dest, timestamp, nonce, hex);
+}
+
+/* ---- large bodies: GMAC under a per-request key -------------------------------- */
+int reqsig_bmac_key(const struct jws_key *node_key, EVP_PKEY **out,
+                    char pub[REQSIG_BMAC_KEY_B64 + 1])
+{
+    uint8_t d[32], p[32];
+    size_t pl = sizeof(p);
+    EVP_PKEY *x = NULL;
+    *out = NULL;
+    if (jws_key_derive_secret(node_key, REQSIG_BMAC_SCHEME " key", d) == 0)
+        x = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, d, sizeof(d));
+    OPENSSL_cleanse(d, sizeof(d));
+    if (!x || EVP_PKEY_get_raw_public_key(x, p, &pl) != 1 || pl != 32) {
+        EVP_PKEY_free(x);
+        return -1;
+    }
+    jws_b64url_encode(p, 32, pub);
+    *out = x;
+    return 0;
+}
+
+int reqsig_bmac_shared(EVP_PKEY *own, const char *peer, uint8_t k[32])
+{
+    uint8_t raw[JWS_B64URL_DEC_MAX(REQSIG_BMAC_KEY_B64)];
+    size_t n = 0;
+    if (strlen(peer) != REQSIG_BMAC_KEY_B64 ||
+        jws_b64url_decode(peer, REQSIG_BMAC_KEY_B64, raw, &n) != 0 || n != 32)
+        return -1;
+    EVP_PKEY *pp = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, raw, 32);
+    EVP_PKEY_CTX *c = pp ? EVP_PKEY_CTX_new(own, NULL) : NULL;
+    size_t kl = 32;
+    /* OpenSSL refuses an all-zero result (a low-order peer point) */
+    bool ok = c && EVP_PKEY_derive_init(c) == 1 && EVP_PKEY_derive_set_peer(c, pp) == 1 &&
+              EVP_PKEY_derive(c, k, &kl) == 1 && kl == 32;
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(pp);
+    return ok ? 0 : -1;
+}
+
+
+int reqsig_bmac_tag(const uint8_t shared[32], const char *method, const char *target,
+                    const char *source, const char *dest, const char *timestamp,
+                    const char *nonce, const char *from, const char *to, const void *body,
+                    size_t len, uint8_t tag[REQSIG_BMAC_TAG])
+{
+    /* one key per request: the nonce is new for every request (and the
+     * receiver refuses a repeated one), so a fixed IV is never reused; the
+     * rest of the request's identity is in the key too, should a nonce ever
+     * repeat */
+    char *info = gw_xasprintf("%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s", REQSIG_BMAC_SCHEME, method, target,
+                              source, dest, timestamp, from, to);
+    uint8_t k[32];
+    static const uint8_t iv[12];
+    int rc = jws_hkdf_sha256(shared, 32, nonce, strlen(nonce), info, strlen(info), k, sizeof(k));
+    free(info);
+    if (rc != 0)
+        return -1;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    bool ok = c && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, k, iv) == 1;
+    OPENSSL_cleanse(k, sizeof(k));
+    const unsigned char *p = body;
+    for (size_t off = 0; ok && off < len;) {
+        int n = len - off > (1u << 30) ? 1 << 30 : (int)(len - off), ol = 0;
+        ok = EVP_EncryptUpdate(c, NULL, &ol, p + off, n) == 1; /* AAD only: GMAC */
+        off += (size_t)n;
+    }
+    int ol = 0;
+    uint8_t none[16];
+    ok = ok && EVP_EncryptFinal_ex(c, none, &ol) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, REQSIG_BMAC_TAG, tag) == 1;
+    EVP_CIPHER_CTX_free(c);
+    return ok ? 0 : -1;
+}
+
+/* One "<43 chars of base64url>" + sep at *v into out; advances *v. */
+static bool take_key(const char **v, const char *sep, char out[REQSIG_BMAC_KEY_B64 + 1])
+{
+    size_t kl = REQSIG_BMAC_KEY_B64, sl = strlen(sep), n = 0;
+    uint8_t raw[JWS_B64URL_DEC_MAX(REQSIG_BMAC_KEY_B64)];
+    if (strnlen(*v, kl) < kl || strncmp(*v + kl, sep, sl) != 0 ||
+        jws_b64url_decode(*v, kl, raw, &n) != 0 || n != 32)
+        return false;
+    memcpy(out, *v, kl);
+    out[kl] = '\0';
+    *v += kl + sl;
+    return true;
+}
+
+int reqsig_bmac_parse(const char *value, char from[REQSIG_BMAC_KEY_B64 + 1],
+                      char to[REQSIG_BMAC_KEY_B64 + 1], uint8_t tag[REQSIG_BMAC_TAG],
+                      struct gw_errbuf *eb)
+{
+    /* exactly  GMAC-X25519;from=<43>;to=<43>;tag=<22>  (base64url, no padding) */
+    static const char pre[] = REQSIG_BMAC_SCHEME ";from=";
+    const char *v = value + (strncmp(value, pre, sizeof(pre) - 1) == 0 ? sizeof(pre) - 1 : 0);
+    uint8_t raw[JWS_B64URL_DEC_MAX(REQSIG_BMAC_TAG_B64)];
+    size_t n = 0;
+    if (v != value && take_key(&v, ";to=", from) && take_key(&v, ";tag=", to) &&
+        strlen(v) == REQSIG_BMAC_TAG_B64 && jws_b64url_decode(v, strlen(v), raw, &n) == 0 &&
+        n == REQSIG_BMAC_TAG) {
+        memcpy(tag, raw, REQSIG_BMAC_TAG);
+        return 0;
+    }
+    return gw_errf(eb, GW_EINVAL,
+                   "x-bfia-body-mac must be \"" REQSIG_BMAC_SCHEME
+                   ";from=<key>;to=<key>;tag=<tag>\" (32-byte keys, 16-byte tag, base64url)");
 }
 
 int reqsig_sign(const struct jws_key *key, const char *canonical, char out[REQSIG_HDR_MAX])
@@ -152,9 +267,19 @@ int reqsig_pin_check(const char *text, struct gw_errbuf *eb)
 /* ---- outgoing ---------------------------------------------------------------- */
 
 static const struct jws_key *own_signing_key(const struct reqsig *rs);
+/* one of this node's body MAC keys (reqsig.h) */
+struct bmac_own {
+    char kid[JWS_KID_MAX + 1];
+    EVP_PKEY *x;
+    char pub[REQSIG_BMAC_KEY_B64 + 1];
+    long long retired_ms; /* when a newer key replaced it (monotonic), 0 = current */
+};
+static const struct bmac_own *bmac_current(struct reqsig *rs);
+static int bmac_shared_key(struct reqsig *rs, const char *own, const char *peer, uint8_t k[32]);
+static const char *bmac_peer_key(const struct reqsig *rs, const char *node);
 
 void reqsig_outgoing(struct gw_app *app, const char *method, const char *target, const char *dest,
-                     const void *body, size_t len, bool sign, bool ts_unit_s,
+                     const void *body, size_t len, bool sign, bool ts_unit_s, bool body_mac,
                      struct reqsig_out *out)
 {
     long long now = gw_now_wall_ms();
@@ -164,14 +289,38 @@ void reqsig_outgoing(struct gw_app *app, const char *method, const char *target,
     snprintf(out->ts, sizeof(out->ts), "x-timestamp: %s", ts);
     snprintf(out->nonce, sizeof(out->nonce), "x-nonce: %s", nonce);
     out->sign[0] = '\0';
-    const struct jws_key *key = own_signing_key(app->reqsig);
+    out->bmac[0] = '\0';
+    struct reqsig *rs = app->reqsig;
+    const struct jws_key *key = own_signing_key(rs);
     if (!sign || ts_unit_s || !key)
         return;
-    char *c = reqsig_canonical(method, target, app->cfg->node_id, dest, ts, nonce, body, len);
+    char *c = NULL;
+    const struct bmac_own *bo = body_mac && len >= REQSIG_BMAC_MIN ? bmac_current(rs) : NULL;
+    const char *peer = bo ? bmac_peer_key(rs, dest) : NULL;
+    uint8_t k[32], tag[REQSIG_BMAC_TAG];
+    if (peer && bmac_shared_key(rs, bo->pub, peer, k) == 0 &&
+        reqsig_bmac_tag(k, method, target, app->cfg->node_id, dest, ts, nonce, bo->pub, peer, body,
+                        len, tag) == 0) {
+        char tb[REQSIG_BMAC_TAG_B64 + 1], line[REQSIG_BMAC_HDR_MAX];
+        jws_b64url_encode(tag, sizeof(tag), tb);
+        snprintf(line, sizeof(line), "%s;from=%s;to=%s;tag=%s", REQSIG_BMAC_SCHEME, bo->pub, peer, tb);
+        snprintf(out->bmac, sizeof(out->bmac), "x-bfia-body-mac: %s", line);
+        c = reqsig_canonical_line(method, target, app->cfg->node_id, dest, ts, nonce, line);
+    }
+    OPENSSL_cleanse(k, sizeof(k));
+    if (!c)
+        c = reqsig_canonical(method, target, app->cfg->node_id, dest, ts, nonce, body, len);
     char v[REQSIG_HDR_MAX];
     if (reqsig_sign(key, c, v) == 0)
         snprintf(out->sign, sizeof(out->sign), "x-auth-sign: %s", v);
+    else
+        out->bmac[0] = '\0'; /* no signature: no body MAC either */
     free(c);
+}
+
+bool reqsig_bmac_ready(struct reqsig *rs, const char *node, size_t len)
+{
+    return rs && len >= REQSIG_BMAC_MIN && bmac_current(rs) && bmac_peer_key(rs, node);
 }
 
 /* ---- the verifier -------------------------------------------------------------- */
@@ -205,12 +354,149 @@ struct peer_keys {
     struct peer_keys *next;
 };
 
+/* Body MAC keys (reqsig.h): ours, derived from the node key (the current
+ * one first, then those it replaced in this process's life, which peers may
+ * still name for a while); the shared secrets computed lately; and the key
+ * each peer last said it takes. */
+#define BMAC_OWN_MAX 4
+#define BMAC_SHARED_MAX 32
+/* A replaced body key is taken this long: requests signed before the caller
+ * saw the new one (it learns it from the next answer) */
+#define BMAC_GRACE_MS 60000
+struct bmac_shared {
+    char own[REQSIG_BMAC_KEY_B64 + 1], peer[REQSIG_BMAC_KEY_B64 + 1];
+    uint8_t k[32];
+    unsigned long long used;
+};
+struct bmac_peer {
+    char *node;
+    char pub[REQSIG_BMAC_KEY_B64 + 1];
+    struct bmac_peer *next;
+};
+
 struct reqsig {
     struct gw_app *app;
     struct reqsig_keysrc own;
     struct peer_keys *peers;
     struct jws_replay *replay;
+    struct bmac_own bown[BMAC_OWN_MAX];
+    struct bmac_shared bshared[BMAC_SHARED_MAX];
+    unsigned long long bclock;
+    struct bmac_peer *bpeers;
+    char badvert[sizeof(REQSIG_BMAC_SCHEME) + 5 + REQSIG_BMAC_KEY_B64 + 8];
+    char bfail_kid[JWS_KID_MAX + 1]; /* a node key no body key derives from (not asked again) */
+    unsigned long long bmac_ok, bmac_sha, bmac_refused; /* signed bodies >= REQSIG_BMAC_MIN */
 };
+
+/* Our current body MAC key (derived once per node key), or NULL. */
+static const struct bmac_own *bmac_current(struct reqsig *rs)
+{
+    const struct jws_key *key = own_signing_key(rs);
+    if (!key)
+        return NULL;
+    const char *kid = jws_key_kid(key);
+    if (rs->bown[0].x && strcmp(rs->bown[0].kid, kid) == 0)
+        return &rs->bown[0];
+    if (strcmp(rs->bfail_kid, kid) == 0)
+        return NULL;
+    EVP_PKEY *x = NULL;
+    char pub[REQSIG_BMAC_KEY_B64 + 1];
+    if (reqsig_bmac_key(key, &x, pub) != 0) {
+        snprintf(rs->bfail_kid, sizeof(rs->bfail_kid), "%s", kid);
+        return NULL;
+    }
+    EVP_PKEY_free(rs->bown[BMAC_OWN_MAX - 1].x);
+    memmove(&rs->bown[1], &rs->bown[0], sizeof(rs->bown[0]) * (BMAC_OWN_MAX - 1));
+    if (rs->bown[1].x)
+        rs->bown[1].retired_ms = gw_now_mono_ms();
+    struct bmac_own *o = &rs->bown[0];
+    o->retired_ms = 0;
+    snprintf(o->kid, sizeof(o->kid), "%s", jws_key_kid(key));
+    o->x = x;
+    memcpy(o->pub, pub, sizeof(o->pub));
+    snprintf(rs->badvert, sizeof(rs->badvert), "%s;key=%s", REQSIG_BMAC_SCHEME, o->pub);
+    return o;
+}
+
+void reqsig_bmac_counts(const struct reqsig *rs, unsigned long long *mac, unsigned long long *sha,
+                        unsigned long long *refused)
+{
+    *mac = rs ? rs->bmac_ok : 0;
+    *sha = rs ? rs->bmac_sha : 0;
+    *refused = rs ? rs->bmac_refused : 0;
+}
+
+const char *reqsig_bmac_advert(struct reqsig *rs)
+{
+    return bmac_current(rs) ? rs->badvert : NULL;
+}
+
+/* X25519(own, peer) for two base64url public keys, from the cache or
+ * computed; 0 or -1 (unknown own key, bad peer key, a low-order point). */
+static int bmac_shared_key(struct reqsig *rs, const char *own, const char *peer, uint8_t k[32])
+{
+    /* our key first: current, or replaced within the grace time */
+    const struct bmac_own *o = NULL;
+    long long now = gw_now_mono_ms();
+    for (size_t i = 0; i < BMAC_OWN_MAX && !o; i++)
+        if (rs->bown[i].x && strcmp(rs->bown[i].pub, own) == 0 &&
+            (!rs->bown[i].retired_ms || now - rs->bown[i].retired_ms <= BMAC_GRACE_MS))
+            o = &rs->bown[i];
+    if (!o)
+        return -1;
+    struct bmac_shared *old = &rs->bshared[0];
+    for (size_t i = 0; i < BMAC_SHARED_MAX; i++) {
+        struct bmac_shared *e = &rs->bshared[i];
+        if (e->used && strcmp(e->own, own) == 0 && strcmp(e->peer, peer) == 0) {
+            e->used = ++rs->bclock;
+            memcpy(k, e->k, 32);
+            return 0;
+        }
+        if (e->used < old->used)
+            old = e;
+    }
+    if (reqsig_bmac_shared(o->x, peer, k) != 0)
+        return -1;
+    snprintf(old->own, sizeof(old->own), "%s", own);
+    snprintf(old->peer, sizeof(old->peer), "%s", peer);
+    memcpy(old->k, k, 32);
+    old->used = ++rs->bclock;
+    return 0;
+}
+
+void reqsig_bmac_learn(struct reqsig *rs, const char *node, const char *value)
+{
+    if (!rs || !node)
+        return;
+    static const char pre[] = REQSIG_BMAC_SCHEME ";key=";
+    char pub[REQSIG_BMAC_KEY_B64 + 1] = "";
+    uint8_t raw[JWS_B64URL_DEC_MAX(REQSIG_BMAC_KEY_B64)];
+    size_t n = 0;
+    if (value && strncmp(value, pre, sizeof(pre) - 1) == 0 &&
+        strlen(value + sizeof(pre) - 1) == REQSIG_BMAC_KEY_B64 &&
+        jws_b64url_decode(value + sizeof(pre) - 1, REQSIG_BMAC_KEY_B64, raw, &n) == 0 && n == 32)
+        memcpy(pub, value + sizeof(pre) - 1, REQSIG_BMAC_KEY_B64 + 1);
+    struct bmac_peer **pp = &rs->bpeers;
+    while (*pp && strcmp((*pp)->node, node) != 0)
+        pp = &(*pp)->next;
+    if (!*pp) {
+        if (!*pub)
+            return;
+        *pp = gw_xcalloc(1, sizeof(**pp));
+        (*pp)->node = gw_xstrdup(node);
+    }
+    /* no header (or a malformed one): the peer does not take body MACs (an
+     * older gateway of ours, or one rolled back), SHA-256 from now on */
+    memcpy((*pp)->pub, pub, sizeof(pub));
+}
+
+static const char *bmac_peer_key(const struct reqsig *rs, const char *node)
+{
+    for (const struct bmac_peer *p = rs->bpeers; p; p = p->next)
+        if (strcmp(p->node, node) == 0)
+            return *p->pub ? p->pub : NULL;
+    return NULL;
+}
 
 struct reqsig *reqsig_new(struct gw_app *app, const struct reqsig_keysrc *own)
 {
@@ -274,6 +560,14 @@ void reqsig_free(struct reqsig *rs)
         peer_keys_free(pk);
     }
     jws_replay_free(rs->replay);
+    for (size_t i = 0; i < BMAC_OWN_MAX; i++)
+        EVP_PKEY_free(rs->bown[i].x);
+    OPENSSL_cleanse(rs->bshared, sizeof(rs->bshared));
+    for (struct bmac_peer *p = rs->bpeers, *n; p; p = n) {
+        n = p->next;
+        free(p->node);
+        free(p);
+    }
     free(rs);
 }
 
@@ -559,14 +853,57 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
         return;
     }
     const char *raw = evhttp_request_get_uri(req->ev);
-    char *c = reqsig_canonical(req->method_name, raw ? raw : req->path, caller, target, ts, nonce,
-                               req->body, req->body_len);
+    const char *bmac = header(req, "x-bfia-body-mac");
+    char *c;
+    char from[REQSIG_BMAC_KEY_B64 + 1], to[REQSIG_BMAC_KEY_B64 + 1];
+    uint8_t tag[REQSIG_BMAC_TAG];
+    if (bmac) {
+        /* the body under a MAC keyed by this node's key and the caller's
+         * (reqsig.h): the signature covers the header's value (checked
+         * first, so unsigned junk costs no body pass), then the tag */
+        gw_errbuf_clear(&eb);
+        if (reqsig_bmac_parse(bmac, from, to, tag, &eb) != 0) {
+            refuse(req, done, "%s", eb.msg);
+            return;
+        }
+        c = reqsig_canonical_line(req->method_name, raw ? raw : req->path, caller, target, ts,
+                                  nonce, bmac);
+    } else {
+        c = reqsig_canonical(req->method_name, raw ? raw : req->path, caller, target, ts, nonce,
+                             req->body, req->body_len);
+    }
     bool ok = jws_verify_raw(key, (const uint8_t *)c, strlen(c), sig, 64);
     free(c);
     if (!ok) {
         refuse(req, done, "bad signature: x-auth-sign does not verify with node %s's key %s",
                caller, kid);
         return;
+    }
+    if (bmac) {
+        uint8_t k[32], mine[REQSIG_BMAC_TAG];
+        bmac_current(rs);
+        if (bmac_shared_key(rs, to, from, k) != 0) {
+            rs->bmac_refused++;
+            /* the refusal names the current key: the caller's next request
+             * is keyed right (nothing secret in it) */
+            const char *adv = reqsig_bmac_advert(rs);
+            if (adv) {
+                free(req->bmac_advert);
+                req->bmac_advert = gw_xstrdup(adv);
+            }
+            refuse(req, done, "x-bfia-body-mac is keyed for %s, which is not this node's body key "
+                              "(%s; the node key changed?): send again, the answer names the "
+                              "current one", to, rs->bown[0].x ? rs->bown[0].pub : "none");
+            return;
+        }
+        int trc = reqsig_bmac_tag(k, req->method_name, raw ? raw : req->path, caller, target, ts,
+                                  nonce, from, to, req->body, req->body_len, mine);
+        OPENSSL_cleanse(k, sizeof(k));
+        if (trc != 0 || CRYPTO_memcmp(tag, mine, sizeof(tag)) != 0) {
+            rs->bmac_refused++;
+            refuse(req, done, "body does not match x-bfia-body-mac (altered on the way?)");
+            return;
+        }
     }
     int rc = jws_replay_insert(rs->replay, caller, nonce, (t + win) / 1000 + 1, now / 1000);
     if (rc == GW_ECONFLICT) {
@@ -576,6 +913,16 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
     if (rc != 0) {
         refuse(req, done, "replay cache is full; retry later");
         return;
+    }
+    if (bmac)
+        rs->bmac_ok++;
+    else if (req->body_len >= REQSIG_BMAC_MIN)
+        rs->bmac_sha++;
+    /* a signed caller learns which body key this node takes (reqsig.h) */
+    const char *adv = reqsig_bmac_advert(rs);
+    if (adv) {
+        free(req->bmac_advert);
+        req->bmac_advert = gw_xstrdup(adv);
     }
     done(req, 0, NULL);
 }

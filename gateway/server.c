@@ -80,6 +80,7 @@ static void req_free(struct gw_req *req)
     free(req->body);
     free(req->trace_id);
     free(req->caller);
+    free(req->bmac_advert);
     free(req->agent_sock);
     free(req);
 }
@@ -379,6 +380,8 @@ void server_reply(struct gw_req *req, int http_status, const char *content_type,
     evhttp_add_header(oh, "X-Request-Id", req->req_id);
     for (size_t i = 0; extra_headers && extra_headers[i] && extra_headers[i + 1]; i += 2)
         evhttp_add_header(oh, extra_headers[i], extra_headers[i + 1]);
+    if (req->bmac_advert)
+        evhttp_add_header(oh, "x-bfia-body-mac-key", req->bmac_advert);
     struct evbuffer *b = evbuffer_new();
     if (!b)
         abort();

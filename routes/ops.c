@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/reqsig.h"
 #include "gateway/app.h"
 #include "gateway/cfg.h"
 #include "gateway/db.h"
@@ -77,6 +78,15 @@ void ops_metrics(struct gw_req *req)
     }
     metrics_render(app->metrics, out);
     chan_metrics(app->chan, out);
+    unsigned long long bm, bs, br;
+    reqsig_bmac_counts(app->reqsig, &bm, &bs, &br);
+    fprintf(out,
+            "# HELP gateway_signed_bodies_total Signed requests of 64 KiB and more, by how their body was checked (reqsig.h).\n"
+            "# TYPE gateway_signed_bodies_total counter\n"
+            "gateway_signed_bodies_total{check=\"gmac\"} %llu\n"
+            "gateway_signed_bodies_total{check=\"sha256\"} %llu\n"
+            "gateway_signed_bodies_total{check=\"gmac_refused\"} %llu\n",
+            bm, bs, br);
     struct db_stats st;
     db_pool_stats(app->db, &st);
     fprintf(out,

@@ -2,7 +2,7 @@
  * fuzz_reqsig.c - x-auth-sign handling (gateway/reqsig.c) on hostile input:
  * the header value parser, the canonical form built from a request's method,
  * target (path and query), node ids, timestamp, nonce and body, and the
- * route key pin check.  Input: newline-separated fields
+ * route key pin check, the x-bfia-body-mac parser.  Input: newline-separated fields
  *   x-auth-sign value, method, target, source, dest, timestamp, nonce, body
  * A canonical string signed with a fixed key must parse back and verify.
  */
@@ -48,6 +48,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strlen(kid) == 0 || strlen(kid) > 64)
             abort();
     } else if (!eb.msg[0]) {
+        abort();
+    }
+
+    /* the first field as an x-bfia-body-mac value too: a value that parses
+     * prints back to itself */
+    char from[REQSIG_BMAC_KEY_B64 + 1], to[REQSIG_BMAC_KEY_B64 + 1];
+    uint8_t tag[REQSIG_BMAC_TAG];
+    gw_errbuf_clear(&eb);
+    if (reqsig_bmac_parse(f[0], from, to, tag, &eb) == 0) {
+        char tb[REQSIG_BMAC_TAG_B64 + 1], line[REQSIG_BMAC_HDR_MAX];
+        jws_b64url_encode(tag, sizeof(tag), tb);
+        snprintf(line, sizeof(line), "%s;from=%s;to=%s;tag=%s", REQSIG_BMAC_SCHEME, from, to, tb);
+        if (strlen(from) != REQSIG_BMAC_KEY_B64 || strcmp(line, f[0]) != 0)
+            abort();
+    } else if (!strstr(eb.msg, "x-bfia-body-mac")) {
         abort();
     }
 

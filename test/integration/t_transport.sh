@@ -360,11 +360,93 @@ expect same_job_other_task_sees_nothing "$($TOOL pop "$UB" "$Z1H" "session_$Z" $
 expect same_job_own_task_reads "$($TOOL pop "$UB" "$Z0H" "session_$Z" $A "host.0-guest.0" "$D/got" raw 5)" "E0000000000 2"
 
 # a 100 MiB message across nodes
+gb0=$(metric "$PB" 'gateway_signed_bodies_total{check="gmac"}')
 head -c $((100 * MB)) /dev/urandom >"$D/hundred"
 expect mib100_push "$($TOOL push "$UA" "$XG" "$SX" $B big "$D/hundred")" E0000000000
 expect mib100_pop "$($TOOL pop "$UB" "$XH" "$SX" $A big "$D/got" raw 30)" "E0000000000 $((100 * MB))"
 check mib100_bytes_exact cmp -s "$D/hundred" "$D/got"
 rm -f "$D/hundred" "$D/got"
+
+# Large bodies between our gateways go under a body MAC (gateway/reqsig.h)
+# once the receiver has named its body key: the 100 MiB message above did.
+expect mib100_under_body_mac "$(metric "$PB" 'gateway_signed_bodies_total{check="gmac"}')" $((gb0 + 1))
+# B names its key in the answer to a signed request
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST /v1/interconn/chan/transport "$D/bsig" >"$D/hsig"
+set -- -s -D "$D/bhdr" -o /dev/null -H 'Content-Type: application/x-bfia-chan-batch' -H "x-ptp-source-node-id: $A"
+while IFS= read -r _h; do set -- "$@" -H "$_h"; done <"$D/hsig"
+curl "$@" --data-binary @"$D/bsig" "$BT"
+BKEY=$(tr -d '\r' <"$D/bhdr" | awk -F': ' 'tolower($1) == "x-bfia-body-mac-key" {print $2}' | sed -n 's/^GMAC-X25519;key=//p')
+expect body_key_named "${#BKEY}" 43
+for i in 1 2 3; do $TOOL pop "$UB" "$XH" "$SX" $A bsig "$D/got" raw 1 >/dev/null; done
+head -c $((200 * 1024)) /dev/urandom >"$D/m200"
+cp "$D/m200" "$D/m200x"
+printf 'X' | dd of="$D/m200x" bs=1 seek=100000 conv=notrunc 2>/dev/null
+$TOOL batch "$D/bmac" "$SX" "$TX" bmac "$D/m200"
+$TOOL batch "$D/bmacx" "$SX" "$TX" bmac "$D/m200x"
+g0=$(metric "$PB" 'gateway_signed_bodies_total{check="gmac"}')
+r0=$(metric "$PB" 'gateway_signed_bodies_total{check="gmac_refused"}')
+# signed by hand under B's key: accepted, the bytes arrive
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B --body-mac-key "$BKEY" POST /v1/interconn/chan/transport "$D/bmac" >"$D/hmac"
+expect body_mac_header_printed "$(grep -c '^x-bfia-body-mac: GMAC-X25519;from=' "$D/hmac")" 1
+sigpost "$D/bmac" "$D/hmac"
+expect body_mac_accepted "$($TOOL batchanswer "$D/bans" 1)" "E0000000000 E0000000000"
+expect body_mac_popped "$($TOOL pop "$UB" "$XH" "$SX" $A bmac "$D/got" raw 5)" "E0000000000 $((200 * 1024))"
+check body_mac_bytes_exact cmp -s "$D/m200" "$D/got"
+expect body_mac_counted "$(metric "$PB" 'gateway_signed_bodies_total{check="gmac"}')" $((g0 + 1))
+# the same request again: a replay
+sigpost "$D/bmac" "$D/hmac"
+jq -r .msg "$D/bans" 2>/dev/null | grep -q 'replayed nonce' && pass body_mac_replay_refused ||
+    fail body_mac_replay_refused "$(cat "$D/bans")"
+# its header dropped (the signature covers the MAC line, not a hash)
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B --body-mac-key "$BKEY" POST /v1/interconn/chan/transport "$D/bmac" >"$D/hmac"
+grep -v '^x-bfia-body-mac:' "$D/hmac" >"$D/hmac2"
+sigpost "$D/bmac" "$D/hmac2"
+expect body_mac_header_dropped_refused "$(jq -r .code "$D/bans" 2>/dev/null)" 5004
+# a valid-looking header added to a request signed over the hash
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST /v1/interconn/chan/transport "$D/bmac" >"$D/hmac2"
+grep '^x-bfia-body-mac:' "$D/hmac" >>"$D/hmac2"
+sigpost "$D/bmac" "$D/hmac2"
+expect body_mac_header_added_refused "$(jq -r .code "$D/bans" 2>/dev/null)" 5004
+expect body_mac_forms_not_enqueued "$($TOOL peek "$UB" "$XH" "$SX" $A bmac "$D/got")" "E0000000000 0"
+# a caller that knows no body key (a gateway of ours from before it) still
+# signs large bodies with SHA-256: accepted
+s0=$(metric "$PB" 'gateway_signed_bodies_total{check="sha256"}')
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST /v1/interconn/chan/transport "$D/bmac" >"$D/hmac"
+sigpost "$D/bmac" "$D/hmac"
+expect body_sha_still_accepted "$($TOOL batchanswer "$D/bans" 1)" "E0000000000 E0000000000"
+expect body_sha_counted "$(metric "$PB" 'gateway_signed_bodies_total{check="sha256"}')" $((s0 + 1))
+expect body_sha_popped "$($TOOL pop "$UB" "$XH" "$SX" $A bmac "$D/got" raw 5)" "E0000000000 $((200 * 1024))"
+# headers signed for one body on a body one byte different: refused, nothing enqueued
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B --body-mac-key "$BKEY" POST /v1/interconn/chan/transport "$D/bmac" >"$D/hmac"
+sigpost "$D/bmacx" "$D/hmac"
+expect body_mac_tampered_refused "$(jq -r .code "$D/bans" 2>/dev/null)" 5004
+jq -r .msg "$D/bans" 2>/dev/null | grep -q 'does not match x-bfia-body-mac' && pass body_mac_tampered_says_why ||
+    fail body_mac_tampered_says_why "$(cat "$D/bans")"
+expect body_mac_tampered_not_enqueued "$($TOOL peek "$UB" "$XH" "$SX" $A bmac "$D/got")" "E0000000000 0"
+# keyed for a key that is not B's (a node key changed): refused, naming B's current key
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B --body-mac-key q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA POST /v1/interconn/chan/transport "$D/bmac" >"$D/hmac"
+set -- -s -D "$D/bhdr" -o "$D/bans" -H 'Content-Type: application/x-bfia-chan-batch' -H "x-ptp-source-node-id: $A"
+while IFS= read -r _h; do set -- "$@" -H "$_h"; done <"$D/hmac"
+curl "$@" --data-binary @"$D/bmac" "$BT"
+expect body_mac_other_key_refused "$(jq -r .code "$D/bans" 2>/dev/null)" 5004
+jq -r .msg "$D/bans" 2>/dev/null | grep -q 'not this node.s body key' && pass body_mac_other_key_says_why ||
+    fail body_mac_other_key_says_why "$(cat "$D/bans")"
+grep -qi "^x-bfia-body-mac-key: GMAC-X25519;key=$BKEY" "$D/bhdr" && pass body_mac_refusal_names_key ||
+    fail body_mac_refusal_names_key "$(cat "$D/bhdr")"
+# a malformed header value
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B POST /v1/interconn/chan/transport "$D/bmac" >"$D/hmac"
+echo "x-bfia-body-mac: GMAC-X25519;from=short;to=short;tag=x" >>"$D/hmac"
+sigpost "$D/bmac" "$D/hmac"
+expect body_mac_malformed_refused "$(jq -r .code "$D/bans" 2>/dev/null)" 5004
+jq -r .msg "$D/bans" 2>/dev/null | grep -q 'x-bfia-body-mac must be' && pass body_mac_malformed_says_why ||
+    fail body_mac_malformed_says_why "$(cat "$D/bans")"
+expect body_mac_refusals_counted "$(metric "$PB" 'gateway_signed_bodies_total{check="gmac_refused"}')" $((r0 + 2))
+"$CTL_BIN" request sign --key "$KA" --from $A --to $B --nonce abcdefgh12 --body-mac-key "$BKEY" POST /v1/interconn/chan/transport "$D/bmac" >/dev/null 2>"$D/err"
+expect body_mac_fixed_nonce_refused_by_ctl "$?" 2
+grep -q 'fresh nonce' "$D/err" && pass body_mac_fixed_nonce_says_why || fail body_mac_fixed_nonce_says_why "$(cat "$D/err")"
+expect body_mac_nothing_enqueued "$($TOOL peek "$UB" "$XH" "$SX" $A bmac "$D/got")" "E0000000000 0"
+gw_ready "$PB" 5
+expect body_mac_node_up "$?" 0
 
 # 10,000 small messages in order, consumer running alongside
 ($TOOL popmany "$UB" "$XH" "$SX" $A many 10000 100 >"$D/many.out") &
@@ -486,10 +568,30 @@ expect peer_down_job_failed "$out" failed
 why=$(psql_db xa -c "SELECT log_tail FROM t_task WHERE job_id='$PD'")
 case "$why" in *E0000000607*) pass peer_down_reason_visible ;; *) fail peer_down_reason_visible "log tail: $why" ;; esac
 [ $((t1 - t0)) -le 40 ] && pass peer_down_bounded || fail peer_down_bounded "$((t1 - t0)) s"
+mv "$T_ROOT/xb/data/keys/node-es256.pem" "$T_ROOT/xb-old-key.pem"
 node_start xb $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_TRANSPORT_BODY_MAX=$((110 * MB)) \
     GW_TRANSPORT_SESSION_BYTES=$((120 * MB)) GW_TRANSPORT_TOTAL_BYTES=$((300 * MB))
 gw_ready "$PB" 30
 expect b_back "$?" 0
+# B came back with a new node key, so a new body key; A forgot the old one
+# when B, draining, answered without it: SHA-256 first, then A knows the new
+# one.  B dies (-9, no answer at all) and comes back with yet another key:
+# A still holds the second, B refuses it naming the third, A sends the
+# message again under that.
+head -c $MB /dev/urandom >"$D/one"
+expect new_key_first_push "$($TOOL push "$UA" "$Z0G" "session_$Z" $B newkey "$D/one")" E0000000000
+expect new_key_first_under_sha "$(metric "$PB" 'gateway_signed_bodies_total{check="sha256"}')" 1
+kill -9 "$(gw_pid xb)"
+wait "$(gw_pid xb)" 2>/dev/null
+mv "$T_ROOT/xb/data/keys/node-es256.pem" "$T_ROOT/xb-old-key2.pem"
+node_start xb $B "$PB" "$R" GW_SCHED_POLL_MS=200 GW_TRANSPORT_BODY_MAX=$((110 * MB)) \
+    GW_TRANSPORT_SESSION_BYTES=$((120 * MB)) GW_TRANSPORT_TOTAL_BYTES=$((300 * MB))
+gw_ready "$PB" 30
+expect b_back_new_key "$?" 0
+expect new_key_push_sent_again "$($TOOL push "$UA" "$Z0G" "session_$Z" $B newkey "$D/one")" E0000000000
+expect new_key_old_refused_once "$(metric "$PB" 'gateway_signed_bodies_total{check="gmac_refused"}')" 1
+expect new_key_then_taken "$(metric "$PB" 'gateway_signed_bodies_total{check="gmac"}')" 1
+grep -q 'transport.body_mac' "$T_ROOT/xa.log" && pass new_key_resend_logged || fail new_key_resend_logged "no transport.body_mac line in A's log"
 api POST "$PA" /v1/platform/schedule/job/stop_all "{\"job_id\":\"$Z\"}" >/dev/null
 
 # --- a gateway killed (-9) mid-transfer: both sides fail in bounded time ----------------

@@ -1017,6 +1017,18 @@ static void lane_unlink(struct lane *l, struct chan_send *s)
     s->prev = s->next = NULL;
 }
 
+/* Add s at the tail of the chain head..tail. */
+static void chain_append(struct chan_send **head, struct chan_send **tail, struct chan_send *s)
+{
+    s->prev = *tail;
+    s->next = NULL;
+    if (*tail)
+        (*tail)->next = s;
+    else
+        *head = s;
+    *tail = s;
+}
+
 static void on_kick(evutil_socket_t fd, short what, void *arg);
 
 static struct peerq *peerq_get(struct chan *c, const char *peer)
@@ -1101,12 +1113,7 @@ const char *chan_send(struct chan *c, struct chan_send_req *r, chan_send_cb cb, 
     s->arg = arg;
     struct lane *l = &p->lanes[lane_of(s->session, s->scope, s->topic) % (unsigned)p->nlanes];
     s->lane = l;
-    s->prev = l->tail;
-    if (l->tail)
-        l->tail->next = s;
-    else
-        l->head = s;
-    l->tail = s;
+    chain_append(&l->head, &l->tail, s);
     /* Sent on the next turn of the loop, not now: pushes that arrive in the
      * same turn go together, and no callback runs inside this call. */
     if (!l->h && !l->kicking) {
@@ -1188,11 +1195,7 @@ static void lane_expire(struct lane *l, long long now)
             continue;
         lane_unlink(l, s);
         s->flying = true;
-        if (dl)
-            dl->next = s;
-        else
-            done = s;
-        dl = s;
+        chain_append(&done, &dl, s);
     }
     finish_all(done, CHAN_E_FULL, "buffer full: no room at the receiving node within the timeout");
 }
@@ -1251,12 +1254,7 @@ static void lane_kick(struct lane *l)
             wait = s->timeout_ms;
         lane_unlink(l, s);
         s->flying = true;
-        if (last)
-            last->next = s;
-        else
-            fly = s;
-        s->prev = last;
-        last = s;
+        chain_append(&fly, &last, s);
     }
     if (!n) {
         /* every queue of the lane is parked: again when the first may go */
@@ -1354,38 +1352,26 @@ static bool park(struct chan *c, struct chan_send *s, const char *code, long lon
     if (!s->tries++)
         c->relay_parked++; /* messages, not attempts */
     s->not_before = now + (d < PARK_MAX_MS ? d : PARK_MAX_MS);
-    s->next = NULL;
-    s->prev = *pt;
-    if (*pt)
-        (*pt)->next = s;
-    else
-        *pl = s;
-    *pt = s;
+    chain_append(pl, pt, s);
     return true;
 }
 
-/* Put the parked chain pl back at the head of l, in its order (each is the
- * oldest message of its queue); those cancelled meanwhile (by a callback of
- * this answer) need not go. */
-static void unpark(struct lane *l, struct chan_send *pl)
+/* The messages of list (a request's, or parked ones) back at the head of
+ * their lane in their order; those cancelled meanwhile (by a callback of
+ * this answer) need not go.  parked: they may run out of time there. */
+static void lane_return(struct lane *l, struct chan_send *list, bool parked)
 {
     struct chan_send *h = NULL, *t = NULL;
-    for (struct chan_send *s = pl, *nx; s; s = nx) {
+    for (struct chan_send *s = list, *nx; s; s = nx) {
         nx = s->next;
         if (!s->cb) {
             send_free(s);
             continue;
         }
         s->flying = false;
-        if (s->deadline > l->parked_until)
+        if (parked && s->deadline > l->parked_until)
             l->parked_until = s->deadline;
-        s->prev = t;
-        s->next = NULL;
-        if (t)
-            t->next = s;
-        else
-            h = s;
-        t = s;
+        chain_append(&h, &t, s);
     }
     if (!h)
         return;
@@ -1397,40 +1383,13 @@ static void unpark(struct lane *l, struct chan_send *pl)
     l->head = h;
 }
 
-/* The messages of a request that did not go, back at the head of their
- * lane in their order (cancelled ones dropped), and the lane going again. */
-static void requeue_head(struct lane *l, struct chan_send *fly)
-{
-    struct chan_send *t = fly;
-    while (t->next)
-        t = t->next;
-    for (struct chan_send *s = fly; s; s = s->next)
-        s->flying = false;
-    t->next = l->head;
-    if (l->head)
-        l->head->prev = t;
-    else
-        l->tail = t;
-    l->head = fly;
-    for (struct chan_send *s = fly, *prev = NULL; s; prev = s, s = s->next)
-        s->prev = prev;
-    for (struct chan_send *s = l->head, *nx; s; s = nx) {
-        nx = s->next;
-        if (!s->cb) {
-            lane_unlink(l, s);
-            send_free(s);
-        }
-    }
-    lane_kick(l);
-}
-
 /* The peer refused the request for its signature (5004): after a body MAC,
  * its key changed or it no longer takes MACs (reqsig.h). */
 static bool auth_refused(const struct httpc_resp *hr)
 {
     if (!hr->body_len || hr->body[0] != '{')
         return false;
-    cJSON *j = cJSON_ParseWithLength(hr->body, hr->body_len);
+    cJSON *j = json_parse(hr->body, hr->body_len, NULL);
     const cJSON *code = j ? cJSON_GetObjectItemCaseSensitive(j, "code") : NULL;
     bool r = cJSON_IsNumber(code) && code->valuedouble == 5004;
     cJSON_Delete(j);
@@ -1469,7 +1428,8 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
                    p->peer, "key", hr->captured ? hr->captured : "none (SHA-256)", NULL);
             for (struct chan_send *s = fly; s; s = s->next)
                 s->bmac_resent = true;
-            requeue_head(l, fly);
+            lane_return(l, fly, false);
+            lane_kick(l);
             return;
         }
     }
@@ -1502,7 +1462,8 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
             log_kv(LOG_LEVEL_WARN, NULL, "transport.nobatch",
                    "peer did not answer a batch; single messages to it for a minute", "peer",
                    p->peer, "status", st, NULL);
-            requeue_head(l, fly);
+            lane_return(l, fly, false);
+            lane_kick(l);
             return;
         }
         size_t i = 0;
@@ -1523,7 +1484,7 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
             send_free(s);
         }
         free(res);
-        unpark(l, pl);
+        lane_return(l, pl, true);
     } else {
         char code[32];
         if (!c->raw_answer ||
@@ -1534,7 +1495,7 @@ static void on_lane_done(void *arg, const struct httpc_resp *hr)
         }
         struct chan_send *pl = NULL, *pt = NULL;
         if (park(c, fly, code, chan_now(), &pl, &pt)) {
-            unpark(l, pl);
+            lane_return(l, pl, true);
         } else {
             chan_relay_done(c, strcmp(code, CHAN_OK) == 0);
             finish_all(fly, code, msg);

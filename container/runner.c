@@ -1325,11 +1325,11 @@ static void on_rec_list(void *arg, const struct docker_result *res)
      * with this node id means two live installations share the id on this
      * engine: refuse to start rather than fight over containers. */
     r->rec_containers = cJSON_CreateArray();
+    const char *mine = r->env.install_id ? r->env.install_id : "";
     const cJSON *c;
     cJSON_ArrayForEach(c, res->json)
     {
         const char *inst = label_of(c, "org.bfia.install");
-        const char *mine = r->env.install_id ? r->env.install_id : "";
         if (!inst || !*mine || strcmp(inst, mine) == 0) {
             cJSON_AddItemToArray(r->rec_containers, cJSON_Duplicate(c, true));
             continue;

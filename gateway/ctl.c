@@ -1642,7 +1642,7 @@ static int cmd_request_sign(int n, char **a)
     if (bkey) {
         /* the body under a MAC for the receiver's body key (reqsig.h) */
         EVP_PKEY *x = NULL;
-        char pub[REQSIG_BMAC_KEY_B64 + 1], tb[REQSIG_BMAC_TAG_B64 + 1];
+        char pub[REQSIG_BMAC_KEY_B64 + 1];
         uint8_t sh[32], tag[REQSIG_BMAC_TAG];
         if (reqsig_bmac_key(k, &x, pub) != 0 || reqsig_bmac_shared(x, bkey, sh) != 0 ||
             reqsig_bmac_tag(sh, a[i], a[i + 1], from, to, ts, nonce, pub, bkey, body, len, tag) !=
@@ -1655,8 +1655,7 @@ static int cmd_request_sign(int n, char **a)
             return EXIT_USAGE;
         }
         EVP_PKEY_free(x);
-        jws_b64url_encode(tag, sizeof(tag), tb);
-        snprintf(line, sizeof(line), "%s;from=%s;to=%s;tag=%s", REQSIG_BMAC_SCHEME, pub, bkey, tb);
+        reqsig_bmac_line(pub, bkey, tag, line);
         canon = reqsig_canonical_line(a[i], a[i + 1], from, to, ts, nonce, line);
     } else {
         canon = reqsig_canonical(a[i], a[i + 1], from, to, ts, nonce, body, len);

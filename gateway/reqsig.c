@@ -105,12 +105,18 @@ int reqsig_bmac_key(const struct jws_key *node_key, EVP_PKEY **out,
     return 0;
 }
 
+/* The 32 bytes of the body key named by the first 43 chars of s (base64url). */
+static bool key_decode(const char *s, uint8_t raw[JWS_B64URL_DEC_MAX(REQSIG_BMAC_KEY_B64)])
+{
+    size_t n = 0;
+    return strnlen(s, REQSIG_BMAC_KEY_B64) == REQSIG_BMAC_KEY_B64 &&
+           jws_b64url_decode(s, REQSIG_BMAC_KEY_B64, raw, &n) == 0 && n == 32;
+}
+
 int reqsig_bmac_shared(EVP_PKEY *own, const char *peer, uint8_t k[32])
 {
     uint8_t raw[JWS_B64URL_DEC_MAX(REQSIG_BMAC_KEY_B64)];
-    size_t n = 0;
-    if (strlen(peer) != REQSIG_BMAC_KEY_B64 ||
-        jws_b64url_decode(peer, REQSIG_BMAC_KEY_B64, raw, &n) != 0 || n != 32)
+    if (strlen(peer) != REQSIG_BMAC_KEY_B64 || !key_decode(peer, raw))
         return -1;
     EVP_PKEY *pp = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, raw, 32);
     EVP_PKEY_CTX *c = pp ? EVP_PKEY_CTX_new(own, NULL) : NULL;
@@ -122,7 +128,6 @@ int reqsig_bmac_shared(EVP_PKEY *own, const char *peer, uint8_t k[32])
     EVP_PKEY_free(pp);
     return ok ? 0 : -1;
 }
-
 
 int reqsig_bmac_tag(const uint8_t shared[32], const char *method, const char *target,
                     const char *source, const char *dest, const char *timestamp,
@@ -161,10 +166,9 @@ int reqsig_bmac_tag(const uint8_t shared[32], const char *method, const char *ta
 /* One "<43 chars of base64url>" + sep at *v into out; advances *v. */
 static bool take_key(const char **v, const char *sep, char out[REQSIG_BMAC_KEY_B64 + 1])
 {
-    size_t kl = REQSIG_BMAC_KEY_B64, sl = strlen(sep), n = 0;
+    size_t kl = REQSIG_BMAC_KEY_B64, sl = strlen(sep);
     uint8_t raw[JWS_B64URL_DEC_MAX(REQSIG_BMAC_KEY_B64)];
-    if (strnlen(*v, kl) < kl || strncmp(*v + kl, sep, sl) != 0 ||
-        jws_b64url_decode(*v, kl, raw, &n) != 0 || n != 32)
+    if (!key_decode(*v, raw) || strncmp(*v + kl, sep, sl) != 0)
         return false;
     memcpy(out, *v, kl);
     out[kl] = '\0';
@@ -190,6 +194,14 @@ int reqsig_bmac_parse(const char *value, char from[REQSIG_BMAC_KEY_B64 + 1],
     return gw_errf(eb, GW_EINVAL,
                    "x-bfia-body-mac must be \"" REQSIG_BMAC_SCHEME
                    ";from=<key>;to=<key>;tag=<tag>\" (32-byte keys, 16-byte tag, base64url)");
+}
+
+void reqsig_bmac_line(const char *from, const char *to, const uint8_t tag[REQSIG_BMAC_TAG],
+                      char out[REQSIG_BMAC_HDR_MAX])
+{
+    char tb[REQSIG_BMAC_TAG_B64 + 1];
+    jws_b64url_encode(tag, REQSIG_BMAC_TAG, tb);
+    snprintf(out, REQSIG_BMAC_HDR_MAX, "%s;from=%s;to=%s;tag=%s", REQSIG_BMAC_SCHEME, from, to, tb);
 }
 
 int reqsig_sign(const struct jws_key *key, const char *canonical, char out[REQSIG_HDR_MAX])
@@ -301,9 +313,8 @@ void reqsig_outgoing(struct gw_app *app, const char *method, const char *target,
     if (peer && bmac_shared_key(rs, bo->pub, peer, k) == 0 &&
         reqsig_bmac_tag(k, method, target, app->cfg->node_id, dest, ts, nonce, bo->pub, peer, body,
                         len, tag) == 0) {
-        char tb[REQSIG_BMAC_TAG_B64 + 1], line[REQSIG_BMAC_HDR_MAX];
-        jws_b64url_encode(tag, sizeof(tag), tb);
-        snprintf(line, sizeof(line), "%s;from=%s;to=%s;tag=%s", REQSIG_BMAC_SCHEME, bo->pub, peer, tb);
+        char line[REQSIG_BMAC_HDR_MAX];
+        reqsig_bmac_line(bo->pub, peer, tag, line);
         snprintf(out->bmac, sizeof(out->bmac), "x-bfia-body-mac: %s", line);
         c = reqsig_canonical_line(method, target, app->cfg->node_id, dest, ts, nonce, line);
     }
@@ -411,7 +422,7 @@ static const struct bmac_own *bmac_current(struct reqsig *rs)
         rs->bown[1].retired_ms = gw_now_mono_ms();
     struct bmac_own *o = &rs->bown[0];
     o->retired_ms = 0;
-    snprintf(o->kid, sizeof(o->kid), "%s", jws_key_kid(key));
+    snprintf(o->kid, sizeof(o->kid), "%s", kid);
     o->x = x;
     memcpy(o->pub, pub, sizeof(o->pub));
     snprintf(rs->badvert, sizeof(rs->badvert), "%s;key=%s", REQSIG_BMAC_SCHEME, o->pub);
@@ -471,11 +482,9 @@ void reqsig_bmac_learn(struct reqsig *rs, const char *node, const char *value)
     static const char pre[] = REQSIG_BMAC_SCHEME ";key=";
     char pub[REQSIG_BMAC_KEY_B64 + 1] = "";
     uint8_t raw[JWS_B64URL_DEC_MAX(REQSIG_BMAC_KEY_B64)];
-    size_t n = 0;
-    if (value && strncmp(value, pre, sizeof(pre) - 1) == 0 &&
-        strlen(value + sizeof(pre) - 1) == REQSIG_BMAC_KEY_B64 &&
-        jws_b64url_decode(value + sizeof(pre) - 1, REQSIG_BMAC_KEY_B64, raw, &n) == 0 && n == 32)
-        memcpy(pub, value + sizeof(pre) - 1, REQSIG_BMAC_KEY_B64 + 1);
+    const char *k = value && strncmp(value, pre, sizeof(pre) - 1) == 0 ? value + sizeof(pre) - 1 : NULL;
+    if (k && strlen(k) == REQSIG_BMAC_KEY_B64 && key_decode(k, raw))
+        memcpy(pub, k, sizeof(pub));
     struct bmac_peer **pp = &rs->bpeers;
     while (*pp && strcmp((*pp)->node, node) != 0)
         pp = &(*pp)->next;
@@ -886,11 +895,7 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
             rs->bmac_refused++;
             /* the refusal names the current key: the caller's next request
              * is keyed right (nothing secret in it) */
-            const char *adv = reqsig_bmac_advert(rs);
-            if (adv) {
-                free(req->bmac_advert);
-                req->bmac_advert = gw_xstrdup(adv);
-            }
+            req->bmac_advert = true;
             refuse(req, done, "x-bfia-body-mac is keyed for %s, which is not this node's body key "
                               "(%s; the node key changed?): send again, the answer names the "
                               "current one", to, rs->bown[0].x ? rs->bown[0].pub : "none");
@@ -919,11 +924,7 @@ static void check(struct reqsig *rs, struct gw_req *req, reqsig_done done, bool 
     else if (req->body_len >= REQSIG_BMAC_MIN)
         rs->bmac_sha++;
     /* a signed caller learns which body key this node takes (reqsig.h) */
-    const char *adv = reqsig_bmac_advert(rs);
-    if (adv) {
-        free(req->bmac_advert);
-        req->bmac_advert = gw_xstrdup(adv);
-    }
+    req->bmac_advert = true;
     done(req, 0, NULL);
 }
 

@@ -127,6 +127,10 @@ int reqsig_bmac_tag(const uint8_t shared[32], const char *method, const char *ta
                     const char *nonce, const char *from, const char *to, const void *body,
                     size_t len, uint8_t tag[REQSIG_BMAC_TAG]) GW_MUSTCHECK;
 
+/** The x-bfia-body-mac value for these keys and tag (the canonical's last line). */
+void reqsig_bmac_line(const char *from, const char *to, const uint8_t tag[REQSIG_BMAC_TAG],
+                      char out[REQSIG_BMAC_HDR_MAX]);
+
 /** Split an x-bfia-body-mac value.  0, or GW_EINVAL with eb saying what is wrong. */
 int reqsig_bmac_parse(const char *value, char from[REQSIG_BMAC_KEY_B64 + 1],
                       char to[REQSIG_BMAC_KEY_B64 + 1], uint8_t tag[REQSIG_BMAC_TAG],

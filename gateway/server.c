@@ -31,6 +31,7 @@
 #include "conn.h"
 #include "json.h"
 #include "metrics.h"
+#include "reqsig.h"
 #include "spool.h"
 #include <event2/listener.h>
 
@@ -80,7 +81,6 @@ static void req_free(struct gw_req *req)
     free(req->body);
     free(req->trace_id);
     free(req->caller);
-    free(req->bmac_advert);
     free(req->agent_sock);
     free(req);
 }
@@ -380,8 +380,9 @@ void server_reply(struct gw_req *req, int http_status, const char *content_type,
     evhttp_add_header(oh, "X-Request-Id", req->req_id);
     for (size_t i = 0; extra_headers && extra_headers[i] && extra_headers[i + 1]; i += 2)
         evhttp_add_header(oh, extra_headers[i], extra_headers[i + 1]);
-    if (req->bmac_advert)
-        evhttp_add_header(oh, "x-bfia-body-mac-key", req->bmac_advert);
+    const char *adv = req->bmac_advert ? reqsig_bmac_advert(srv->app->reqsig) : NULL;
+    if (adv)
+        evhttp_add_header(oh, "x-bfia-body-mac-key", adv);
     struct evbuffer *b = evbuffer_new();
     if (!b)
         abort();

@@ -52,7 +52,7 @@ struct gw_req {
     char req_id[24];
     char *trace_id;            /* from x-trace-id, owned */
     char *caller;              /* caller node id from x-source-node-id/x-node-id/x_node_id */
-    char *bmac_advert;         /* x-bfia-body-mac-key for a signed caller's answer (reqsig.h) */
+    bool bmac_advert;          /* answer names this node's body key (reqsig.h: a signed caller) */
     char *agent_sock;          /* task-socket server only: the socket's path ("" unknown) */
     struct log_ctx log;
     long long start_us;

@@ -109,9 +109,10 @@ static void deliver_rows(struct call *c, int err, const struct db_res *res, cons
     struct db_rows r = {.err = err, .msg = err ? errmsg : ""};
     const char **v = NULL;
     const char *moved = c->moved_col > 0 && !err ? res_get(res, 0, c->moved_col) : NULL;
-    if (moved && atoll(moved) > 0 && c->entity) {
+    long long nmoved = moved ? atoll(moved) : 0;
+    if (nmoved > 0 && c->entity) {
         struct log_ctx lc = {.node_id = c->st->node_id, .job_id = c->log_id};
-        note_change(c, &lc, c->entity, c->log_id, NULL, c->to, c->to, atoll(moved));
+        note_change(c, &lc, c->entity, c->log_id, NULL, c->to, c->to, nmoved);
     }
     if (!err && res) {
         r.n = db_res_rows(res);
@@ -156,11 +157,12 @@ static void deliver_view(struct call *c, int err, const struct db_res *res, cons
 static void deliver_tasks(struct call *c, int err, const struct db_res *res, const char *errmsg)
 {
     const char *jobs = err ? NULL : res_get(res, 0, 3); /* t_job rows finished with it */
-    if (jobs && atoll(jobs) > 0) {
+    long long njobs = jobs ? atoll(jobs) : 0;
+    if (njobs > 0) {
         struct log_ctx lc = {.node_id = c->st->node_id,
                              .job_id = c->log_id ? c->log_id : res_get(res, 1, 0)};
         const char *fin = job_state_name(JOB_STATE_FINISHED);
-        note_change(c, &lc, "job", lc.job_id, NULL, fin, fin, atoll(jobs));
+        note_change(c, &lc, "job", lc.job_id, NULL, fin, fin, njobs);
     }
     if (!err) {
         for (int i = 1; i < db_res_rows(res); i++) {
